@@ -1,0 +1,190 @@
+#include "formats/safetensors.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "base/error.h"
+#include "base/half.h"
+#include "formats/checkpoint.h"
+#include "formats/checkpoint_writer.h"
+#include "test_util.h"
+
+namespace awq {
+namespace {
+
+void write_raw(const std::string& path, const std::string& header, size_t data_bytes, int64_t claimed_len = -1) {
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = claimed_len >= 0 ? uint64_t(claimed_len) : header.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out.write(header.data(), std::streamsize(header.size()));
+  std::string zeros(data_bytes, '\0');
+  out.write(zeros.data(), std::streamsize(zeros.size()));
+}
+
+std::string error_of(const std::string& path) {
+  try {
+    SafetensorsFile f(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Safetensors, RoundTripAllFloatTypes) {
+  const auto dir = test::scratch_dir("st_roundtrip");
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(3 * 5);
+  for (auto& x : v) x = nd(rng);
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  w.add_f32_as("a.f32", DType::F32, {3, 5}, v);
+  w.add_f32_as("a.f16", DType::F16, {3, 5}, v);
+  w.add_f32_as("a.bf16", DType::BF16, {15}, v);
+  w.add("i", DType::I32, {2}, std::vector<uint8_t>{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff});
+  const std::string path = (dir / "x.safetensors").string();
+  w.write(path);
+  SafetensorsFile f(path);
+  EXPECT_EQ(f.metadata().at("format"), "pt");
+  ASSERT_EQ(f.tensors().size(), 4u);
+  const TensorInfo* t = f.find("a.f16");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->shape, (std::vector<int64_t>{3, 5}));
+  std::vector<float> back(15);
+  convert_to_f32(DType::F32, f.find("a.f32")->data, 15, back.data());
+  EXPECT_EQ(back, v);
+  convert_to_f32(DType::F16, t->data, 15, back.data());
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(back[size_t(i)], round_to_f16(v[size_t(i)]));
+  convert_to_f32(DType::BF16, f.find("a.bf16")->data, 15, back.data());
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(back[size_t(i)], bf16_to_f32(f32_to_bf16(v[size_t(i)])));
+  int32_t iv[2];
+  std::memcpy(iv, f.find("i")->data, 8);
+  EXPECT_EQ(iv[0], 1);
+  EXPECT_EQ(iv[1], -1);
+  // The data buffer starts 8-aligned and tensors are packed without holes, as the reference requires.
+  uint64_t n;
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(&n), 8);
+  EXPECT_EQ(n % 8, 0u);
+  EXPECT_EQ(std::filesystem::file_size(path), 8 + n + 15 * 4 + 15 * 2 + 15 * 2 + 8);
+}
+
+TEST(Safetensors, TruncatedFile) {
+  const auto dir = test::scratch_dir("st_trunc");
+  const std::string p = (dir / "t.safetensors").string();
+  { std::ofstream(p, std::ios::binary) << "abc"; }
+  EXPECT_NE(error_of(p).find("truncated"), std::string::npos) << error_of(p);
+  EXPECT_NE(error_of(p).find(p), std::string::npos);
+}
+
+TEST(Safetensors, HeaderLengthPastEnd) {
+  const auto dir = test::scratch_dir("st_hlen");
+  const std::string p = (dir / "t.safetensors").string();
+  write_raw(p, "{}", 0, 1000);
+  EXPECT_NE(error_of(p).find("runs past the end"), std::string::npos) << error_of(p);
+}
+
+TEST(Safetensors, DataTruncated) {
+  const auto dir = test::scratch_dir("st_data");
+  const std::string p = (dir / "t.safetensors").string();
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8);
+  const std::string e = error_of(p);
+  EXPECT_NE(e.find("'w'"), std::string::npos) << e;
+  EXPECT_NE(e.find("out of range"), std::string::npos) << e;
+}
+
+TEST(Safetensors, OverlappingOffsets) {
+  const auto dir = test::scratch_dir("st_overlap");
+  const std::string p = (dir / "t.safetensors").string();
+  write_raw(p,
+            R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+            16);
+  const std::string e = error_of(p);
+  EXPECT_NE(e.find("overlap"), std::string::npos) << e;
+  EXPECT_NE(e.find("'a'"), std::string::npos) << e;
+}
+
+TEST(Safetensors, UnknownDtype) {
+  const auto dir = test::scratch_dir("st_dtype");
+  const std::string p = (dir / "t.safetensors").string();
+  write_raw(p, R"({"w":{"dtype":"F8_E9","shape":[4],"data_offsets":[0,4]}})", 4);
+  const std::string e = error_of(p);
+  EXPECT_NE(e.find("unknown dtype 'F8_E9'"), std::string::npos) << e;
+}
+
+TEST(Safetensors, ShapeDoesNotMatchBytes) {
+  const auto dir = test::scratch_dir("st_shape");
+  const std::string p = (dir / "t.safetensors").string();
+  write_raw(p, R"({"w":{"dtype":"F16","shape":[3,3],"data_offsets":[0,16]}})", 16);
+  const std::string e = error_of(p);
+  EXPECT_NE(e.find("needs 18 bytes"), std::string::npos) << e;
+}
+
+TEST(Safetensors, InvalidJson) {
+  const auto dir = test::scratch_dir("st_json");
+  const std::string p = (dir / "t.safetensors").string();
+  write_raw(p, R"({"w":{"dtype":)", 0);
+  EXPECT_NE(error_of(p).find("not valid JSON"), std::string::npos) << error_of(p);
+}
+
+TEST(Checkpoint, ShardedWriteAndRead) {
+  const auto dir = test::scratch_dir("ckpt_sharded");
+  const std::string out = (dir / "model").string();
+  std::vector<float> v(1000);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  {
+    StagedDir staged(out);
+    CheckpointWriter w(staged, 5000);  // 1250 floats per shard at most
+    for (int i = 0; i < 5; ++i) w.add_f32_as(fmt::format("t{}", i), DType::F32, {10, 100}, v);
+    w.finish();
+    EXPECT_FALSE(std::filesystem::exists(out));  // nothing visible before commit
+    staged.commit();
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir / "model" / "model-00001-of-00005.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "model" / "model.safetensors.index.json"));
+  Checkpoint c = Checkpoint::open(out);
+  EXPECT_EQ(c.names().size(), 5u);
+  Mat m = c.read_mat("t3", 10, 100);
+  EXPECT_EQ(m.data, v);
+  try {
+    c.read_mat("t3", 100, 10);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has shape [10, 100], expected [100, 10]"), std::string::npos) << e.what();
+  }
+  try {
+    c.get("missing.weight");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'missing.weight' not found"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, IndexNamesMissingShard) {
+  const auto dir = test::scratch_dir("ckpt_badindex");
+  std::ofstream(dir / "model.safetensors.index.json")
+      << R"({"metadata":{},"weight_map":{"a":"model-00001-of-00002.safetensors"}})";
+  try {
+    Checkpoint::open(dir.string());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, NoWeightsInDirectory) {
+  const auto dir = test::scratch_dir("ckpt_empty");
+  try {
+    Checkpoint::open(dir.string());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no model.safetensors"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace awq
