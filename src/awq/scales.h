@@ -1,0 +1,64 @@
+// AWQ's per-channel scale candidates (awq-spec §1.6–§1.9) and the search over them. Everything
+// here is pure arithmetic on vectors, so it is tested on hand-made numbers; the pipeline supplies
+// the loss of a candidate by running the inspected module.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/mat.h"
+
+namespace awq {
+
+// x-only: s = x̄^α (llm-awq, the paper). duo: s = x̄^α / (w̄^(1-α) + 1e-4) (AutoAWQ's default).
+// both: the two grids together (40 evaluations), so the result is never worse than either.
+enum class ScaleMode { X, Duo, Both };
+ScaleMode parse_scale_mode(const std::string& s);  // "x" | "duo" | "both"
+const char* scale_mode_name(ScaleMode m);
+
+struct ScaleCandidate {
+  bool identity = false;  // s ≡ 1 (what round-to-nearest sees)
+  bool duo = false;
+  float alpha = 0.0f;
+  std::string label() const;  // "identity", "x a=0.45", "duo a=0.30"
+};
+
+// The candidates in evaluation order. x: α = i/20, i = 0..19 (α = 0 is the identity); duo: the
+// identity, then duo α = i/20, i = 0..19; both: the x grid then the duo grid.
+std::vector<ScaleCandidate> scale_grid(ScaleMode mode, int n_grid = 20);
+
+// x̄_j = mean over rows of |x_j| (f32 result, accumulated in double in a fixed order).
+std::vector<float> mean_abs_columns(const Mat& x);
+
+// w̄ (duo): the group's weights stacked along the output dim, each run of `group_size` consecutive
+// input elements of a row divided by its abs-max (+1e-6), then averaged over all rows. group_size
+// -1 means the whole row. All matrices must have the same number of columns.
+std::vector<float> weight_mean_normalized(std::span<const Mat* const> ws, int64_t group_size);
+
+// The candidate's scale vector: clamp(formula, 1e-4), divided by sqrt(max·min), nan/inf → 1.
+std::vector<float> candidate_scales(std::span<const float> x_mean, std::span<const float> w_mean,
+                                    const ScaleCandidate& c);
+
+struct ScaleSearchResult {
+  ScaleCandidate best;
+  std::vector<float> scales;   // the chosen s
+  double loss = 0;             // its loss
+  double identity_loss = 0;    // loss of s ≡ 1 (= round-to-nearest on this group)
+  std::vector<double> losses;  // per candidate, in grid order
+};
+
+// Evaluates every candidate (loss_of may run candidates concurrently: see `parallel`), keeps the
+// first with the strictly smallest finite loss. Throws awq::Error naming `what` if no loss is
+// finite. With `parallel`, candidates run on the thread pool (each loss_of call must then be
+// self-contained); the result does not depend on the thread count either way.
+ScaleSearchResult search_scales(std::span<const float> x_mean, std::span<const float> w_mean,
+                                ScaleMode mode,
+                                const std::function<double(const std::vector<float>& s)>& loss_of,
+                                bool parallel, const std::string& what);
+
+// Mean squared difference of two equally long arrays, accumulated in double over fixed chunks.
+double mean_squared_error(const float* a, const float* b, int64_t n);
+
+}  // namespace awq
