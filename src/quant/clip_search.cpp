@@ -1,0 +1,151 @@
+#include "quant/clip_search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "quant/group_kernels.h"
+
+namespace awq {
+namespace {
+
+// Index of the first NaN or infinity in p[0, n), or -1. The block test vectorizes; the exact
+// position is looked for only in a bad block.
+int64_t first_nonfinite(const float* p, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t i1 = std::min(n, i0 + kBlock);
+    uint32_t bad = 0;
+    for (int64_t i = i0; i < i1; ++i) {
+      uint32_t b;
+      std::memcpy(&b, p + i, 4);
+      bad |= uint32_t((b & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad) {
+      for (int64_t i = i0; i < i1; ++i) {
+        if (!std::isfinite(p[i])) return i;
+      }
+    }
+  }
+  return -1;
+}
+
+// Factors the Gram matrix G (upper triangle of s, g x g, destroyed) as U^T U with U upper
+// triangular, written as f32 into u (g x g, zero below the diagonal). G is only semidefinite
+// (tokens < group, channels that never fire, repeated channels): a pivot below 1e-12 of its own
+// diagonal means the column is, to double precision, a combination of earlier ones; its row of U
+// is left zero, which drops a direction whose contribution is that small.
+void cholesky_upper(double* s, int g, float* u) {
+  std::vector<double> diag(static_cast<size_t>(g)), row(static_cast<size_t>(g));
+  for (int i = 0; i < g; ++i) diag[size_t(i)] = s[size_t(i) * g + i];
+  std::fill(u, u + size_t(g) * g, 0.0f);
+  for (int i = 0; i < g; ++i) {
+    double* si = s + size_t(i) * g;
+    const double piv = si[i];
+    if (!(piv > 1e-12 * diag[size_t(i)])) continue;
+    const double r = std::sqrt(piv);
+    for (int j = i; j < g; ++j) {
+      row[size_t(j)] = si[j] / r;
+      u[size_t(i) * g + j] = float(row[size_t(j)]);
+    }
+    for (int a = i + 1; a < g; ++a) {  // Schur complement: S[a][b] -= U[i][a] U[i][b], b >= a
+      const double ua = row[size_t(a)];
+      if (ua == 0.0) continue;
+      double* sa = s + size_t(a) * g;
+      for (int b = a; b < g; ++b) sa[b] -= ua * row[size_t(b)];
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
+                               const QuantSpec& spec, const ClipOptions& opts,
+                               const std::string& tensor) {
+  spec.validate(in, tensor);
+  AWQ_CHECK(out >= 0 && t >= 0, "tensor '{}': clip search on {} rows and {} tokens", tensor, out,
+            t);
+  AWQ_CHECK(opts.n_grid >= 1 && opts.max_shrink >= 0.0f && opts.max_shrink <= 1.0f,
+            "tensor '{}': clip search needs n_grid >= 1 and max_shrink in [0, 1], got {} and {}",
+            tensor, opts.n_grid, opts.max_shrink);
+  if (const int64_t i = first_nonfinite(w, out * in); i >= 0)
+    fail("tensor '{}': weight at (row {}, col {}) is {}", tensor, i / in, i % in, w[i]);
+  if (const int64_t i = first_nonfinite(x, t * in); i >= 0)
+    fail("tensor '{}': calibration input at (token {}, channel {}) is {}", tensor, i / in, i % in,
+         x[i]);
+
+  const int g = spec.group_for(in);
+  const int64_t ng = in / g;
+  // Candidates as the reference: range(int(max_shrink * n_grid)); none tried means m0 is kept.
+  const int n_cand = std::max(1, int(opts.max_shrink * float(opts.n_grid)));
+  std::vector<float> shrink(static_cast<size_t>(n_cand));
+  for (int c = 0; c < n_cand; ++c) shrink[size_t(c)] = float(1.0 - double(c) / opts.n_grid);
+
+  const qk::KernelTable& kern = qk::kernels();
+  qk::ClipJob job;
+  job.w = w;
+  job.out = out;
+  job.in = in;
+  job.group = g;
+  job.bits = spec.bits;
+  job.zero_point = spec.zero_point;
+  job.n_cand = n_cand;
+  job.shrink = shrink.data();
+
+  // The objective's matrix per group: U (g x g, from G = X_g^T X_g) when that is cheaper than
+  // X_g itself (t x g).
+  std::vector<const float*> a(size_t(ng), nullptr);
+  std::vector<float> u;
+  job.triangular = t > 0 && int64_t(g) < 2 * t;
+  if (job.triangular) {
+    u.resize(size_t(ng) * g * g);
+    parallel_for(ng, 1, [&](int64_t k0, int64_t k1) {
+      std::vector<double> scratch(kern.gram_scratch_doubles(t, g)), gm(size_t(g) * g);
+      for (int64_t k = k0; k < k1; ++k) {
+        kern.gram(x + k * g, t, in, g, scratch.data(), gm.data());
+        cholesky_upper(gm.data(), g, u.data() + size_t(k) * g * g);
+      }
+    });
+    for (int64_t k = 0; k < ng; ++k) a[size_t(k)] = u.data() + size_t(k) * g * g;
+    job.a_rows = g;
+    job.a_stride = g;
+  } else {
+    for (int64_t k = 0; k < ng && t > 0; ++k) a[size_t(k)] = x + k * g;
+    job.a_rows = t;
+    job.a_stride = in;
+  }
+  job.a = a.data();
+
+  std::vector<float> max_val(static_cast<size_t>(out * ng));
+  const int64_t lanes = kern.lanes, n_batches = (out + lanes - 1) / lanes;
+  parallel_for(n_batches, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> scratch(kern.clip_scratch_floats(job));
+    for (int64_t b = b0; b < b1; ++b)
+      kern.clip_batch(job, b * lanes, scratch.data(), max_val.data());
+  });
+  return max_val;
+}
+
+void apply_clip(float* w, int64_t out, int64_t in, const std::vector<float>& max_val, int group) {
+  const int64_t g = group == -1 ? in : group;
+  AWQ_CHECK(g > 0 && in % g == 0, "apply_clip: group {} does not divide the width {}", group, in);
+  const int64_t ng = in / g;
+  AWQ_CHECK(int64_t(max_val.size()) == out * ng,
+            "apply_clip: {} clip values for a [{}, {}] weight in groups of {} (expected {})",
+            max_val.size(), out, in, g, out * ng);
+  parallel_for(out, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t k = 0; k < ng; ++k) {
+        const float m = max_val[size_t(r * ng + k)];
+        AWQ_CHECK(m >= 0.0f, "apply_clip: clip value {} at (row {}, group {}) is negative", m, r,
+                  k);
+        float* p = w + r * in + k * g;
+        for (int64_t i = 0; i < g; ++i) p[i] = std::min(std::max(p[i], -m), m);
+      }
+    }
+  });
+}
+
+}  // namespace awq

@@ -1,0 +1,59 @@
+#include "quant/group_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "base/half.h"
+#include "base/sysinfo.h"
+
+namespace awq::qk {
+
+GroupParams group_params(float minv, float maxv, int bits, bool zero_point) {
+  if (!zero_point) {
+    const float absmax = std::max(maxv, -minv);
+    const float scale = round_to_f16(std::max(absmax, 1e-5f) / float((1 << (bits - 1)) - 1));
+    return {scale, float(1 << (bits - 1))};
+  }
+  const int maxq = (1 << bits) - 1;
+  const float scale = round_to_f16(std::max(maxv - minv, 1e-5f) / float(maxq));
+  // -round(min / scale), clamped. The clamp to +-2^20 first keeps the conversion defined and
+  // cannot change the result (the zero is clamped to [0, 255] anyway).
+  const float y = std::clamp(minv / scale, -1048576.0f, 1048576.0f);
+  const int zero = std::clamp(-int(std::nearbyint(y)), 0, maxq);
+  return {scale, float(zero)};
+}
+
+namespace {
+
+bool usable(const KernelTable& t) {
+  const CpuFeatures& f = cpu_features();
+  if (std::strcmp(t.name, "avx512") == 0)
+    return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx2 && f.fma && f.f16c;
+  if (std::strcmp(t.name, "avx2") == 0) return f.avx2 && f.fma && f.f16c;
+  return true;
+}
+
+}  // namespace
+
+std::vector<const KernelTable*> usable_kernels() {
+  std::vector<const KernelTable*> out;
+  for (const KernelTable* t : {&generic_table(), &avx2_table(), &avx512_table()}) {
+    if (usable(*t)) out.push_back(t);
+  }
+  return out;
+}
+
+const KernelTable* kernels_named(const char* name) {
+  for (const KernelTable* t : usable_kernels()) {
+    if (std::strcmp(t->name, name) == 0) return t;
+  }
+  return nullptr;
+}
+
+const KernelTable& kernels() {
+  static const KernelTable* best = usable_kernels().back();
+  return *best;
+}
+
+}  // namespace awq::qk
