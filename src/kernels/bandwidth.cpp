@@ -1,0 +1,66 @@
+#include "kernels/bandwidth.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "kernels/kernel_table.h"
+
+namespace awq::kernels {
+
+// The probe runs its own threads instead of awq::parallel_for: it must use exactly `threads`
+// threads, whatever the size of the process-wide pool, and each thread must stream one long
+// contiguous slice (as a decode kernel does), not many small chunks.
+double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes) {
+  threads = std::max(1, threads);
+  if (buffer_bytes <= 0) {
+    const char* env = std::getenv("AWQ_BW_BYTES");
+    buffer_bytes = env ? std::atoll(env) : (int64_t(1) << 30);
+  }
+  const int64_t per_thread = std::max<int64_t>(buffer_bytes / threads / 4096, 1) * 1024;  // floats
+  const int64_t n = per_thread * threads;
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> buf(static_cast<float*>(std::aligned_alloc(64, size_t(n) * 4)));
+  AWQ_CHECK(buf != nullptr, "bandwidth probe: cannot allocate {} bytes", n * 4);
+  float* p = buf.get();
+  const auto& k = detail::active_table();
+
+  std::vector<double> gbs;
+  std::atomic<float> sink{0.0f};
+  for (int run = 0; run < 6; ++run) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        float* slice = p + t * per_thread;
+        if (run == 0) std::memset(slice, 0, size_t(per_thread) * 4);  // first touch by its reader
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) {
+        }
+        const float s = k.sum_f32(slice, per_thread);
+        float cur = sink.load();
+        while (!sink.compare_exchange_weak(cur, cur + s)) {
+        }
+      });
+    }
+    while (ready.load() < threads) std::this_thread::yield();
+    const auto t0 = std::chrono::steady_clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& th : pool) th.join();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (run > 0) gbs.push_back(double(n) * 4 / dt / 1e9);  // run 0 also faulted the pages in
+  }
+  std::sort(gbs.begin(), gbs.end());
+  return gbs[gbs.size() / 2];
+}
+
+}  // namespace awq::kernels

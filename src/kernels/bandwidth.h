@@ -1,0 +1,12 @@
+// A memory read-bandwidth probe: the roofline that decode speed is measured against.
+#pragma once
+#include <cstdint>
+
+namespace awq::kernels {
+
+// Sums a buffer much larger than the last-level cache with `threads` threads (each its own
+// contiguous slice) and returns the median over a few runs, in GB/s (1e9 bytes/s). The buffer
+// is `buffer_bytes` (default 1 GiB, or AWQ_BW_BYTES).
+double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes = 0);
+
+}  // namespace awq::kernels

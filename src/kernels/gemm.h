@@ -1,0 +1,24 @@
+// Dense matrix products for f32, f16 and bf16 weights.
+//
+// All of them compute y[n, out] = x[n, in] · W[out, in]^T (+ bias[out] when bias != nullptr), with
+// x, W and y row-major and W as Hugging Face stores it (one row per output feature). Activations
+// and results are always f32. Work is split over fixed chunks of output rows (awq::parallel_for),
+// so the result is bit-identical for any thread count.
+#pragma once
+#include <cstdint>
+
+namespace awq::kernels {
+
+// OpenBLAS sgemm, single-threaded inside, parallel over fixed chunks of `out`.
+void gemm_f32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, const float* bias,
+              float* y);
+
+// W holds IEEE half / bfloat16 bits and may point straight into an mmapped file (2-byte aligned
+// is enough). Small n streams W once with a SIMD dot-product kernel (decode is memory-bound);
+// large n converts chunks of W to f32 and runs sgemm.
+void gemm_f16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in,
+              const float* bias, float* y);
+void gemm_bf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in,
+               const float* bias, float* y);
+
+}  // namespace awq::kernels
