@@ -1,0 +1,270 @@
+#include "model/block.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "kernels/w4.h"
+#include "model/awq_dequant.h"
+
+namespace awq {
+namespace {
+
+// [out, in] of each linear role.
+std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
+  switch (r) {
+    case LinearRole::Q:
+      return {c.q_dim(), c.hidden_size};
+    case LinearRole::K:
+    case LinearRole::V:
+      return {c.kv_dim(), c.hidden_size};
+    case LinearRole::O:
+      return {c.hidden_size, c.q_dim()};
+    case LinearRole::Gate:
+    case LinearRole::Up:
+      return {c.intermediate_size, c.hidden_size};
+    case LinearRole::Down:
+      return {c.hidden_size, c.intermediate_size};
+  }
+  return {0, 0};
+}
+
+bool bias_required(const ModelConfig& c, LinearRole r) {
+  switch (r) {
+    case LinearRole::Q:
+    case LinearRole::K:
+    case LinearRole::V:
+      return c.attention_bias;
+    case LinearRole::O:
+      return c.o_bias;
+    default:
+      return c.mlp_bias;
+  }
+}
+
+bool is_float_dtype(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::F64;
+}
+
+const TensorInfo& float_tensor(const Checkpoint& ck, const std::string& name,
+                               const std::vector<int64_t>& shape) {
+  const TensorInfo& t = ck.get(name, shape);
+  AWQ_CHECK(is_float_dtype(t.dtype), "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16",
+            t.file, name, dtype_name(t.dtype));
+  return t;
+}
+
+bool is_awq_quantized(const Checkpoint& ck, const ModelConfig& cfg, const std::string& name) {
+  if (!cfg.quant) return false;
+  return ck.has(name + ".qweight");
+}
+
+// Loads one linear in the form `opts` asks for.
+Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
+                   int64_t layer, LinearRole r, const LoadOptions& opts) {
+  const bool native = opts.weights != WeightForm::F32;
+  const std::string name = arch.linear_name(layer, r);
+  const auto [out, in] = linear_shape(cfg, r);
+  Linear l;
+  l.in = in;
+  l.out = out;
+  if (is_awq_quantized(ck, cfg, name)) {
+    if (opts.weights == WeightForm::W4) {
+      const QuantizedMatrix q = read_awq_linear(ck, name, *cfg.quant, out, in);
+      kernels::W4Source src;
+      src.out = out;
+      src.in = in;
+      src.group = q.group == in ? -1 : q.group;
+      src.codes = q.codes.data();
+      src.scales = q.scales.data();
+      src.zeros = q.zeros.data();
+      try {
+        l.w4 = std::make_shared<const kernels::W4Matrix>(kernels::W4Matrix::pack(src));
+      } catch (const Error& e) {
+        fail("{}: '{}' cannot run on the 4-bit kernels: {}", ck.dir(), name, e.what());
+      }
+      l.w4a8 = opts.w4a8;
+    } else {
+      l.w = dequantize_awq_linear(ck, name, *cfg.quant, out, in);
+    }
+  } else {
+    const TensorInfo& t = float_tensor(ck, name + ".weight", {out, in});
+    if (native && (t.dtype == DType::F16 || t.dtype == DType::BF16) &&
+        reinterpret_cast<uintptr_t>(t.data) % 2 == 0) {
+      l.w16 = reinterpret_cast<const uint16_t*>(t.data);
+      l.w16_type = t.dtype;
+    } else if (native && t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0) {
+      l.w32 = reinterpret_cast<const float*>(t.data);
+    } else {
+      l.w.resize(out, in);
+      convert_to_f32(t.dtype, t.data, out * in, l.w.data.data());
+    }
+  }
+  const std::string bias = name + ".bias";
+  if (bias_required(cfg, r) || ck.has(bias)) {
+    float_tensor(ck, bias, {out});
+    l.bias = ck.read_vec(bias, out);
+  }
+  return l;
+}
+
+}  // namespace
+
+BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
+                        int64_t layer, const LoadOptions& opts) {
+  AWQ_CHECK(layer >= 0 && layer < cfg.num_hidden_layers,
+            "{}: block {} does not exist (the model has {})", ck.dir(), layer,
+            cfg.num_hidden_layers);
+  BlockWeights b;
+  const std::string an = arch.norm_name(layer, NormRole::Attn),
+                    mn = arch.norm_name(layer, NormRole::Mlp);
+  float_tensor(ck, an, {cfg.hidden_size});
+  float_tensor(ck, mn, {cfg.hidden_size});
+  b.attn_norm = ck.read_vec(an, cfg.hidden_size);
+  b.mlp_norm = ck.read_vec(mn, cfg.hidden_size);
+  for (LinearRole r : kAllLinearRoles) b[r] = load_linear(ck, cfg, arch, layer, r, opts);
+  return b;
+}
+
+namespace {
+
+// RoPE on every head of every row: row r is at position pos0 + r % T.
+void apply_rope(const ModelConfig& c, Mat& m, int64_t n_heads, int64_t T, int64_t pos0) {
+  const int64_t hd = c.head_dim;
+  const auto table = rope_table(hd, c.rope_theta, pos0 + T);
+  parallel_for(m.rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t pos = pos0 + r % T;
+      for (int64_t h = 0; h < n_heads; ++h)
+        rope_rotate_half(m.row(r) + h * hd, hd, table->cos_at(pos), table->sin_at(pos));
+    }
+  });
+}
+
+void check_block(const ModelConfig& c, const BlockWeights& w) {
+  for (LinearRole r : kAllLinearRoles) {
+    const auto [out, in] = linear_shape(c, r);
+    AWQ_CHECK(w[r].in == in && w[r].out == out,
+              "block weights: {} is [{} x {}], the config needs [{} x {}]", linear_role_name(r),
+              w[r].out, w[r].in, out, in);
+  }
+}
+
+// Attention for n_seq sequences of T new tokens at positions pos0..pos0+T-1. Without a cache the
+// sequences' own keys/values are all there is (pos0 == 0); with one (n_seq == 1) the new keys and
+// values are appended at rows pos0.. and the queries attend over rows 0..pos0+T-1.
+void attention_impl(const ModelConfig& c, const BlockWeights& w, const Mat& xn, int64_t n_seq,
+                    int64_t T, int64_t pos0, KvCache* cache, Mat& out, Mat* o_in) {
+  const int64_t N = n_seq * T, hd = c.head_dim, nh = c.num_attention_heads,
+                nkv = c.num_key_value_heads;
+  const int64_t qd = c.q_dim(), kvd = c.kv_dim();
+  AWQ_CHECK(xn.rows == N && xn.cols == c.hidden_size,
+            "attention: input is [{} x {}], expected [{} x {}]", xn.rows, xn.cols, N,
+            c.hidden_size);
+  Mat q, k, v;
+  w[LinearRole::Q].forward(xn, q);
+  w[LinearRole::K].forward(xn, k);
+  w[LinearRole::V].forward(xn, v);
+  apply_rope(c, q, nh, T, pos0);
+  apply_rope(c, k, nkv, T, pos0);
+  const float* kp = k.data.data();
+  const float* vp = v.data.data();
+  if (cache) {
+    AWQ_CHECK(pos0 + T <= cache->k.rows, "KV cache holds {} positions; {} needed", cache->k.rows,
+              pos0 + T);
+    std::copy(k.data.begin(), k.data.end(), cache->k.row(pos0));
+    std::copy(v.data.begin(), v.data.end(), cache->v.row(pos0));
+    kp = cache->k.data.data();
+    vp = cache->v.data.data();
+  }
+  Mat att(N, qd);
+  const int64_t group = nh / nkv;  // query heads per KV head (GQA), as HF's repeat_kv
+  const float scale = float(1.0 / std::sqrt(double(hd)));
+  parallel_for(n_seq * nh, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t s = t / nh, h = t % nh, g = h / group;
+      const int64_t kv_row0 = cache ? 0 : s * T;
+      attend_causal(q.row(s * T) + h * hd, qd, T, pos0, kp + kv_row0 * kvd + g * hd,
+                    vp + kv_row0 * kvd + g * hd, kvd, hd, scale, att.row(s * T) + h * hd, qd);
+    }
+  });
+  w[LinearRole::O].forward(att, out);
+  if (o_in) *o_in = std::move(att);
+}
+
+void add_inplace(Mat& a, const Mat& b) {
+  for (int64_t i = 0; i < a.size(); ++i) a.data[size_t(i)] += b.data[size_t(i)];
+}
+
+// The residual structure shared by both forwards; `attend` computes attention on the normed input.
+template <typename Attend>
+void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& out,
+                BlockCapture* cap, Attend&& attend) {
+  Mat xn;
+  rmsnorm(x, w.attn_norm, c.rms_norm_eps, xn);
+  Mat a;
+  attend(xn, a, cap ? &cap->o_in : nullptr);
+  if (cap) cap->attn_in = std::move(xn);
+  Mat h = x;  // x may alias out: read it fully before out is written
+  add_inplace(h, a);
+  Mat hn;
+  rmsnorm(h, w.mlp_norm, c.rms_norm_eps, hn);
+  mlp_forward(c, w, hn, a, cap ? &cap->down_in : nullptr);
+  if (cap) cap->mlp_in = std::move(hn);
+  add_inplace(h, a);
+  out = std::move(h);
+}
+
+}  // namespace
+
+BlockWeights load_block_f32(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
+                            int64_t layer) {
+  return load_block(ck, cfg, arch, layer, LoadOptions{WeightForm::F32});
+}
+
+BlockWeights load_block_native(const Checkpoint& ck, const ModelConfig& cfg,
+                               const Architecture& arch, int64_t layer) {
+  return load_block(ck, cfg, arch, layer, LoadOptions{WeightForm::Native});
+}
+
+void attention_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, int64_t n_seq,
+                       int64_t T, Mat& out, Mat* o_in) {
+  attention_impl(cfg, w, xn, n_seq, T, 0, nullptr, out, o_in);
+}
+
+void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
+                 Mat* down_in) {
+  AWQ_CHECK(xn.cols == cfg.hidden_size, "mlp: input has {} columns, expected {}", xn.cols,
+            cfg.hidden_size);
+  Mat gate, up;
+  w[LinearRole::Gate].forward(xn, gate);
+  w[LinearRole::Up].forward(xn, up);
+  parallel_for(gate.size(), 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      gate.data[size_t(i)] = silu(gate.data[size_t(i)]) * up.data[size_t(i)];
+  });
+  w[LinearRole::Down].forward(gate, out);
+  if (down_in) *down_in = std::move(gate);
+}
+
+void block_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& x, int64_t n_seq,
+                   int64_t T, Mat& out, BlockCapture* cap) {
+  check_block(cfg, w);
+  AWQ_CHECK(x.rows == n_seq * T,
+            "block_forward: input has {} rows, expected {} sequences x {} tokens", x.rows, n_seq,
+            T);
+  block_impl(cfg, w, x, out, cap, [&](const Mat& xn, Mat& a, Mat* o_in) {
+    attention_impl(cfg, w, xn, n_seq, T, 0, nullptr, a, o_in);
+  });
+}
+
+void block_forward_cached(const ModelConfig& cfg, const BlockWeights& w, const Mat& x, int64_t pos,
+                          KvCache& cache, Mat& out) {
+  block_impl(cfg, w, x, out, nullptr, [&](const Mat& xn, Mat& a, Mat* o_in) {
+    attention_impl(cfg, w, xn, 1, x.rows, pos, &cache, a, o_in);
+  });
+}
+
+}  // namespace awq

@@ -1,0 +1,82 @@
+// The Llama-family decoder block, data-oriented: weights are plain structs, the forward is free
+// functions. One block_forward serves calibration (with a capture of every linear's input), the
+// AWQ search (which calls attention_forward / mlp_forward on normed inputs), evaluation and
+// generation (Model, which adds the KV-cache variant block_forward_cached).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "base/mat.h"
+#include "formats/checkpoint.h"
+#include "model/architecture.h"
+#include "model/config.h"
+#include "model/linear.h"
+#include "model/ops.h"
+
+namespace awq {
+
+// How a model's linears are held at run time.
+enum class WeightForm {
+  F32,     // every linear copied to f32 (the working form)
+  Native,  // f16/bf16/f32 linears used in place from the mapping; AWQ linears dequantized to f32
+  W4,      // AWQ linears repacked for the 4-bit kernels; float linears as Native
+};
+
+struct LoadOptions {
+  WeightForm weights = WeightForm::Native;
+  bool w4a8 = false;  // with W4: quantize activations to 8 bits on the fly
+};
+
+struct BlockWeights {
+  std::vector<float> attn_norm, mlp_norm;  // [hidden]
+  Linear lin[kNumLinearRoles];             // indexed by LinearRole
+  Linear& operator[](LinearRole r) { return lin[int(r)]; }
+  const Linear& operator[](LinearRole r) const { return lin[int(r)]; }
+};
+
+// Loads block `layer` with every linear as f32 working weights: from F32/F16/BF16 tensors, or
+// dequantized from an AutoAWQ GEMM checkpoint (qweight/qzeros/scales). Shapes are checked; errors
+// name the file and the tensor.
+BlockWeights load_block_f32(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
+                            int64_t layer);
+
+// As load_block_f32 but float linears stay in the mapping (f16/bf16/f32 rows used in place, no
+// copy); AWQ-quantized linears are dequantized to f32.
+BlockWeights load_block_native(const Checkpoint& ck, const ModelConfig& cfg,
+                               const Architecture& arch, int64_t layer);
+
+// Any form (the two above, or W4: AWQ linears packed for the 4-bit kernels).
+BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
+                        int64_t layer, const LoadOptions& opts);
+
+// The inputs of each linear, [n_tokens, in]: q/k/v (normed), o, gate/up (normed), down.
+struct BlockCapture {
+  Mat attn_in, o_in, mlp_in, down_in;
+};
+
+// x: [n_seq*T, hidden] holding n_seq independent sequences of T tokens at positions 0..T-1
+// (causal). out may be the same object as x. With cap set, every linear's input is stored there
+// too.
+void block_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& x, int64_t n_seq,
+                   int64_t T, Mat& out, BlockCapture* cap = nullptr);
+
+// Attention on normed input xn [n_seq*T, hidden] -> out [n_seq*T, hidden] (o_proj applied); o_in,
+// if set, receives o_proj's input [n_seq*T, q_dim].
+void attention_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, int64_t n_seq,
+                       int64_t T, Mat& out, Mat* o_in = nullptr);
+
+// SwiGLU MLP on normed input xn -> out; down_in, if set, receives silu(gate)*up.
+void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
+                 Mat* down_in = nullptr);
+
+// One sequence's key/value cache for one block: rows are positions, [capacity, kv_dim] each.
+struct KvCache {
+  Mat k, v;
+};
+
+// The block on x [n, hidden]: n consecutive tokens of one sequence at positions pos..pos+n-1, whose
+// earlier keys/values are in cache rows 0..pos-1; this call stores rows pos..pos+n-1.
+void block_forward_cached(const ModelConfig& cfg, const BlockWeights& w, const Mat& x, int64_t pos,
+                          KvCache& cache, Mat& out);
+
+}  // namespace awq

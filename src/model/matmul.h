@@ -1,0 +1,20 @@
+// The model layer's matrix products, behind one pair of functions so that switching to the
+// kernels layer (awq::kernels::gemm_*) is a one-line change here and nowhere else.
+//   y[n, out] = x[n, in] · W[out, in]^T (+ bias[out])
+// W is row-major [out, in], as Hugging Face stores linears. Call from the main thread, not from
+// inside parallel_for: the products parallelize themselves.
+#pragma once
+#include <cstdint>
+
+#include "formats/dtype.h"
+
+namespace awq::model_detail {
+
+void matmul_f32(const float* x, int64_t n, const float* w, int64_t out, int64_t in,
+                const float* bias, float* y);
+
+// W holds f16 or bf16 bits (`type` says which), e.g. rows straight from an mmapped checkpoint.
+void matmul_half(const float* x, int64_t n, const uint16_t* w, DType type, int64_t out, int64_t in,
+                 const float* bias, float* y);
+
+}  // namespace awq::model_detail

@@ -1,0 +1,47 @@
+// The element-wise and per-row pieces of the Llama block: RMSNorm, RoPE (Hugging Face's
+// rotate-half form), SiLU, and the causal attention core. All f32, all deterministic for any thread
+// count (each output row is produced by one thread with a fixed summation order).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "base/mat.h"
+
+namespace awq {
+
+// out = x / sqrt(mean(x^2) + eps) * w, per row. out may be x.
+void rmsnorm(const Mat& x, const std::vector<float>& w, float eps, Mat& out);
+void rmsnorm_row(const float* x, const float* w, int64_t n, float eps, float* out);
+
+// cos/sin of pos * theta^(-2i/head_dim) for i < head_dim/2, computed in double and stored as f32.
+struct RopeTable {
+  int64_t head_dim = 0, n_pos = 0;
+  double theta = 0;
+  std::vector<float> cos, sin;  // [n_pos, head_dim/2]
+  const float* cos_at(int64_t pos) const { return cos.data() + pos * (head_dim / 2); }
+  const float* sin_at(int64_t pos) const { return sin.data() + pos * (head_dim / 2); }
+};
+// A shared, immutable table covering at least positions [0, n_pos) (cached per head_dim and theta).
+std::shared_ptr<const RopeTable> rope_table(int64_t head_dim, float theta, int64_t n_pos);
+
+// Rotate-half RoPE on one head vector x[head_dim]: the pair (x[i], x[i + head_dim/2]) is rotated by
+// the angle of frequency i.
+void rope_rotate_half(float* x, int64_t head_dim, const float* cos, const float* sin);
+// llama2.c / GGML interleaved-pair RoPE: the pair (x[2i], x[2i+1]) is rotated by frequency i.
+void rope_interleaved(float* x, int64_t head_dim, const float* cos, const float* sin);
+
+inline float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
+
+// Causal attention for one sequence and one query head. Queries are at positions p0 .. p0+nq-1; the
+// keys and values of positions 0 .. p0+nq-1 are rows of k and v (row stride ldkv, already offset to
+// this head's columns). Writes out[i] = softmax(q_i·K^T·scale over positions <= p0+i)·V.
+// Scratch memory is O(keys · head_dim), never O(keys^2).
+void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const float* k,
+                   const float* v, int64_t ldkv, int64_t head_dim, float scale, float* out,
+                   int64_t ldo);
+
+}  // namespace awq

@@ -1,0 +1,142 @@
+// Unit pieces of the block: RMSNorm, RoPE (rotate-half vs interleaved after the converter's row
+// permutation), the attention core (both of its paths, GQA, causal masking).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "model/block.h"
+#include "model/ops.h"
+#include "test_util.h"
+
+namespace awq {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+TEST(Ops, RmsNormMatchesDefinition) {
+  Mat x(3, 40);
+  x.data = randn(120, 1, 3.0f);
+  const std::vector<float> w = randn(40, 2);
+  Mat y;
+  rmsnorm(x, w, 1e-5f, y);
+  for (int64_t r = 0; r < 3; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < 40; ++i) ss += double(x.at(r, i)) * x.at(r, i);
+    const double inv = 1.0 / std::sqrt(ss / 40 + 1e-5);
+    for (int64_t i = 0; i < 40; ++i) EXPECT_NEAR(y.at(r, i), x.at(r, i) * inv * w[size_t(i)], 1e-5);
+  }
+  // In place gives the same.
+  Mat z = x;
+  rmsnorm(z, w, 1e-5f, z);
+  EXPECT_EQ(z.data, y.data);
+  // eps matters for a zero row instead of dividing by zero.
+  Mat zero(1, 40);
+  rmsnorm(zero, w, 1e-5f, y);
+  for (float v : y.data) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(Ops, RopeRotateHalfEqualsInterleavedAfterPermutation) {
+  const int64_t hd = 16, half = hd / 2;
+  const auto table = rope_table(hd, 10000.0f, 300);
+  const std::vector<float> x = randn(size_t(hd), 3);
+  for (int64_t pos : {0, 1, 7, 299}) {
+    // Interleaved layout: pairs (2i, 2i+1). Rotate-half layout: pairs (i, i+half), i.e. the
+    // converter's row permutation new[c*half + i] = old[2i + c].
+    std::vector<float> inter = x, rh(static_cast<size_t>(hd));
+    for (int64_t i = 0; i < half; ++i) {
+      rh[size_t(i)] = x[size_t(2 * i)];
+      rh[size_t(i + half)] = x[size_t(2 * i + 1)];
+    }
+    rope_interleaved(inter.data(), hd, table->cos_at(pos), table->sin_at(pos));
+    rope_rotate_half(rh.data(), hd, table->cos_at(pos), table->sin_at(pos));
+    for (int64_t i = 0; i < half; ++i) {
+      EXPECT_EQ(rh[size_t(i)], inter[size_t(2 * i)]);
+      EXPECT_EQ(rh[size_t(i + half)], inter[size_t(2 * i + 1)]);
+    }
+    // A rotation: norms are kept; position 0 is the identity.
+    double n0 = 0, n1 = 0;
+    for (int64_t i = 0; i < hd; ++i)
+      n0 += double(x[size_t(i)]) * x[size_t(i)], n1 += double(rh[size_t(i)]) * rh[size_t(i)];
+    EXPECT_NEAR(n0, n1, 1e-4);
+    if (pos == 0) {
+      for (int64_t i = 0; i < hd; ++i) EXPECT_EQ(inter[size_t(i)], x[size_t(i)]);
+    }
+  }
+}
+
+TEST(Ops, RopeAnglesFollowTheta) {
+  const auto t = rope_table(8, 500000.0f, 10);
+  // frequency i is theta^(-2i/hd): for i = 1, hd = 8: theta^-0.25
+  EXPECT_NEAR(t->cos_at(3)[1], std::cos(3.0 * std::pow(500000.0, -0.25)), 1e-7);
+  EXPECT_NEAR(t->sin_at(9)[3], std::sin(9.0 * std::pow(500000.0, -0.75)), 1e-7);
+  EXPECT_GE(rope_table(8, 500000.0f, 1000)->n_pos, 1000);
+}
+
+// Naive attention of one head: scores, causal mask, softmax, weighted sum (double).
+std::vector<double> naive_attend(const std::vector<float>& q, const std::vector<float>& k,
+                                 const std::vector<float>& v, int64_t T, int64_t hd, int64_t i) {
+  std::vector<double> s(static_cast<size_t>(i + 1));
+  double mx = -1e300;
+  for (int64_t j = 0; j <= i; ++j) {
+    double d = 0;
+    for (int64_t c = 0; c < hd; ++c) d += double(q[size_t(i * hd + c)]) * k[size_t(j * hd + c)];
+    s[size_t(j)] = d / std::sqrt(double(hd));
+    mx = std::max(mx, s[size_t(j)]);
+  }
+  double sum = 0;
+  for (auto& e : s) sum += (e = std::exp(e - mx));
+  std::vector<double> o(static_cast<size_t>(hd), 0.0);
+  for (int64_t j = 0; j <= i; ++j)
+    for (int64_t c = 0; c < hd; ++c) o[size_t(c)] += s[size_t(j)] / sum * v[size_t(j * hd + c)];
+  (void)T;
+  return o;
+}
+
+TEST(Ops, AttendCausalMatchesNaiveAndBothPathsAgree) {
+  const int64_t T = 37, hd = 12;
+  const auto q = randn(size_t(T * hd), 4, 2.0f), k = randn(size_t(T * hd), 5, 2.0f),
+             v = randn(size_t(T * hd), 6);
+  const float scale = float(1.0 / std::sqrt(double(hd)));
+  // Whole sequence at once (the transposed-keys path).
+  std::vector<float> all(size_t(T * hd));
+  attend_causal(q.data(), hd, T, 0, k.data(), v.data(), hd, hd, scale, all.data(), hd);
+  for (int64_t i = 0; i < T; ++i) {
+    const auto ref = naive_attend(q, k, v, T, hd, i);
+    for (int64_t c = 0; c < hd; ++c)
+      EXPECT_NEAR(all[size_t(i * hd + c)], ref[size_t(c)], 2e-6) << i << "," << c;
+  }
+  // One query at a time against the keys so far (the decode path): bit-identical.
+  for (int64_t i = 0; i < T; ++i) {
+    std::vector<float> one(static_cast<size_t>(hd));
+    attend_causal(q.data() + i * hd, hd, 1, i, k.data(), v.data(), hd, hd, scale, one.data(), hd);
+    for (int64_t c = 0; c < hd; ++c) ASSERT_EQ(one[size_t(c)], all[size_t(i * hd + c)]) << i;
+  }
+  // A chunk of queries at an offset (chunked prefill with a cache).
+  std::vector<float> chunk(size_t(10 * hd));
+  attend_causal(q.data() + 20 * hd, hd, 10, 20, k.data(), v.data(), hd, hd, scale, chunk.data(),
+                hd);
+  for (int64_t i = 0; i < 10 * hd; ++i) ASSERT_EQ(chunk[size_t(i)], all[size_t(20 * hd + i)]);
+}
+
+TEST(Ops, CausalMaskLaterKeysNeverChangeEarlierOutputs) {
+  const int64_t T = 16, hd = 8;
+  auto q = randn(size_t(T * hd), 7), k = randn(size_t(T * hd), 8), v = randn(size_t(T * hd), 9);
+  std::vector<float> a(size_t(T * hd)), b(size_t(T * hd));
+  attend_causal(q.data(), hd, T, 0, k.data(), v.data(), hd, hd, 0.3f, a.data(), hd);
+  for (int64_t c = 0; c < hd; ++c) k[size_t(10 * hd + c)] += 5.0f, v[size_t(10 * hd + c)] -= 3.0f;
+  attend_causal(q.data(), hd, T, 0, k.data(), v.data(), hd, hd, 0.3f, b.data(), hd);
+  for (int64_t i = 0; i < 10 * hd; ++i) ASSERT_EQ(a[size_t(i)], b[size_t(i)]);
+  bool changed = false;
+  for (int64_t i = 10 * hd; i < T * hd; ++i) changed |= a[size_t(i)] != b[size_t(i)];
+  EXPECT_TRUE(changed);
+}
+
+}  // namespace
+}  // namespace awq
