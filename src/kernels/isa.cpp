@@ -92,8 +92,10 @@ namespace detail {
 
 const KernelTable& table(Isa isa) {
   switch (isa) {
-    case Isa::Avx512:  // SIMD tables: not written yet
+    case Isa::Avx512:
+      return kAvx512Table;
     case Isa::Avx2:
+      return kAvx2Table;
     case Isa::Scalar:
       break;
   }

@@ -1,0 +1,349 @@
+// AVX-512 (F/BW/VL/DQ) + VNNI kernels. Compiled with those -m flags (CMakeLists: *_avx512.cpp)
+// and only called after dispatch (isa.cpp) has checked the CPU. See the ODR note in isa.cpp:
+// this file uses intrinsics and its own static helpers only.
+//
+// Register budget (32 zmm) sets the token blocking: w4a8 keeps 3 accumulators per token (the
+// running output, the group's partial sum, the block's int32 dot), so 8 tokens use 24 registers;
+// w4a16 keeps 4 partial sums per token per group (to hide the 4-cycle FMA latency when one token
+// is all there is), so 4 tokens use 16 + 4.
+
+// GCC 12 flags "__Y = __Y" inside its own _mm512_undefined_*() helpers, which intrinsics such as
+// _mm512_cvtph_ps use as a don't-care source: a known false positive (GCC bug 105593). Silenced
+// for this file only, before the header is read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernel_table.h"
+
+namespace awq::kernels::detail {
+namespace {
+
+inline int64_t min64(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+
+inline __mmask16 row_mask(int64_t rows) {
+  return rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
+}
+
+inline int32_t load_i32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Stores the 16 rows of acc (+ bias) for one token, masked to the rows that exist.
+inline void store_rows(__m512 acc, const float* bias, int64_t o0, __mmask16 m, float* y) {
+  if (bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, bias + o0));
+  _mm512_mask_storeu_ps(y + o0, m, acc);
+}
+
+inline __m512 tile_zeros(const uint8_t* zeros, int64_t j) {
+  const __m128i z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(zeros + kTileRows * j));
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z));
+}
+
+// ---------------------------------------------------------------------------------------------
+// w4a8: 16 rows x T tokens. Per 64-byte chunk: lo = v & 15 holds columns k..k+3 of the 16 rows,
+// hi = (v >> 4) & 15 columns k+4..k+7; one vpdpbusd each against the 4 broadcast int8 codes.
+template <int T>
+void w4a8_tile(const W4View& w, const Q8Acts& a, int64_t t0, const uint8_t* tile, int64_t o0,
+               __mmask16 m, const float* bias, float* y) {
+  // With few tokens, two int32 chains per token (lo / hi) halve the dependent-VNNI latency.
+  constexpr bool kSplit = T <= 4;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const int64_t bpg = w.group / kQBlock;
+  const auto* scales = reinterpret_cast<const float*>(tile + w.scales_offset);
+  const uint8_t* zeros = tile + w.zeros_offset;
+  const int8_t* q[T];
+  const float* d[T];
+  const float* gs[T];
+  for (int t = 0; t < T; ++t) {
+    q[t] = a.q + (t0 + t) * a.in;
+    d[t] = a.d + (t0 + t) * a.blocks;
+    gs[t] = a.gsum + (t0 + t) * a.groups;
+  }
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const uint8_t* c = tile;
+  for (int64_t j = 0; j < w.groups; ++j) {
+    __m512 g[T];
+    for (int t = 0; t < T; ++t) g[t] = _mm512_setzero_ps();
+    for (int64_t b = j * bpg; b < (j + 1) * bpg; ++b) {
+      __m512i s0[T], s1[T];
+      for (int t = 0; t < T; ++t) {
+        s0[t] = _mm512_setzero_si512();
+        if (kSplit) s1[t] = _mm512_setzero_si512();
+      }
+      for (int cc = 0; cc < 4; ++cc, c += kChunkBytes) {
+        const __m512i v = _mm512_load_si512(c);
+        const __m512i lo = _mm512_and_si512(v, m4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        const int64_t k = b * kQBlock + 8 * cc;
+        for (int t = 0; t < T; ++t) {
+          s0[t] = _mm512_dpbusd_epi32(s0[t], lo, _mm512_set1_epi32(load_i32(q[t] + k)));
+          if (kSplit)
+            s1[t] = _mm512_dpbusd_epi32(s1[t], hi, _mm512_set1_epi32(load_i32(q[t] + k + 4)));
+          else
+            s0[t] = _mm512_dpbusd_epi32(s0[t], hi, _mm512_set1_epi32(load_i32(q[t] + k + 4)));
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const __m512i dot = kSplit ? _mm512_add_epi32(s0[t], s1[t]) : s0[t];
+        g[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(d[t][b]), g[t]);
+      }
+    }
+    const __m512 s = _mm512_loadu_ps(scales + kTileRows * j);
+    const __m512 z = tile_zeros(zeros, j);
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(gs[t][j]), g[t]), acc[t]);
+  }
+  for (int t = 0; t < T; ++t) store_rows(acc[t], bias, o0, m, y + (t0 + t) * w.out);
+}
+
+void w4a8(const W4View& w, const Q8Acts& a, int64_t n, int64_t tile0, int64_t tile1,
+          const float* bias, float* y) {
+  for (int64_t tile = tile0; tile < tile1; ++tile) {
+    const uint8_t* base = w.data + tile * w.tile_stride;
+    const int64_t o0 = tile * kTileRows;
+    const __mmask16 m = row_mask(w.out - o0);
+    for (int64_t t0 = 0; t0 < n; t0 += 8) {
+      switch (min64(8, n - t0)) {
+        case 1:
+          w4a8_tile<1>(w, a, t0, base, o0, m, bias, y);
+          break;
+        case 2:
+          w4a8_tile<2>(w, a, t0, base, o0, m, bias, y);
+          break;
+        case 3:
+          w4a8_tile<3>(w, a, t0, base, o0, m, bias, y);
+          break;
+        case 4:
+          w4a8_tile<4>(w, a, t0, base, o0, m, bias, y);
+          break;
+        case 5:
+          w4a8_tile<5>(w, a, t0, base, o0, m, bias, y);
+          break;
+        case 6:
+          w4a8_tile<6>(w, a, t0, base, o0, m, bias, y);
+          break;
+        case 7:
+          w4a8_tile<7>(w, a, t0, base, o0, m, bias, y);
+          break;
+        default:
+          w4a8_tile<8>(w, a, t0, base, o0, m, bias, y);
+          break;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// w4a16: vpermps with the table 0..15 turns the low nibble of each lane into its float value
+// (it reads only index bits 0-3), so after a shift by 4*jj one instruction yields column
+// k0 + jj/2 + 4*(jj%2) of all 16 rows as floats.
+template <int T>
+void w4a16_tile(const W4View& w, const float* x, const float* xsum, int64_t t0, const uint8_t* tile,
+                int64_t o0, __mmask16 m, const float* bias, float* y) {
+  const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const auto* scales = reinterpret_cast<const float*>(tile + w.scales_offset);
+  const uint8_t* zeros = tile + w.zeros_offset;
+  const float* xt[T];
+  for (int t = 0; t < T; ++t) xt[t] = x + (t0 + t) * w.in;
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const uint8_t* c = tile;
+  for (int64_t j = 0; j < w.groups; ++j) {
+    __m512 g[T][4];
+    for (int t = 0; t < T; ++t)
+      for (int p = 0; p < 4; ++p) g[t][p] = _mm512_setzero_ps();
+    for (int64_t k0 = j * w.group; k0 < (j + 1) * w.group; k0 += 8, c += kChunkBytes) {
+      const __m512i v = _mm512_load_si512(c);
+      for (int jj = 0; jj < 8; ++jj) {
+        const __m512i idx = jj == 0 ? v : _mm512_srli_epi32(v, 4 * jj);
+        const __m512 wv = _mm512_permutexvar_ps(idx, table);
+        const int64_t k = k0 + (jj >> 1) + 4 * (jj & 1);
+        for (int t = 0; t < T; ++t)
+          g[t][jj & 3] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xt[t][k]), g[t][jj & 3]);
+      }
+    }
+    const __m512 s = _mm512_loadu_ps(scales + kTileRows * j);
+    const __m512 z = tile_zeros(zeros, j);
+    for (int t = 0; t < T; ++t) {
+      const __m512 gsum =
+          _mm512_add_ps(_mm512_add_ps(g[t][0], g[t][1]), _mm512_add_ps(g[t][2], g[t][3]));
+      const __m512 xs = _mm512_set1_ps(xsum[(t0 + t) * w.groups + j]);
+      acc[t] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, xs, gsum), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) store_rows(acc[t], bias, o0, m, y + (t0 + t) * w.out);
+}
+
+void w4a16(const W4View& w, const float* x, const float* xsum, int64_t n, int64_t tile0,
+           int64_t tile1, const float* bias, float* y) {
+  for (int64_t tile = tile0; tile < tile1; ++tile) {
+    const uint8_t* base = w.data + tile * w.tile_stride;
+    const int64_t o0 = tile * kTileRows;
+    const __mmask16 m = row_mask(w.out - o0);
+    for (int64_t t0 = 0; t0 < n; t0 += 4) {
+      switch (min64(4, n - t0)) {
+        case 1:
+          w4a16_tile<1>(w, x, xsum, t0, base, o0, m, bias, y);
+          break;
+        case 2:
+          w4a16_tile<2>(w, x, xsum, t0, base, o0, m, bias, y);
+          break;
+        case 3:
+          w4a16_tile<3>(w, x, xsum, t0, base, o0, m, bias, y);
+          break;
+        default:
+          w4a16_tile<4>(w, x, xsum, t0, base, o0, m, bias, y);
+          break;
+      }
+    }
+  }
+}
+
+// Exact: (code - zero) is an exact small integer in f32, times the scale rounds once, as the
+// source formula does.
+void w4_dequant(const W4View& w, int64_t tile0, int64_t tile1, float* dst, int64_t ld) {
+  const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t tile = tile0; tile < tile1; ++tile) {
+    const uint8_t* c = w.data + tile * w.tile_stride;
+    const auto* scales = reinterpret_cast<const float*>(c + w.scales_offset);
+    const uint8_t* zeros = c + w.zeros_offset;
+    float* col = dst + kTileRows * (tile - tile0);
+    for (int64_t j = 0; j < w.groups; ++j) {
+      const __m512 s = _mm512_loadu_ps(scales + kTileRows * j);
+      const __m512 z = tile_zeros(zeros, j);
+      for (int64_t k0 = j * w.group; k0 < (j + 1) * w.group; k0 += 8, c += kChunkBytes) {
+        const __m512i v = _mm512_load_si512(c);
+        for (int jj = 0; jj < 8; ++jj) {
+          const __m512 q = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4 * jj), table);
+          const int64_t k = k0 + (jj >> 1) + 4 * (jj & 1);
+          _mm512_storeu_ps(col + k * ld, _mm512_mul_ps(_mm512_sub_ps(q, z), s));
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same float operations as the scalar reference (max, one division, one multiply, round to
+// nearest even via the default MXCSR mode), so the codes are bit-identical.
+void quantize_q8(const float* x, int64_t in, int8_t* q, float* d, int32_t* sums) {
+  for (int64_t b = 0; b < in / kQBlock; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + b * kQBlock);
+    const __m512 x1 = _mm512_loadu_ps(x + b * kQBlock + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
+    const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQBlock), _mm512_cvtepi32_epi8(i0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQBlock + 16), _mm512_cvtepi32_epi8(i1));
+    d[b] = amax / 127.0f;
+    sums[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// f16 / bf16 rows: R rows x T tokens of 16-lane partial sums, reduced across lanes at the end.
+template <bool kBf16>
+inline __m512 load_half(const uint16_t* p, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  if (kBf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return _mm512_cvtph_ps(h);
+}
+
+template <bool kBf16, int R, int T>
+void half_block(const float* x, int64_t in, const uint16_t* w, int64_t o, const float* bias,
+                float* y, int64_t ldy) {
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < in; k += 16) {
+    const __mmask16 m = in - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (in - k)) - 1);
+    __m512 xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, x + t * in + k);
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = load_half<kBf16>(w + (o + r) * in + k, m);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      const float v = _mm512_reduce_add_ps(acc[r][t]);
+      y[t * ldy + o + r] = bias ? v + bias[o + r] : v;
+    }
+}
+
+template <bool kBf16, int T>
+void half_rows_t(const float* x, int64_t in, const uint16_t* w, int64_t o0, int64_t o1,
+                 const float* bias, float* y, int64_t ldy) {
+  int64_t o = o0;
+  for (; o + 4 <= o1; o += 4) half_block<kBf16, 4, T>(x, in, w, o, bias, y, ldy);
+  for (; o < o1; ++o) half_block<kBf16, 1, T>(x, in, w, o, bias, y, ldy);
+}
+
+template <bool kBf16>
+void half_rows(const float* x, int64_t n, const uint16_t* w, int64_t in, int64_t o0, int64_t o1,
+               const float* bias, float* y, int64_t ldy) {
+  for (int64_t t0 = 0; t0 < n; t0 += 4) {
+    const float* xt = x + t0 * in;
+    float* yt = y + t0 * ldy;
+    switch (min64(4, n - t0)) {
+      case 1:
+        half_rows_t<kBf16, 1>(xt, in, w, o0, o1, bias, yt, ldy);
+        break;
+      case 2:
+        half_rows_t<kBf16, 2>(xt, in, w, o0, o1, bias, yt, ldy);
+        break;
+      case 3:
+        half_rows_t<kBf16, 3>(xt, in, w, o0, o1, bias, yt, ldy);
+        break;
+      default:
+        half_rows_t<kBf16, 4>(xt, in, w, o0, o1, bias, yt, ldy);
+        break;
+    }
+  }
+}
+
+template <bool kBf16>
+void half_to_f32(const uint16_t* src, float* dst, int64_t count) {
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 m = count - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, m, load_half<kBf16>(src + i, m));
+  }
+}
+
+float sum_f32(const float* p, int64_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i < n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+}  // namespace
+
+const KernelTable kAvx512Table = {
+    w4a8,
+    w4a16,
+    w4_dequant,
+    quantize_q8,
+    half_rows<false>,
+    half_rows<true>,
+    half_to_f32<false>,
+    half_to_f32<true>,
+    sum_f32,
+};
+
+}  // namespace awq::kernels::detail
