@@ -64,10 +64,14 @@ struct KernelTable {
   void (*gram)(const float* x, int64_t t, int64_t ld, int g, double* scratch, double* G);
 };
 
-const KernelTable& kernels();  // the best one this CPU runs
-const KernelTable* kernels_named(
-    const char* name);                             // "generic", "avx2", "avx512"; null if unusable
-std::vector<const KernelTable*> usable_kernels();  // all this CPU runs, generic first
+const KernelTable& kernels();  // the best one this CPU runs, unless overridden below
+// Tests and benchmarks: make kernels() return `t` (nullptr: back to the best). Not to be called
+// while a quantization runs.
+void override_kernels(const KernelTable* t);
+// "generic", "avx2" or "avx512"; nullptr when this CPU cannot run it.
+const KernelTable* kernels_named(const char* name);
+// All the variants this CPU runs, generic first.
+std::vector<const KernelTable*> usable_kernels();
 
 // Defined by the per-ISA files.
 const KernelTable& generic_table();
