@@ -98,7 +98,8 @@ std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const fl
   // X_g itself (t x g).
   std::vector<const float*> a(size_t(ng), nullptr);
   std::vector<float> u;
-  job.triangular = t > 0 && int64_t(g) < 2 * t;
+  // (The factors take in * group floats: wide groups, which need many tokens to get here, use X.)
+  job.triangular = t > 0 && int64_t(g) < 2 * t && g <= 1024;
   if (job.triangular) {
     u.resize(size_t(ng) * g * g);
     parallel_for(ng, 1, [&](int64_t k0, int64_t k1) {

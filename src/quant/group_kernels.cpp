@@ -56,7 +56,9 @@ namespace {
 std::atomic<const KernelTable*> g_override{nullptr};
 }
 
-void override_kernels(const KernelTable* t) { g_override.store(t); }
+void override_kernels(const KernelTable* t) {
+  g_override.store(t);
+}
 
 const KernelTable& kernels() {
   static const KernelTable* best = usable_kernels().back();
