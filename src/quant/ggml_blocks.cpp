@@ -54,11 +54,13 @@ void check_width(int type, int64_t out, int64_t in, const std::string& tensor) {
             tensor, type_name(type), in);
 }
 
-// A 4-bit matrix whose groups are whole blocks; says which --group-size would work otherwise.
+// Codes of at most 4 bits (2- and 3-bit codes fit a nibble exactly) in groups of whole blocks;
+// says which --group-size would work otherwise.
 void check_q4(const QuantizedMatrix& q, int type, const std::string& tensor) {
   check_width(type, q.out, q.in, tensor);
-  AWQ_CHECK(q.spec.bits == 4, "tensor '{}': {} holds 4-bit codes, the matrix has {}-bit codes",
-            tensor, type_name(type), q.spec.bits);
+  AWQ_CHECK(q.spec.bits >= 2 && q.spec.bits <= 4,
+            "tensor '{}': {} holds 4-bit codes, the matrix has {}-bit codes", tensor,
+            type_name(type), q.spec.bits);
   AWQ_CHECK(q.group > 0 && q.group % kBlock == 0,
             "tensor '{}': group size {} is not a multiple of ggml's 32-weight block, so {} cannot "
             "hold it exactly; quantize with --group-size {}",
@@ -173,14 +175,18 @@ std::vector<uint8_t> to_ggml_q4_0(const QuantizedMatrix& q, const std::string& t
   for (int64_t o = 0; o < q.out; ++o) {
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t g = b * kBlock / q.group;
-      const int z = q.zeros[size_t(o * ng + g)];
-      AWQ_CHECK(z == 8,
+      const int z = q.zeros[size_t(o * ng + g)], half = 1 << (q.spec.bits - 1);
+      AWQ_CHECK(z == half,
                 "tensor '{}': Q4_0 has no zero point (it is x = d * (q - 8)), but group {} of row "
                 "{} has zero {}; quantize symmetrically (zero_point = false) or use Q4_1",
                 tensor, g, o, z);
       uint8_t* blk = out.data() + (o * nb + b) * 18;
       put_f16(blk, exact_f16(q.scales[size_t(o * ng + g)], tensor, o, g));
-      pack_nibbles(q.codes.data() + o * q.in + b * kBlock, blk + 2);
+      // Symmetric codes are q + 2^(bits-1); Q4_0 stores q + 8.
+      uint8_t codes[kBlock];
+      for (int64_t j = 0; j < kBlock; ++j)
+        codes[j] = uint8_t(q.codes[size_t(o * q.in + b * kBlock + j)] - half + 8);
+      pack_nibbles(codes, blk + 2);
     }
   }
   return out;

@@ -25,9 +25,9 @@ inline constexpr int kGgmlQ8_0 = 8;
 // Bytes of a [out, in] tensor of the given type (in a multiple of 32); throws for other types.
 size_t ggml_tensor_bytes(int ggml_type, int64_t out, int64_t in);
 
-// 4-bit matrix (asymmetric or symmetric) with a group size that is a multiple of 32.
+// A matrix of at most 4 bits (asymmetric or symmetric) with a group size that is a multiple of 32.
 std::vector<uint8_t> to_ggml_q4_1(const QuantizedMatrix& q, const std::string& tensor = "weight");
-// 4-bit matrix whose zeros are all 8 (symmetric quantization), group a multiple of 32.
+// A symmetric matrix (zeros all 2^(bits-1)) of at most 4 bits, group a multiple of 32.
 std::vector<uint8_t> to_ggml_q4_0(const QuantizedMatrix& q, const std::string& tensor = "weight");
 
 // ggml's quantize_row_q8_0_ref: per block d = max|x| / 127, q = roundf(x * (1/d)) (half away from

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -29,8 +30,8 @@ std::string error_of(const std::function<void()>& f) {
 TEST(GgmlBlocks, Q4_1MatchesAwqUpToTheRoundingOfM) {
   const int64_t out = 6, in = 256;
   const std::vector<float> w = test::random_weights(out, in, 17);
-  for (int group : {32, 64, 128, -1}) {
-    const QuantizedMatrix q = quantize(w.data(), out, in, QuantSpec{4, group, true}, "w");
+  for (auto [bits, group] : {std::pair{4, 32}, {4, 64}, {4, 128}, {4, -1}, {3, 64}, {2, 32}}) {
+    const QuantizedMatrix q = quantize(w.data(), out, in, QuantSpec{bits, group, true}, "w");
     const std::vector<uint8_t> blocks = to_ggml_q4_1(q);
     ASSERT_EQ(blocks.size(), size_t(out * in / 32 * 20));
     ASSERT_EQ(blocks.size(), ggml_tensor_bytes(kGgmlQ4_1, out, in));
@@ -44,7 +45,7 @@ TEST(GgmlBlocks, Q4_1MatchesAwqUpToTheRoundingOfM) {
         const float m = -float(q.zeros[size_t(gi)]) * q.scales[size_t(gi)];
         const float bound = std::fabs(m - round_to_f16(m));
         ASSERT_LE(std::fabs(a[size_t(o * in + i)] - b[size_t(o * in + i)]), bound)
-            << "group " << group << " at " << o << "," << i;
+            << bits << " bits, group " << group << " at " << o << "," << i;
         exact += a[size_t(o * in + i)] == b[size_t(o * in + i)];
       }
     }
@@ -71,14 +72,14 @@ TEST(GgmlBlocks, Q4_1BlockLayout) {
 TEST(GgmlBlocks, Q4_0FromSymmetricIsExact) {
   const int64_t out = 5, in = 192;
   const std::vector<float> w = test::random_weights(out, in, 23);
-  for (int group : {32, 64, -1}) {
-    const QuantizedMatrix q = quantize(w.data(), out, in, QuantSpec{4, group, false}, "w");
+  for (auto [bits, group] : {std::pair{4, 32}, {4, 64}, {4, -1}, {3, 32}, {2, 64}}) {
+    const QuantizedMatrix q = quantize(w.data(), out, in, QuantSpec{bits, group, false}, "w");
     const std::vector<uint8_t> blocks = to_ggml_q4_0(q);
     ASSERT_EQ(blocks.size(), size_t(out * in / 32 * 18));
     std::vector<float> a(w.size()), b(w.size());
     q.dequantize(a.data());
     dequantize_ggml(kGgmlQ4_0, blocks.data(), out, in, b.data());
-    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "group " << group;
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << bits << " bits, group " << group;
   }
 }
 
