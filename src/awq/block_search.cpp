@@ -1,0 +1,340 @@
+#include "awq/block_search.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+#include "awq/fold.h"
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "quant/quantize.h"
+
+namespace awq {
+
+const Mat& capture_input(const BlockCapture& cap, LinearRole r) {
+  switch (r) {
+    case LinearRole::Q:
+    case LinearRole::K:
+    case LinearRole::V:
+      return cap.attn_in;
+    case LinearRole::O:
+      return cap.o_in;
+    case LinearRole::Gate:
+    case LinearRole::Up:
+      return cap.mlp_in;
+    case LinearRole::Down:
+      return cap.down_in;
+  }
+  return cap.attn_in;
+}
+
+Mat& capture_input(BlockCapture& cap, LinearRole r) {
+  return const_cast<Mat&>(capture_input(std::as_const(cap), r));
+}
+
+bool group_applies(const ScalingGroup& g, const BlockWeights& w) {
+  if (!g.only_if_square) return true;
+  // AutoAWQ compares v_proj.weight.shape with o_proj.weight.shape; the fold itself needs the
+  // previous op's output width to equal the consumers' input width.
+  return !g.prev_is_norm && w[g.prev_linear].out == w[g.layers[0]].in &&
+         w[g.prev_linear].in == w[g.layers[0]].out;
+}
+
+namespace {
+
+// A Linear that reads another's f32 weight without copying it (Linear's w32 form).
+Linear borrow(const Linear& l) {
+  Linear b;
+  b.in = l.in;
+  b.out = l.out;
+  b.bias = l.bias;
+  b.w32 = l.w.data.data();
+  return b;
+}
+
+// Q(W·s)/s from the untouched original (AutoAWQ: weight.mul_(s); pseudo_quantize(weight) / s).
+Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const QuantSpec& spec,
+                         const std::string& name) {
+  Linear l;
+  l.in = orig.in;
+  l.out = orig.out;
+  l.bias = orig.bias;
+  l.w = orig.w;  // a real copy: the original stays untouched for the next candidate
+  scale_columns(l.w, s);
+  fake_quantize(l.w.data.data(), l.out, l.in, spec, name);
+  divide_columns(l.w, s);
+  return l;
+}
+
+std::string prev_name(const Architecture& arch, int64_t layer, const ScalingGroup& g) {
+  return g.prev_is_norm ? arch.norm_name(layer, g.prev_norm)
+                        : arch.linear_name(layer, g.prev_linear) + ".weight";
+}
+
+}  // namespace
+
+double inspect_flops(const ModelConfig& c, InspectKind kind, LinearRole first, int64_t n_seq,
+                     int64_t T) {
+  const double N = double(n_seq * T), d = double(c.hidden_size), f = double(c.intermediate_size);
+  const double qd = double(c.q_dim()), kvd = double(c.kv_dim());
+  switch (kind) {
+    case InspectKind::Attention: {
+      // q, k, v, o projections plus QK^T and PV over the causal triangle.
+      const double lin = 2 * N * (d * qd + 2 * d * kvd + qd * d);
+      const double core = 4.0 * double(n_seq) * double(c.num_attention_heads) * double(c.head_dim) *
+                          double(T) * double(T + 1) / 2;
+      return lin + core;
+    }
+    case InspectKind::Mlp:
+      return 2 * N * 3 * d * f;
+    case InspectKind::Linear: {
+      switch (first) {
+        case LinearRole::O:
+          return 2 * N * qd * d;
+        case LinearRole::Down:
+          return 2 * N * f * d;
+        case LinearRole::Q:
+          return 2 * N * d * qd;
+        case LinearRole::K:
+        case LinearRole::V:
+          return 2 * N * d * kvd;
+        case LinearRole::Gate:
+        case LinearRole::Up:
+          return 2 * N * d * f;
+      }
+    }
+  }
+  return 0;
+}
+
+std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Architecture& arch,
+                                             int64_t layer, const BlockWeights& w,
+                                             const BlockCapture& cap, int64_t n_seq, int64_t T,
+                                             const ScaleSearchOptions& opt) {
+  std::vector<GroupResult> results;
+  for (const ScalingGroup& g : arch.scaling_groups) {
+    GroupResult r;
+    r.name = g.name;
+    r.prev = prev_name(arch, layer, g);
+    r.layers = g.layers;
+    if (!group_applies(g, w)) {
+      results.push_back(std::move(r));
+      continue;
+    }
+    r.applied = true;
+    const Mat& x = capture_input(cap, g.layers[0]);
+    const std::vector<float> x_mean = mean_abs_columns(x);
+    std::vector<float> w_mean;
+    if (opt.mode != ScaleMode::X) {
+      std::vector<const Mat*> ws;
+      for (LinearRole l : g.layers) ws.push_back(&w[l].w);
+      w_mean = weight_mean_normalized(ws, opt.spec.group_size);
+    }
+
+    // The inspected module's forward with some linears replaced; `sub` maps roles to weights.
+    auto inspect = [&](const std::vector<std::pair<LinearRole, const Linear*>>& sub, Mat& out) {
+      if (g.inspect == InspectKind::Linear) {
+        const Linear* l = sub.empty() ? &w[g.layers[0]] : sub[0].second;
+        l->forward(x, out);
+        return;
+      }
+      BlockWeights v;  // borrows every linear of the module, replaced ones from `sub`
+      const LinearRole roles_attn[] = {LinearRole::Q, LinearRole::K, LinearRole::V, LinearRole::O};
+      const LinearRole roles_mlp[] = {LinearRole::Gate, LinearRole::Up, LinearRole::Down};
+      const bool attn = g.inspect == InspectKind::Attention;
+      for (LinearRole role : attn ? std::span<const LinearRole>(roles_attn)
+                                  : std::span<const LinearRole>(roles_mlp)) {
+        const Linear* src = &w[role];
+        for (const auto& [sr, sl] : sub)
+          if (sr == role) src = sl;
+        v[role] = borrow(*src);
+      }
+      if (attn) {
+        attention_forward(cfg, v, x, n_seq, T, out);
+      } else {
+        mlp_forward(cfg, v, x, out);
+      }
+    };
+
+    Mat ref;
+    inspect({}, ref);
+    const double flops_one = inspect_flops(cfg, g.inspect, g.layers[0], n_seq, T);
+    const std::string what = fmt::format("layer {} group {}", layer, g.name);
+    auto loss_of = [&](const std::vector<float>& s) {
+      std::vector<Linear> q;
+      q.reserve(g.layers.size());
+      std::vector<std::pair<LinearRole, const Linear*>> sub;
+      for (LinearRole l : g.layers)
+        q.push_back(scaled_fake_quant(w[l], s, opt.spec, arch.linear_name(layer, l)));
+      for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
+      Mat out;
+      inspect(sub, out);
+      return mean_squared_error(ref.data.data(), out.data.data(), ref.size());
+    };
+    ScaleSearchResult sr =
+        search_scales(x_mean, w_mean, opt.mode, loss_of, opt.parallel_candidates, what);
+    r.choice = sr.best;
+    r.loss = sr.loss;
+    r.rtn_loss = sr.identity_loss;
+    r.scales = std::move(sr.scales);
+    r.flops = flops_one * double(sr.losses.size() + 1);  // candidates + the reference
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w, BlockCapture* cap,
+                        const std::vector<GroupResult>& groups) {
+  for (const GroupResult& r : groups) {
+    if (!r.applied) continue;
+    const ScalingGroup* g = nullptr;
+    for (const auto& cand : arch.scaling_groups)
+      if (cand.name == r.name) g = &cand;
+    AWQ_CHECK(g != nullptr, "layer {}: unknown scaling group '{}'", layer, r.name);
+    const int64_t n = w[g->layers[0]].in;
+    AWQ_CHECK(int64_t(r.scales.size()) == n, "layer {} group {}: {} scales for width {}", layer,
+              r.name, r.scales.size(), n);
+    AWQ_CHECK(group_applies(*g, w), "layer {} group {}: the group does not apply to this block",
+              layer, r.name);
+    for (float s : r.scales)
+      AWQ_CHECK(std::isfinite(s) && s > 0, "layer {} group {}: scale {} is not a positive number",
+                layer, r.name, s);
+    if (g->prev_is_norm) {
+      divide_vector(g->prev_norm == NormRole::Attn ? w.attn_norm : w.mlp_norm, r.scales);
+    } else {
+      divide_tail_rows(w[g->prev_linear], r.scales);
+    }
+    for (LinearRole l : g->layers) scale_columns(w[l].w, r.scales);
+    if (cap) {
+      // q/k/v (and gate/up) share one captured input: divide it once.
+      Mat& x = capture_input(*cap, g->layers[0]);
+      divide_columns(x, r.scales);
+    }
+  }
+  // The reference asserts the same after folding (llm-awq auto_scale.py:47-51).
+  auto finite = [](const std::vector<float>& v) {
+    for (float x : v)
+      if (!std::isfinite(x)) return false;
+    return true;
+  };
+  AWQ_CHECK(finite(w.attn_norm) && finite(w.mlp_norm),
+            "layer {}: a norm weight is not finite after scaling", layer);
+  for (LinearRole r : kAllLinearRoles)
+    AWQ_CHECK(finite(w[r].w.data) && finite(w[r].bias), "layer {}: {} is not finite after scaling",
+              layer, linear_role_name(r));
+}
+
+namespace {
+
+// As the clip search computes its candidates (in double, then rounded to f32).
+float shrink_of(int index, int n_grid) {
+  return float(1.0 - double(index) / n_grid);
+}
+
+// max |w| of group k of row o.
+float group_absmax(const Mat& w, int64_t o, int64_t k, int64_t g) {
+  const float* p = w.row(o) + k * g;
+  float m = 0;
+  for (int64_t j = 0; j < g; ++j) m = std::max(m, std::fabs(p[j]));
+  return m;
+}
+
+}  // namespace
+
+std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t layer,
+                                           const BlockWeights& w, const BlockCapture& cap,
+                                           const QuantSpec& spec, const ClipOptions& copt,
+                                           int64_t n_tokens) {
+  std::vector<ClipResult> out;
+  const int n_cand = std::max(1, int(copt.max_shrink * float(copt.n_grid)));
+  for (LinearRole role : kAllLinearRoles) {
+    bool skip = false;
+    for (LinearRole s : arch.clip_skip) skip |= s == role;
+    if (skip) continue;
+    const Linear& l = w[role];
+    const Mat& x = capture_input(cap, role);
+    const int64_t stride = std::max<int64_t>(1, x.rows / n_tokens);
+    const int64_t t = (x.rows + stride - 1) / stride;
+    Mat xs(t, x.cols);
+    for (int64_t i = 0; i < t; ++i)
+      std::copy(x.row(i * stride), x.row(i * stride) + x.cols, xs.row(i));
+    const std::string name = arch.linear_name(layer, role);
+    const std::vector<float> mv =
+        search_clip(l.w.data.data(), l.out, l.in, xs.data.data(), t, spec, copt, name);
+    const int64_t g = spec.group_for(l.in), ng = l.in / g;
+    AWQ_CHECK(int64_t(mv.size()) == l.out * ng, "{}: clip search returned {} values for [{}, {}]",
+              name, mv.size(), l.out, ng);
+    ClipResult c;
+    c.role = role;
+    c.out = l.out;
+    c.n_groups = ng;
+    c.shrink_index.resize(mv.size());
+    // Keep the index of the candidate the search chose (the replay recomputes the bound from it).
+    for (int64_t o = 0; o < l.out; ++o) {
+      for (int64_t k = 0; k < ng; ++k) {
+        const float m0 = group_absmax(l.w, o, k, g);
+        const float m = mv[size_t(o * ng + k)];
+        int best = 0;
+        float best_d = std::numeric_limits<float>::infinity();
+        for (int i = 0; i < n_cand; ++i) {
+          const float d = std::fabs(m0 * shrink_of(i, copt.n_grid) - m);
+          if (d < best_d) {
+            best_d = d;
+            best = i;
+          }
+        }
+        c.shrink_index[size_t(o * ng + k)] = uint8_t(best);
+      }
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void apply_block_clips(BlockWeights& w, std::vector<ClipResult>& clips, const QuantSpec& spec,
+                       int n_grid) {
+  for (ClipResult& c : clips) {
+    Linear& l = w[c.role];
+    const int64_t g = spec.group_for(l.in), ng = l.in / g;
+    AWQ_CHECK(c.out == l.out && c.n_groups == ng,
+              "{}: clip table is [{}, {}], the weight needs [{}, {}]", linear_role_name(c.role),
+              c.out, c.n_groups, l.out, ng);
+    std::vector<float> mv(size_t(l.out * ng));
+    double shrink_sum = 0;
+    int64_t clipped = 0;
+    for (int64_t o = 0; o < l.out; ++o) {
+      for (int64_t k = 0; k < ng; ++k) {
+        const int idx = c.shrink_index[size_t(o * ng + k)];
+        mv[size_t(o * ng + k)] = group_absmax(l.w, o, k, g) * shrink_of(idx, n_grid);
+        shrink_sum += double(shrink_of(idx, n_grid));
+        clipped += idx > 0;
+      }
+    }
+    apply_clip(l.w.data.data(), l.out, l.in, mv, int(g));
+    c.mean_shrink = mv.empty() ? 1.0 : shrink_sum / double(mv.size());
+    c.frac_clipped = mv.empty() ? 0.0 : double(clipped) / double(mv.size());
+  }
+}
+
+void pad_intermediate(BlockWeights& w, int64_t width) {
+  Linear& gate = w[LinearRole::Gate];
+  Linear& up = w[LinearRole::Up];
+  Linear& down = w[LinearRole::Down];
+  const int64_t f = gate.out;
+  AWQ_CHECK(width >= f && up.out == f && down.in == f,
+            "pad_intermediate: cannot pad width {} to {}", f, width);
+  if (width == f) return;
+  for (Linear* l : {&gate, &up}) {
+    l->w.data.resize(size_t(width * l->in), 0.0f);  // zero rows appended
+    l->w.rows = width;
+    l->out = width;
+    if (!l->bias.empty()) l->bias.resize(size_t(width), 0.0f);
+  }
+  Mat d(down.out, width);
+  for (int64_t o = 0; o < down.out; ++o) std::copy(down.w.row(o), down.w.row(o) + f, d.row(o));
+  down.w = std::move(d);
+  down.in = width;
+}
+
+}  // namespace awq

@@ -1,0 +1,67 @@
+// The AWQ work on one decoder block, as separate steps so that the pipeline, --load-search and
+// the tests compose them: search the scales of every group on the unmodified block, fold them,
+// search and apply clipping, quantize. The inspected forwards are the model's own block code
+// (attention_forward, mlp_forward, Linear::forward): what is calibrated is what runs.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "awq/search_result.h"
+#include "model/block.h"
+#include "quant/clip_search.h"
+#include "quant/quant_spec.h"
+#include "quant/quantized_matrix.h"
+
+namespace awq {
+
+// Input of a linear in the capture (q, k, v share the normed attention input; gate, up the MLP's).
+const Mat& capture_input(const BlockCapture& cap, LinearRole r);
+Mat& capture_input(BlockCapture& cap, LinearRole r);
+
+// Whether a scaling group applies to this block (v→o needs v's output width == o's input width).
+bool group_applies(const ScalingGroup& g, const BlockWeights& w);
+
+struct ScaleSearchOptions {
+  QuantSpec spec;
+  ScaleMode mode = ScaleMode::Both;
+  // Score candidates concurrently (each forward then runs on one thread). Chosen by the pipeline
+  // from the working-set size; the results are identical either way.
+  bool parallel_candidates = false;
+};
+
+// Searches the scales of every group of `arch` on the unmodified block `w` with the captured
+// inputs (awq-spec §1.9). Every candidate is built from `w`, which is never modified.
+std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Architecture& arch,
+                                             int64_t layer, const BlockWeights& w,
+                                             const BlockCapture& cap, int64_t n_seq, int64_t T,
+                                             const ScaleSearchOptions& opt);
+
+// Folds each applied group's scales (in table order): 1/s into the norm or the previous linear's
+// last rows (and bias), s into the consumers' columns; divides the captured inputs by s when
+// `cap` is given (so the clip search sees the scaled activations). Checks that no weight became
+// NaN or infinite.
+void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w, BlockCapture* cap,
+                        const std::vector<GroupResult>& groups);
+
+// Clip search for every linear not in arch.clip_skip, on ~n_tokens rows of its (scaled) captured
+// input taken with stride max(1, rows / n_tokens) (AutoAWQ).
+std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t layer,
+                                           const BlockWeights& w, const BlockCapture& cap,
+                                           const QuantSpec& spec, const ClipOptions& copt,
+                                           int64_t n_tokens = 512);
+
+// Clamps each clipped linear's groups to ±m0·(1 − index/n_grid), m0 the group's current max |w|;
+// fills the clip statistics of `clips`.
+void apply_block_clips(BlockWeights& w, std::vector<ClipResult>& clips, const QuantSpec& spec,
+                       int n_grid);
+
+// The FLOPs of one forward of a group's inspected module on n_seq × T tokens.
+double inspect_flops(const ModelConfig& cfg, InspectKind kind, LinearRole first, int64_t n_seq,
+                     int64_t T);
+
+// Zero-pads the MLP's intermediate width to `width` (gate/up get zero rows and bias, down zero
+// columns): the block computes exactly the same function.
+void pad_intermediate(BlockWeights& w, int64_t width);
+
+}  // namespace awq

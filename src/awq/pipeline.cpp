@@ -1,0 +1,394 @@
+#include "awq/pipeline.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "awq/block_search.h"
+#include "awq/writer.h"
+#include "base/error.h"
+#include "base/half.h"
+#include "base/progress.h"
+#include "base/sysinfo.h"
+#include "base/thread_pool.h"
+#include "formats/checkpoint.h"
+#include "kernels/gemm.h"
+#include "model/block.h"
+#include "quant/quantize.h"
+#include "tokenizer/tokenizer.h"
+
+namespace awq {
+namespace fs = std::filesystem;
+
+OutputFormat parse_output_format(const std::string& s) {
+  if (s == "autoawq") return OutputFormat::AutoAwq;
+  if (s == "fake-quant") return OutputFormat::FakeQuant;
+  fail("--format {}: expected autoawq or fake-quant", s);
+}
+
+QuantMethod parse_method(const std::string& s) {
+  if (s == "awq") return QuantMethod::Awq;
+  if (s == "rtn") return QuantMethod::Rtn;
+  fail("--method {}: expected awq or rtn", s);
+}
+
+bool parse_propagate(const std::string& s) {
+  if (s == "fp") return false;
+  if (s == "quantized") return true;
+  fail("--propagate {}: expected fp or quantized", s);
+}
+
+namespace {
+
+// [out, in] of each linear role under `c`.
+std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
+  switch (r) {
+    case LinearRole::Q:
+      return {c.q_dim(), c.hidden_size};
+    case LinearRole::K:
+    case LinearRole::V:
+      return {c.kv_dim(), c.hidden_size};
+    case LinearRole::O:
+      return {c.hidden_size, c.q_dim()};
+    case LinearRole::Gate:
+    case LinearRole::Up:
+      return {c.intermediate_size, c.hidden_size};
+    case LinearRole::Down:
+      return {c.hidden_size, c.intermediate_size};
+  }
+  return {0, 0};
+}
+
+bool same_path(const std::string& a, const std::string& b) {
+  std::error_code ec1, ec2;
+  const fs::path pa = fs::weakly_canonical(a, ec1), pb = fs::weakly_canonical(b, ec2);
+  return !ec1 && !ec2 && pa == pb;
+}
+
+// Everything about the options and the model that can be checked before any work starts.
+std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& cfg,
+                                  const ModelConfig& qcfg, const Architecture& arch) {
+  std::vector<std::string> warnings;
+  AWQ_CHECK(!o.out_dir.empty(), "--out is required");
+  AWQ_CHECK(!same_path(o.out_dir, o.model_dir),
+            "--out {} is the input model directory; the input is never "
+            "modified, choose another output directory",
+            o.out_dir);
+  AWQ_CHECK(!cfg.quant,
+            "{}: the model is already AWQ-quantized (config.json has a quantization_config); "
+            "quantize the original float model",
+            o.model_dir);
+  const bool fmt_awq = o.format == OutputFormat::AutoAwq;
+  AWQ_CHECK(!o.no_quantize || !fmt_awq,
+            "--no-quantize writes float weights and needs --format fake-quant");
+  AWQ_CHECK(o.spec.bits >= 2 && o.spec.bits <= 8, "--bits {}: the quantizer supports 2..8 bits",
+            o.spec.bits);
+  AWQ_CHECK(
+      !fmt_awq || o.spec.bits == 4,
+      "--bits {}: the AutoAWQ GEMM format (what transformers and vLLM load) is 4-bit only; use "
+      "--format fake-quant for {}-bit weights",
+      o.spec.bits, o.spec.bits);
+  AWQ_CHECK(o.pad_intermediate >= 0, "--pad-intermediate must be positive (got {})",
+            o.pad_intermediate);
+  if (o.method == QuantMethod::Rtn) {
+    AWQ_CHECK(o.load_search.empty(),
+              "--load-search replays an AWQ search; it cannot be combined with --method rtn");
+    AWQ_CHECK(o.save_search.empty(), "--save-search: --method rtn searches nothing");
+  } else if (o.load_search.empty()) {
+    AWQ_CHECK(!o.calib.empty() || o.calib_tokens,
+              "--calib is required for --method awq (or use --method rtn, "
+              "or --load-search FILE)");
+  }
+  AWQ_CHECK(o.calib_samples > 0, "--calib-samples must be positive (got {})", o.calib_samples);
+  AWQ_CHECK(o.calib_seqlen > 0, "--calib-seqlen must be positive (got {})", o.calib_seqlen);
+  const int64_t seqlen = o.calib_tokens ? o.calib_tokens->seqlen : o.calib_seqlen;
+  if (o.method == QuantMethod::Awq && o.load_search.empty() && seqlen > cfg.max_position_embeddings)
+    warnings.push_back(
+        fmt::format("--calib-seqlen {} exceeds the model's max_position_embeddings {}", seqlen,
+                    cfg.max_position_embeddings));
+  std::set<std::pair<int64_t, int64_t>> warned;
+  for (LinearRole r : kAllLinearRoles) {
+    const auto [out, in] = linear_shape(qcfg, r);
+    const std::string name = arch.linear_name(0, r);  // every layer has the same shapes
+    QuantSpec spec = o.spec;
+    spec.validate(in, name);
+    if (fmt_awq) {
+      const bool mlp = r == LinearRole::Gate || r == LinearRole::Up;
+      AWQ_CHECK(
+          out % 8 == 0,
+          "tensor '{}': {} output features; the AutoAWQ GEMM format packs 8 per int32 and needs a "
+          "multiple of 8 ({})",
+          name, out,
+          mlp ? "use --pad-intermediate 8 (or 64 for vLLM) or --format fake-quant"
+              : "use --format fake-quant");
+      const int64_t g = spec.group_for(in);
+      if ((out % 64 != 0 || in % 128 != 0 || in % g != 0) && warned.insert({out, in}).second) {
+        warnings.push_back(
+            fmt::format("tensor '{}' [{} x {}] (and its kind in every layer): vLLM's awq_marlin "
+                        "kernels need out % 64 == 0 "
+                        "and in % 128 == 0 per tensor-parallel shard; this shape will not split "
+                        "for tensor parallelism{}",
+                        name, out, in, mlp ? " (--pad-intermediate 128 pads the MLP)" : ""));
+      }
+    }
+  }
+  return warnings;
+}
+
+// Every tensor of every block exists with the expected shape: fail before hours of work.
+void check_tensors(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch) {
+  ck.get(arch.embed_name, {cfg.vocab_size, cfg.hidden_size});
+  ck.get(arch.final_norm_name, {cfg.hidden_size});
+  if (!cfg.tie_word_embeddings) ck.get(arch.lm_head_name, {cfg.vocab_size, cfg.hidden_size});
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    ck.get(arch.norm_name(l, NormRole::Attn), {cfg.hidden_size});
+    ck.get(arch.norm_name(l, NormRole::Mlp), {cfg.hidden_size});
+    for (LinearRole r : kAllLinearRoles) {
+      const auto [out, in] = linear_shape(cfg, r);
+      ck.get(arch.linear_name(l, r) + ".weight", {out, in});
+    }
+  }
+}
+
+// X0: the embedding rows of the calibration tokens, converted straight from the mapping.
+Mat embed_tokens(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
+                 const std::vector<int32_t>& tokens) {
+  const TensorInfo& t = ck.get(arch.embed_name, {cfg.vocab_size, cfg.hidden_size});
+  const int64_t d = cfg.hidden_size;
+  const size_t esz = dtype_size(t.dtype);
+  Mat x(int64_t(tokens.size()), d);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t id = tokens[i];
+    AWQ_CHECK(id >= 0 && id < cfg.vocab_size,
+              "calibration token {} is outside the model's vocabulary of {}", id, cfg.vocab_size);
+    convert_to_f32(t.dtype, t.data + size_t(id) * size_t(d) * esz, d, x.row(int64_t(i)));
+  }
+  return x;
+}
+
+double sgemm_probe_gflops() {
+  const int64_t n = 1024;
+  std::vector<float> a(size_t(n * n)), b(size_t(n * n)), c(size_t(n * n));
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = float(int(i % 17) - 8) * 0.01f;
+    b[i] = float(int(i % 13) - 6) * 0.01f;
+  }
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    Timer t;
+    kernels::gemm_f32(a.data(), n, b.data(), n, n, nullptr, c.data());
+    best = std::min(best, t.seconds());
+  }
+  return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
+}
+
+// The weights the written model computes with: what --propagate quantized feeds the next block.
+BlockWeights output_weights(const BlockWeights& w, const std::vector<QuantizedMatrix>& q,
+                            bool fake_quant) {
+  BlockWeights o = w;
+  for (float& v : o.attn_norm) v = round_to_f16(v);
+  for (float& v : o.mlp_norm) v = round_to_f16(v);
+  for (LinearRole r : kAllLinearRoles) {
+    Linear& l = o[r];
+    if (!q.empty()) q[size_t(r)].dequantize(l.w.data.data());
+    if (fake_quant || q.empty())
+      for (float& v : l.w.data) v = round_to_f16(v);
+    for (float& v : l.bias) v = round_to_f16(v);
+  }
+  return o;
+}
+
+CalibBlocks calibrate(const QuantizeOptions& o, std::vector<std::string>* log) {
+  const std::vector<std::string> docs = load_calib_documents(o.calib);
+  const Tokenizer tok = Tokenizer::from_dir(o.model_dir);
+  const std::vector<size_t> order = document_order(docs.size(), o.shuffle_seed);
+  if (!tok.adds_bos())
+    log->push_back("note: the tokenizer adds no BOS token; documents are concatenated without one");
+  return build_calib_blocks(
+      docs.size(), [&](size_t i) { return tok.encode(docs[order[i]], true); }, o.calib_samples,
+      o.calib_seqlen, o.calib);
+}
+
+}  // namespace
+
+QuantizeReport quantize_model(const QuantizeOptions& o) {
+  Timer total;
+  QuantizeReport rep;
+  const ModelConfig cfg = ModelConfig::load(o.model_dir);
+  const Architecture& arch = *find_architecture(cfg.model_type);
+  ModelConfig qcfg = cfg;  // the output's shape
+  if (o.pad_intermediate > 0)
+    qcfg.intermediate_size =
+        (cfg.intermediate_size + o.pad_intermediate - 1) / o.pad_intermediate * o.pad_intermediate;
+  rep.warnings = validate(o, cfg, qcfg, arch);
+  for (const auto& w : rep.warnings) fmt::print(stderr, "awq: warning: {}\n", w);
+
+  const auto ck = Checkpoint::open(o.model_dir);
+  check_tensors(ck, cfg, arch);
+  const bool awq = o.method == QuantMethod::Awq;
+  const bool replay = awq && !o.load_search.empty();
+  const bool search = awq && !replay;
+  const bool fake = o.format == OutputFormat::FakeQuant;
+
+  rep.method = awq ? "awq" : "rtn";
+  rep.format = fake ? (o.no_quantize ? "fake-quant (no-quantize)" : "fake-quant") : "autoawq";
+  rep.model_dir = o.model_dir;
+  rep.out_dir = o.out_dir;
+  rep.bits = o.spec.bits;
+  rep.group_size = o.spec.group_size;
+  rep.zero_point = o.spec.zero_point;
+  rep.scale_mode = scale_mode_name(o.scale_mode);
+  rep.n_layers = cfg.num_hidden_layers;
+  rep.threads = num_threads();
+
+  SearchHeader header;
+  header.model_type = cfg.model_type;
+  header.num_layers = cfg.num_hidden_layers;
+  header.hidden_size = qcfg.hidden_size;
+  header.intermediate_size = qcfg.intermediate_size;
+  header.bits = o.spec.bits;
+  header.group_size = o.spec.group_size;
+  header.zero_point = o.spec.zero_point;
+  header.clip_grid = o.clip_opts.n_grid;
+  std::vector<BlockResult> loaded;
+  if (replay) loaded = load_search(o.load_search, header, arch);
+
+  // Calibration: tokens, blocks, X0.
+  Timer t_stage;
+  Mat x;
+  int64_t n_seq = 0, T = 0;
+  if (search) {
+    std::vector<std::string> log;
+    CalibBlocks cb = o.calib_tokens ? *o.calib_tokens : calibrate(o, &log);
+    for (const auto& l : log) fmt::print(stderr, "awq: {}\n", l);
+    n_seq = cb.n_blocks;
+    T = cb.seqlen;
+    rep.calib_blocks = cb.n_blocks;
+    rep.calib_seqlen = cb.seqlen;
+    rep.calib_docs = cb.docs_taken;
+    rep.calib_docs_too_long = cb.docs_too_long;
+    rep.calib_tokens_dropped = cb.tokens_dropped;
+    x = embed_tokens(ck, cfg, arch, cb.tokens);
+    if (!o.quiet)
+      fmt::print(
+          "calibration: {} documents ({} skipped as longer than {} tokens) -> {} blocks of {} "
+          "tokens "
+          "({} tokens dropped)\n",
+          cb.docs_taken, cb.docs_too_long, T, n_seq, T, cb.tokens_dropped);
+  }
+  rep.times.calib = t_stage.seconds();
+
+  // Output.
+  StagedDir staged(o.out_dir);
+  ModelConfig out_cfg = qcfg;
+  out_cfg.torch_dtype = "float16";
+  if (!fake)
+    out_cfg.quant = AwqQuantConfig{o.spec.bits, o.spec.group_size, o.spec.zero_point, "gemm", {}};
+  ModelWriter writer(staged, out_cfg, arch, !fake);
+  t_stage.reset();
+  writer.add_embeddings(ck);
+  rep.times.write += t_stage.seconds();
+
+  // Candidates run concurrently when their working sets fit comfortably: small models, whose
+  // narrow matrix products would otherwise leave cores idle.
+  ScaleSearchOptions sopt;
+  sopt.spec = o.spec;
+  sopt.mode = o.scale_mode;
+  {
+    const double N = double(n_seq * T);
+    const double per_cand = 4.0 * (N * double(2 * qcfg.intermediate_size + 2 * qcfg.hidden_size +
+                                              qcfg.q_dim() + 2 * qcfg.kv_dim()) +
+                                   3.0 * double(qcfg.intermediate_size * qcfg.hidden_size));
+    sopt.parallel_candidates =
+        num_threads() > 1 && per_cand * num_threads() <= double(int64_t(1) << 30);
+  }
+
+  Progress progress("quantize", cfg.num_hidden_layers);
+  for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
+    BlockResult br;
+    br.layer = layer;
+    const auto stage = [&](const char* s) {
+      if (o.progress)
+        progress.update(layer, fmt::format("layer {}/{}: {}", layer + 1, cfg.num_hidden_layers, s));
+    };
+    stage("load");
+    t_stage.reset();
+    BlockWeights w = load_block_f32(ck, cfg, arch, layer);
+    if (qcfg.intermediate_size != cfg.intermediate_size)
+      pad_intermediate(w, qcfg.intermediate_size);
+    BlockCapture cap;
+    Mat x_next;
+    if (search) {
+      stage("capture");
+      block_forward(qcfg, w, x, n_seq, T, x_next, &cap);
+    }
+    rep.times.capture += t_stage.seconds();
+
+    if (search) {
+      stage("scale search");
+      t_stage.reset();
+      br.groups = search_block_scales(qcfg, arch, layer, w, cap, n_seq, T, sopt);
+      for (const auto& g : br.groups) rep.search_flops += g.flops;
+      rep.times.scale_search += t_stage.seconds();
+      t_stage.reset();
+      apply_block_scales(arch, layer, w, &cap, br.groups);
+      if (o.clip) {
+        stage("clip search");
+        br.clips = search_block_clips(arch, layer, w, cap, o.spec, o.clip_opts, o.clip_tokens);
+      }
+      rep.times.clip_search += t_stage.seconds();
+      cap = BlockCapture();  // the activations are no longer needed
+    } else if (replay) {
+      t_stage.reset();
+      br = loaded[size_t(layer)];
+      apply_block_scales(arch, layer, w, nullptr, br.groups);
+      if (!o.clip) br.clips.clear();
+      rep.times.scale_search += t_stage.seconds();
+    }
+
+    stage("quantize");
+    t_stage.reset();
+    if (!br.clips.empty()) apply_block_clips(w, br.clips, o.spec, o.clip_opts.n_grid);
+    std::vector<QuantizedMatrix> q;
+    if (!o.no_quantize) {
+      for (LinearRole r : kAllLinearRoles) {
+        const Linear& l = w[r];
+        q.push_back(quantize(l.w.data.data(), l.out, l.in, o.spec, arch.linear_name(layer, r)));
+      }
+    }
+    if (search && o.propagate_quantized) {
+      const BlockWeights wq = output_weights(w, q, fake);
+      block_forward(qcfg, wq, x, n_seq, T, x_next);
+    }
+    rep.times.quantize += t_stage.seconds();
+
+    stage("write");
+    t_stage.reset();
+    writer.add_block(layer, w, q);
+    rep.times.write += t_stage.seconds();
+    if (search) x = std::move(x_next);
+    rep.blocks.push_back(std::move(br));
+  }
+  progress.update(cfg.num_hidden_layers, "finishing");
+  t_stage.reset();
+  writer.finish(ck, o.model_dir);
+  staged.commit();
+  rep.times.write += t_stage.seconds();
+  progress.finish();
+  rep.output_bytes = int64_t(writer.bytes_written());
+
+  if (!o.save_search.empty()) save_search(o.save_search, header, rep.blocks);
+  if (search) {
+    rep.search_gflops =
+        rep.times.scale_search > 0 ? rep.search_flops / rep.times.scale_search / 1e9 : 0;
+    rep.sgemm_gflops = sgemm_probe_gflops();
+  }
+  rep.times.total = total.seconds();
+  rep.peak_rss_bytes = peak_rss_bytes();
+  if (!o.report_path.empty()) write_text_file_atomic(o.report_path, rep.to_json().dump(2) + "\n");
+  return rep;
+}
+
+}  // namespace awq

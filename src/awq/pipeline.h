@@ -1,0 +1,58 @@
+// `awq quantize` as a library call: from a Hugging Face model directory and calibration text to a
+// quantized checkpoint, one decoder block at a time (DESIGN.md, "The pipeline"):
+//
+//   embed(calibration blocks) = X
+//   for each block: load as f32 (optionally zero-pad the MLP), run it unmodified capturing every
+//     linear's input (its output is the next block's X unless --propagate quantized), search the
+//     scales of all groups, fold them, search and apply clipping, quantize, hand to the writer.
+//
+// Memory is one block in f32, the captured activations and the output writer's current shard.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "awq/calib.h"
+#include "awq/report.h"
+#include "awq/scales.h"
+#include "quant/clip_search.h"
+#include "quant/quant_spec.h"
+
+namespace awq {
+
+enum class QuantMethod { Awq, Rtn };
+enum class OutputFormat { AutoAwq, FakeQuant };
+
+struct QuantizeOptions {
+  std::string model_dir, out_dir;
+  std::string calib;  // FILE | DIR | FILE.jsonl[:field]
+  QuantMethod method = QuantMethod::Awq;
+  QuantSpec spec;  // 4 bits, group 128, zero point
+  ScaleMode scale_mode = ScaleMode::Both;
+  bool clip = true;
+  ClipOptions clip_opts;
+  int64_t clip_tokens = 512;
+  int64_t calib_samples = 128, calib_seqlen = 512;
+  std::optional<uint64_t> shuffle_seed;
+  bool propagate_quantized = false;
+  OutputFormat format = OutputFormat::AutoAwq;
+  bool no_quantize = false;  // fake-quant only: fold scales and clipping, keep weights unrounded
+  int64_t pad_intermediate = 0;  // 0: off; else pad the MLP width up to a multiple of this
+  std::string save_search, load_search, report_path;
+  bool progress = true;  // progress bar on a terminal
+  bool quiet = false;    // no summary on stdout
+  // Tests: calibration tokens given directly (no tokenizer, no text); null in normal use.
+  const CalibBlocks* calib_tokens = nullptr;
+};
+
+// Runs the whole pipeline, writes opts.out_dir atomically and returns what happened. Every
+// problem with the inputs or options is an awq::Error raised before any output exists.
+QuantizeReport quantize_model(const QuantizeOptions& opts);
+
+// Parses "autoawq" / "fake-quant", "awq" / "rtn", "fp" / "quantized".
+OutputFormat parse_output_format(const std::string& s);
+QuantMethod parse_method(const std::string& s);
+bool parse_propagate(const std::string& s);  // true for "quantized"
+
+}  // namespace awq

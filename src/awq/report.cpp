@@ -1,0 +1,135 @@
+#include "awq/report.h"
+
+#include <fmt/format.h>
+
+namespace awq {
+
+namespace {
+
+const GroupResult* group_of(const BlockResult& b, LinearRole r) {
+  for (const auto& g : b.groups)
+    for (LinearRole l : g.layers)
+      if (l == r) return &g;
+  return nullptr;
+}
+
+const ClipResult* clip_of(const BlockResult& b, LinearRole r) {
+  for (const auto& c : b.clips)
+    if (c.role == r) return &c;
+  return nullptr;
+}
+
+}  // namespace
+
+nlohmann::ordered_json QuantizeReport::to_json() const {
+  using json = nlohmann::ordered_json;
+  json j;
+  j["method"] = method;
+  j["format"] = format;
+  j["model"] = model_dir;
+  j["out"] = out_dir;
+  j["bits"] = bits;
+  j["group_size"] = group_size;
+  j["zero_point"] = zero_point;
+  j["scale_mode"] = scale_mode;
+  j["threads"] = threads;
+  j["calibration"] = {{"blocks", calib_blocks},
+                      {"seqlen", calib_seqlen},
+                      {"documents", calib_docs},
+                      {"documents_too_long", calib_docs_too_long},
+                      {"tokens_dropped", calib_tokens_dropped}};
+  j["seconds"] = {{"calib", times.calib},
+                  {"capture", times.capture},
+                  {"scale_search", times.scale_search},
+                  {"clip_search", times.clip_search},
+                  {"quantize", times.quantize},
+                  {"write", times.write},
+                  {"total", times.total}};
+  j["scale_search_gflop"] = search_flops / 1e9;
+  j["scale_search_gflops"] = search_gflops;
+  j["sgemm_gflops"] = sgemm_gflops;
+  j["peak_rss_bytes"] = peak_rss_bytes;
+  j["output_bytes"] = output_bytes;
+  j["warnings"] = warnings;
+  json layers = json::array();
+  for (const auto& b : blocks) {
+    json l;
+    l["layer"] = b.layer;
+    json groups = json::array();
+    for (const auto& g : b.groups) {
+      json e;
+      e["group"] = g.name;
+      e["prev"] = g.prev;
+      e["applied"] = g.applied;
+      if (g.applied) {
+        e["choice"] = g.choice.label();
+        e["mode"] = g.choice.identity ? "identity" : (g.choice.duo ? "duo" : "x");
+        e["alpha"] = g.choice.alpha;
+        e["loss"] = g.loss;
+        e["rtn_loss"] = g.rtn_loss;
+        e["loss_vs_rtn"] = g.rtn_loss > 0 ? g.loss / g.rtn_loss : 1.0;
+      }
+      groups.push_back(std::move(e));
+    }
+    l["groups"] = std::move(groups);
+    json linears = json::array();
+    for (LinearRole r : kAllLinearRoles) {
+      json e;
+      e["linear"] = linear_role_name(r);
+      if (const GroupResult* g = group_of(b, r); g && g->applied) e["group"] = g->name;
+      if (const ClipResult* c = clip_of(b, r)) {
+        e["clip_mean_shrink"] = c->mean_shrink;
+        e["clip_fraction"] = c->frac_clipped;
+      }
+      linears.push_back(std::move(e));
+    }
+    l["linears"] = std::move(linears);
+    layers.push_back(std::move(l));
+  }
+  j["layers"] = std::move(layers);
+  return j;
+}
+
+std::string QuantizeReport::format_table() const {
+  std::string s;
+  if (!blocks.empty()) {
+    s += fmt::format("{:>5} {:<10} {:<12} {:<14} {:>9} {:>11} {:>9}\n", "layer", "linear", "group",
+                     "scale", "loss/RTN", "clip shrink", "clipped");
+    for (const auto& b : blocks) {
+      for (LinearRole r : kAllLinearRoles) {
+        const GroupResult* g = group_of(b, r);
+        const ClipResult* c = clip_of(b, r);
+        std::string group = "-", scale = "-", rel = "-";
+        if (g && g->applied) {
+          group = g->name;
+          scale = g->choice.label();
+          rel = g->rtn_loss > 0 ? fmt::format("{:.4f}", g->loss / g->rtn_loss) : "-";
+        }
+        std::string shrink = "-", frac = "-";
+        if (c) {
+          shrink = fmt::format("{:.4f}", c->mean_shrink);
+          frac = fmt::format("{:.1f}%", 100 * c->frac_clipped);
+        }
+        s += fmt::format("{:>5} {:<10} {:<12} {:<14} {:>9} {:>11} {:>9}\n", b.layer,
+                         linear_role_name(r), group, scale, rel, shrink, frac);
+      }
+    }
+  }
+  s += fmt::format(
+      "time: calib {:.2f}s  capture {:.2f}s  scale search {:.2f}s  clip search {:.2f}s  quantize "
+      "{:.2f}s  "
+      "write {:.2f}s  total {:.2f}s\n",
+      times.calib, times.capture, times.scale_search, times.clip_search, times.quantize,
+      times.write, times.total);
+  if (search_flops > 0)
+    s += fmt::format(
+        "scale search: {:.1f} GFLOP at {:.1f} GFLOP/s (sgemm 1024^3 on this machine: {:.1f} "
+        "GFLOP/s, "
+        "{} threads)\n",
+        search_flops / 1e9, search_gflops, sgemm_gflops, threads);
+  s += fmt::format("peak RSS {:.1f} MiB, output {:.1f} MiB\n", double(peak_rss_bytes) / (1 << 20),
+                   double(output_bytes) / (1 << 20));
+  return s;
+}
+
+}  // namespace awq

@@ -1,0 +1,44 @@
+// What a quantization run reports: per linear layer the chosen scale (α and mode), its search
+// loss relative to round-to-nearest, clip statistics; time per stage; peak memory; the scale
+// search's arithmetic rate beside this machine's sgemm rate.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "awq/search_result.h"
+
+namespace awq {
+
+struct StageTimes {
+  double calib = 0, capture = 0, scale_search = 0, clip_search = 0, quantize = 0, write = 0,
+         total = 0;
+};
+
+struct QuantizeReport {
+  std::string method, format, model_dir, out_dir;
+  int bits = 4, group_size = 128;
+  bool zero_point = true;
+  std::string scale_mode;
+  int64_t n_layers = 0;
+  // Calibration.
+  int64_t calib_blocks = 0, calib_seqlen = 0, calib_docs = 0, calib_docs_too_long = 0,
+          calib_tokens_dropped = 0;
+  std::vector<BlockResult> blocks;
+  StageTimes times;
+  double search_flops = 0;   // of the inspected forwards
+  double search_gflops = 0;  // search_flops / scale_search seconds / 1e9
+  double sgemm_gflops = 0;   // 1024³ gemm_f32 probe in the same run
+  int threads = 1;
+  int64_t peak_rss_bytes = 0;
+  int64_t output_bytes = 0;
+  std::vector<std::string> warnings;
+
+  nlohmann::ordered_json to_json() const;
+  // The per-linear table and the totals, for the terminal.
+  std::string format_table() const;
+};
+
+}  // namespace awq

@@ -1,0 +1,165 @@
+#include "awq/search_result.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/files.h"
+
+namespace awq {
+using json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+
+char digit36(int v) {
+  return v < 10 ? char('0' + v) : char('a' + v - 10);
+}
+
+int from_digit36(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 10;
+  return -1;
+}
+
+LinearRole role_from_name(const std::string& name, const std::string& path) {
+  for (LinearRole r : kAllLinearRoles)
+    if (name == linear_role_name(r)) return r;
+  fail("{}: unknown linear '{}'", path, name);
+}
+
+}  // namespace
+
+void save_search(const std::string& path, const SearchHeader& h,
+                 const std::vector<BlockResult>& blocks) {
+  json j;
+  j["awq_cpp_search"] = kFormatVersion;
+  j["model_type"] = h.model_type;
+  j["num_hidden_layers"] = h.num_layers;
+  j["hidden_size"] = h.hidden_size;
+  j["intermediate_size"] = h.intermediate_size;
+  j["bits"] = h.bits;
+  j["group_size"] = h.group_size;
+  j["zero_point"] = h.zero_point;
+  j["clip_grid"] = h.clip_grid;
+  json layers = json::array();
+  for (const auto& b : blocks) {
+    json l;
+    l["layer"] = b.layer;
+    json scales = json::array();
+    for (const auto& g : b.groups) {
+      if (!g.applied) continue;
+      json e;
+      e["group"] = g.name;
+      e["prev"] = g.prev;
+      e["choice"] = g.choice.label();
+      e["duo"] = g.choice.duo;
+      e["alpha"] = g.choice.alpha;
+      e["loss"] = g.loss;
+      e["rtn_loss"] = g.rtn_loss;
+      // f32 → double is exact and nlohmann prints doubles with 17 significant digits, so the
+      // values read back are the same floats.
+      json s = json::array();
+      for (float v : g.scales) s.push_back(double(v));
+      e["s"] = std::move(s);
+      scales.push_back(std::move(e));
+    }
+    l["scales"] = std::move(scales);
+    json clips = json::array();
+    for (const auto& c : b.clips) {
+      json e;
+      e["linear"] = linear_role_name(c.role);
+      e["out"] = c.out;
+      e["groups"] = c.n_groups;
+      std::string digits(c.shrink_index.size(), '0');
+      for (size_t i = 0; i < digits.size(); ++i) digits[i] = digit36(c.shrink_index[i]);
+      e["shrink"] = std::move(digits);
+      clips.push_back(std::move(e));
+    }
+    l["clips"] = std::move(clips);
+    layers.push_back(std::move(l));
+  }
+  j["layers"] = std::move(layers);
+  write_text_file_atomic(path, j.dump(1) + "\n");
+}
+
+std::vector<BlockResult> load_search(const std::string& path, const SearchHeader& h,
+                                     const Architecture& arch) {
+  json j;
+  try {
+    j = json::parse(read_text_file(path));
+  } catch (const json::exception& e) {
+    fail("{}: invalid JSON: {}", path, e.what());
+  }
+  try {
+    AWQ_CHECK(j.is_object() && j.value("awq_cpp_search", 0) == kFormatVersion,
+              "{}: not an awq.cpp search file (version {})", path, kFormatVersion);
+    auto expect = [&](const char* key, const auto& want) {
+      AWQ_CHECK(j.contains(key) && j[key] == json(want),
+                "{}: field '{}' is {}, but this run has {} (the search must be replayed with the "
+                "model and quantizer settings it was made with)",
+                path, key, j.contains(key) ? j[key].dump() : "missing", json(want).dump());
+    };
+    expect("model_type", h.model_type);
+    expect("num_hidden_layers", h.num_layers);
+    expect("hidden_size", h.hidden_size);
+    expect("intermediate_size", h.intermediate_size);
+    expect("bits", h.bits);
+    expect("group_size", h.group_size);
+    expect("zero_point", h.zero_point);
+    expect("clip_grid", h.clip_grid);
+    const json& layers = j.at("layers");
+    AWQ_CHECK(layers.is_array() && int64_t(layers.size()) == h.num_layers, "{}: expected {} layers",
+              path, h.num_layers);
+    std::vector<BlockResult> out;
+    for (const auto& l : layers) {
+      BlockResult b;
+      b.layer = l.at("layer").get<int64_t>();
+      AWQ_CHECK(b.layer == int64_t(out.size()), "{}: layers out of order at {}", path, b.layer);
+      for (const auto& e : l.at("scales")) {
+        GroupResult g;
+        g.name = e.at("group").get<std::string>();
+        const ScalingGroup* sg = nullptr;
+        for (const auto& cand : arch.scaling_groups)
+          if (cand.name == g.name) sg = &cand;
+        AWQ_CHECK(sg != nullptr, "{}: layer {}: unknown scaling group '{}'", path, b.layer, g.name);
+        g.layers = sg->layers;
+        g.prev = e.value("prev", "");
+        g.applied = true;
+        g.choice.duo = e.value("duo", false);
+        g.choice.alpha = e.value("alpha", 0.0f);
+        g.choice.identity = e.value("choice", "") == "identity";
+        g.loss = e.value("loss", 0.0);
+        g.rtn_loss = e.value("rtn_loss", 0.0);
+        for (const auto& v : e.at("s")) g.scales.push_back(float(v.get<double>()));
+        b.groups.push_back(std::move(g));
+      }
+      for (const auto& e : l.at("clips")) {
+        ClipResult c;
+        c.role = role_from_name(e.at("linear").get<std::string>(), path);
+        c.out = e.at("out").get<int64_t>();
+        c.n_groups = e.at("groups").get<int64_t>();
+        const std::string digits = e.at("shrink").get<std::string>();
+        AWQ_CHECK(int64_t(digits.size()) == c.out * c.n_groups,
+                  "{}: layer {} {}: {} shrink digits for [{}, {}]", path, b.layer,
+                  linear_role_name(c.role), digits.size(), c.out, c.n_groups);
+        c.shrink_index.resize(digits.size());
+        for (size_t i = 0; i < digits.size(); ++i) {
+          const int v = from_digit36(digits[i]);
+          AWQ_CHECK(v >= 0 && v < h.clip_grid, "{}: layer {} {}: bad shrink digit '{}'", path,
+                    b.layer, linear_role_name(c.role), digits[i]);
+          c.shrink_index[i] = uint8_t(v);
+        }
+        b.clips.push_back(std::move(c));
+      }
+      out.push_back(std::move(b));
+    }
+    return out;
+  } catch (const json::exception& e) {
+    fail("{}: malformed search file: {}", path, e.what());
+  }
+}
+
+}  // namespace awq

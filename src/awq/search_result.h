@@ -1,0 +1,61 @@
+// What the AWQ search decided for a model, block by block: the scale vector of every scaling
+// group and the clipping of every clipped linear. Saved with --save-search and replayed with
+// --load-search (no calibration, no search: the same folding, clipping and quantization code runs,
+// so the output is byte-identical to the run that saved it).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "awq/scales.h"
+#include "model/architecture.h"
+
+namespace awq {
+
+struct GroupResult {
+  std::string name;  // the architecture's group name, "attn.qkv", ...
+  std::string prev;  // tensor that absorbed 1/s (for reports)
+  std::vector<LinearRole> layers;
+  bool applied = false;  // false: skipped (v→o under GQA) or not searched (RTN)
+  ScaleCandidate choice;
+  double loss = 0, rtn_loss = 0;
+  std::vector<float> scales;  // s, one per input channel of the group's linears
+  double flops = 0;           // arithmetic of the inspected forwards (all candidates)
+};
+
+// Clipping of one linear, as the index of the chosen shrink per (output row, group): the clamp is
+// ±max|w_group| · (1 − index / n_grid). Indices (not floats) keep the file small and make the
+// replay exact: the bound is recomputed from the same scaled weight with the same expression.
+struct ClipResult {
+  LinearRole role = LinearRole::V;
+  int64_t out = 0, n_groups = 0;
+  std::vector<uint8_t> shrink_index;  // [out, n_groups]
+  double mean_shrink = 1.0;           // mean of (1 − index / n_grid)
+  double frac_clipped = 0.0;          // fraction of groups with index > 0
+};
+
+struct BlockResult {
+  int64_t layer = 0;
+  std::vector<GroupResult> groups;
+  std::vector<ClipResult> clips;
+};
+
+struct SearchHeader {
+  std::string model_type;
+  int64_t num_layers = 0, hidden_size = 0, intermediate_size = 0;  // after --pad-intermediate
+  int bits = 4, group_size = 128;
+  bool zero_point = true;
+  int clip_grid = 20;
+};
+
+// JSON: {"awq_cpp_search": 1, header fields, "layers": [{"layer", "scales": [{"group", "prev",
+// "choice", "duo", "alpha", "loss", "rtn_loss", "s": [...]}], "clips": [{"linear", "out",
+// "groups", "shrink": "0120..." (one base-36 digit per group, row-major)}]}]}.
+void save_search(const std::string& path, const SearchHeader& h,
+                 const std::vector<BlockResult>& blocks);
+// Reads a file written by save_search and checks it against `expect` (same model shape and
+// quantizer settings); every mismatch is an awq::Error naming the file and the field.
+std::vector<BlockResult> load_search(const std::string& path, const SearchHeader& expect,
+                                     const Architecture& arch);
+
+}  // namespace awq

@@ -1,0 +1,85 @@
+// awq quantize: calibrate, search AWQ scales and clipping, quantize, write a checkpoint.
+#include <fmt/format.h>
+
+#include "awq/pipeline.h"
+#include "base/error.h"
+#include "cli/commands.h"
+
+namespace awq::cli {
+namespace {
+
+struct QuantizeArgs {
+  QuantizeOptions opt;
+  std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq";
+  bool symmetric = false, no_clip = false;
+  int64_t shuffle = -1;
+  int threads = 0;
+};
+
+Registration reg([](CLI::App& app) {
+  auto a = std::make_shared<QuantizeArgs>();
+  auto* sub = app.add_subcommand("quantize", "Quantize a model with AWQ (or round-to-nearest)");
+  sub->add_option("--model", a->opt.model_dir,
+                  "Hugging Face model directory (input, never modified)")
+      ->required();
+  sub->add_option("--out", a->opt.out_dir, "Output directory (written atomically)")->required();
+  sub->add_option(
+      "--calib", a->opt.calib,
+      "Calibration text: FILE, DIR or FILE.jsonl[:field]; documents split on <|endoftext|>, "
+      "blank lines or JSON lines");
+  sub->add_option("--method", a->method, "awq | rtn (round-to-nearest baseline)")
+      ->check(CLI::IsMember({"awq", "rtn"}));
+  sub->add_option("--bits", a->opt.spec.bits, "Weight bits, 2..8 (default 4)");
+  sub->add_option(
+      "--group-size", a->opt.spec.group_size,
+      "Inputs per quantization group: 32, 64, 128 (default), any divisor of every width, or -1 "
+      "(one group per row)");
+  sub->add_flag("--symmetric", a->symmetric, "Symmetric quantization (no zero point)");
+  sub->add_option("--scale-mode", a->scale_mode,
+                  "x (llm-awq) | duo (AutoAWQ) | both (default: both grids, the best of either)")
+      ->check(CLI::IsMember({"x", "duo", "both"}));
+  sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
+  sub->add_option("--calib-samples", a->opt.calib_samples, "Documents to take (default 128)");
+  sub->add_option("--calib-seqlen", a->opt.calib_seqlen,
+                  "Tokens per calibration block (default 512)");
+  sub->add_option("--shuffle", a->shuffle,
+                  "Take documents in a random order with this seed (default: file order)");
+  sub->add_option("--propagate", a->propagate,
+                  "Next block's calibration input: fp (unmodified block, the reference's choice) | "
+                  "quantized")
+      ->check(CLI::IsMember({"fp", "quantized"}));
+  sub->add_option("--format", a->format,
+                  "autoawq (GEMM layout for transformers/vLLM, 4-bit) | fake-quant (f16 with "
+                  "dequantized weights)")
+      ->check(CLI::IsMember({"autoawq", "fake-quant"}));
+  sub->add_flag("--no-quantize", a->opt.no_quantize,
+                "With --format fake-quant: fold scales and clipping but keep the weights unrounded "
+                "(input for "
+                "another quantizer, e.g. llama.cpp's)");
+  sub->add_option("--pad-intermediate", a->opt.pad_intermediate,
+                  "Zero-pad the MLP width to a multiple of M (function-preserving)");
+  sub->add_option("--save-search", a->opt.save_search, "Write the chosen scales and clips (JSON)");
+  sub->add_option("--load-search", a->opt.load_search,
+                  "Apply saved scales and clips instead of searching");
+  sub->add_option("--report", a->opt.report_path,
+                  "Write a JSON report (choices, losses, timings, memory)");
+  add_threads_option(sub, &a->threads);
+  set_run(sub, [a] {
+    apply_threads(a->threads);
+    QuantizeOptions& o = a->opt;
+    o.method = parse_method(a->method);
+    o.scale_mode = parse_scale_mode(a->scale_mode);
+    o.propagate_quantized = parse_propagate(a->propagate);
+    o.format = parse_output_format(a->format);
+    o.spec.zero_point = !a->symmetric;
+    o.clip = !a->no_clip;
+    if (a->shuffle >= 0) o.shuffle_seed = uint64_t(a->shuffle);
+    const QuantizeReport r = quantize_model(o);
+    fmt::print("{}", r.format_table());
+    fmt::print("wrote {} ({}, {}-bit, group {}{})\n", o.out_dir, r.format, r.bits, r.group_size,
+               r.zero_point ? "" : ", symmetric");
+  });
+});
+
+}  // namespace
+}  // namespace awq::cli

@@ -1,0 +1,213 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "awq/block_search.h"
+#include "awq/fold.h"
+#include "base/thread_pool.h"
+#include "formats/checkpoint.h"
+#include "model/block.h"
+#include "quant/quantize.h"
+#include "test_util.h"
+#include "tiny_model.h"
+
+namespace awq {
+namespace {
+
+struct Tiny {
+  Checkpoint ck;
+  ModelConfig cfg;
+  const Architecture* arch;
+};
+
+Tiny open_tiny(const std::string& name, test::TinyModelOptions o = {}) {
+  const std::string dir = (test::scratch_dir(name) / "model").string();
+  test::write_tiny_model(dir, o);
+  Tiny t{Checkpoint::open(dir), ModelConfig::load(dir), nullptr};
+  t.arch = find_architecture(t.cfg.model_type);
+  return t;
+}
+
+Mat random_input(int64_t rows, int64_t cols, uint64_t seed) {
+  Mat x(rows, cols);
+  uint64_t s = seed;
+  for (auto& v : x.data) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    v = float(int64_t(s >> 40) % 2001 - 1000) / 500.0f;
+  }
+  return x;
+}
+
+double max_abs(const Mat& m) {
+  double r = 0;
+  for (float v : m.data) r = std::max(r, double(std::fabs(v)));
+  return r;
+}
+
+double max_abs_diff(const Mat& a, const Mat& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double r = 0;
+  for (int64_t i = 0; i < a.size(); ++i)
+    r = std::max(r, double(std::fabs(a.data[size_t(i)] - b.data[size_t(i)])));
+  return r;
+}
+
+std::vector<float> random_scales(int64_t n, uint64_t seed) {
+  std::vector<float> s(static_cast<size_t>(n));
+  uint64_t st = seed;
+  for (auto& v : s) {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    v = 0.3f + 2.7f * float(st >> 40) / float(1 << 24);
+  }
+  return s;
+}
+
+class FoldTest : public ::testing::TestWithParam<int> {};
+
+// Folding arbitrary scales into norm → q,k,v, v → o, norm → gate,up and up → down leaves the
+// full-precision block output unchanged, and the captured inputs become the old ones divided by s.
+TEST_P(FoldTest, ScalesPreserveBlockOutputAndCaptures) {
+  test::TinyModelOptions o;
+  o.kv_heads = GetParam();
+  Tiny t = open_tiny("fold" + std::to_string(o.kv_heads), o);
+  const int64_t n_seq = 2, T = 12;
+  const Mat x = random_input(n_seq * T, t.cfg.hidden_size, 7);
+  BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 0);
+  Mat ref;
+  BlockCapture cap;
+  block_forward(t.cfg, w, x, n_seq, T, ref, &cap);
+  std::vector<GroupResult> groups;
+  int applied = 0;
+  for (const auto& g : t.arch->scaling_groups) {
+    GroupResult r;
+    r.name = g.name;
+    r.layers = g.layers;
+    r.applied = group_applies(g, w);
+    if (r.applied) r.scales = random_scales(w[g.layers[0]].in, 11 + groups.size());
+    applied += r.applied;
+    groups.push_back(r);
+  }
+  EXPECT_EQ(applied, o.kv_heads == o.heads ? 4 : 3);  // v→o only without GQA
+  apply_block_scales(*t.arch, 0, w, &cap, groups);
+  Mat out;
+  BlockCapture cap2;
+  block_forward(t.cfg, w, x, n_seq, T, out, &cap2);
+  EXPECT_LE(max_abs_diff(out, ref), 1e-5 * max_abs(ref));
+  for (LinearRole r : {LinearRole::Q, LinearRole::O, LinearRole::Gate, LinearRole::Down}) {
+    const Mat& a = capture_input(cap, r);
+    const Mat& b = capture_input(cap2, r);
+    EXPECT_LE(max_abs_diff(a, b), 1e-5 * max_abs(b)) << linear_role_name(r);
+  }
+  // The fold really changed the weights (the test would be vacuous otherwise).
+  const BlockWeights w0 = load_block_f32(t.ck, t.cfg, *t.arch, 0);
+  EXPECT_GT(max_abs_diff(w0[LinearRole::Q].w, w[LinearRole::Q].w), 1e-3);
+  EXPECT_GT(max_abs_diff(w0[LinearRole::Up].w, w[LinearRole::Up].w), 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(KvHeads, FoldTest, ::testing::Values(4, 2));
+
+TEST(ScaleSearch, ChosenLossNeverAboveIdentityWhichIsRtn) {
+  Tiny t = open_tiny("search");
+  const int64_t n_seq = 3, T = 16;
+  const Mat x = random_input(n_seq * T, t.cfg.hidden_size, 3);
+  const BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 0);
+  Mat y;
+  BlockCapture cap;
+  block_forward(t.cfg, w, x, n_seq, T, y, &cap);
+  ScaleSearchOptions opt;
+  opt.spec = QuantSpec{3, 16, true};
+  opt.mode = ScaleMode::Both;
+  const auto groups = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, opt);
+  ASSERT_EQ(groups.size(), 4u);
+  int improved = 0;
+  for (const auto& g : groups) {
+    ASSERT_TRUE(g.applied) << g.name;
+    EXPECT_GT(g.rtn_loss, 0) << g.name;
+    EXPECT_LE(g.loss, g.rtn_loss) << g.name;
+    improved += g.loss < g.rtn_loss;
+    for (float s : g.scales) EXPECT_TRUE(std::isfinite(s) && s > 0);
+  }
+  EXPECT_GE(improved, 2);  // the outlier channels make scaling pay off
+  // The identity's loss is round-to-nearest of the group's linears, measured on the MLP's output.
+  BlockWeights rtn = w;
+  for (LinearRole r : {LinearRole::Gate, LinearRole::Up})
+    fake_quantize(rtn[r].w.data.data(), rtn[r].out, rtn[r].in, opt.spec);
+  Mat a, b;
+  mlp_forward(t.cfg, w, cap.mlp_in, a);
+  mlp_forward(t.cfg, rtn, cap.mlp_in, b);
+  EXPECT_NEAR(groups[2].rtn_loss, mean_squared_error(a.data.data(), b.data.data(), a.size()),
+              1e-9 * groups[2].rtn_loss);
+  // Scoring candidates concurrently changes nothing.
+  opt.parallel_candidates = true;
+  const auto par = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, opt);
+  for (size_t i = 0; i < groups.size(); ++i) {
+    EXPECT_EQ(par[i].loss, groups[i].loss);
+    EXPECT_EQ(par[i].scales, groups[i].scales);
+  }
+  // x-only and duo alone are never better than both.
+  for (ScaleMode m : {ScaleMode::X, ScaleMode::Duo}) {
+    opt.mode = m;
+    const auto one = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, opt);
+    for (size_t i = 0; i < groups.size(); ++i) EXPECT_GE(one[i].loss, groups[i].loss);
+  }
+}
+
+TEST(PadIntermediate, PreservesBlockOutputExactly) {
+  Tiny t = open_tiny("pad");
+  const int64_t n_seq = 2, T = 8;
+  const Mat x = random_input(n_seq * T, t.cfg.hidden_size, 5);
+  BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 1);
+  Mat ref;
+  block_forward(t.cfg, w, x, n_seq, T, ref);
+  pad_intermediate(w, 64);
+  ModelConfig padded = t.cfg;
+  padded.intermediate_size = 64;
+  EXPECT_EQ(w[LinearRole::Gate].out, 64);
+  EXPECT_EQ(w[LinearRole::Down].in, 64);
+  Mat out;
+  BlockCapture cap;
+  block_forward(padded, w, x, n_seq, T, out, &cap);
+  EXPECT_EQ(out.data, ref.data);
+  // The zero channels of down's input: x̄ = 0 and w̄ = 0, yet every candidate is finite.
+  ScaleSearchOptions opt;
+  opt.spec = QuantSpec{4, 16, true};
+  const auto groups = search_block_scales(padded, *t.arch, 1, w, cap, n_seq, T, opt);
+  for (const auto& g : groups) {
+    EXPECT_TRUE(std::isfinite(g.loss)) << g.name;
+    for (float s : g.scales) EXPECT_TRUE(std::isfinite(s) && s > 0) << g.name;
+  }
+}
+
+TEST(Clip, IndicesReplayTheSearchedBounds) {
+  Tiny t = open_tiny("clip");
+  const int64_t n_seq = 2, T = 16;
+  const Mat x = random_input(n_seq * T, t.cfg.hidden_size, 9);
+  BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 0);
+  Mat y;
+  BlockCapture cap;
+  block_forward(t.cfg, w, x, n_seq, T, y, &cap);
+  const QuantSpec spec{3, 16, true};
+  ClipOptions copt;
+  auto clips = search_block_clips(*t.arch, 0, w, cap, spec, copt, 512);
+  ASSERT_EQ(clips.size(), 5u);  // v, o, gate, up, down: q and k are never clipped
+  for (const auto& c : clips) EXPECT_TRUE(c.role != LinearRole::Q && c.role != LinearRole::K);
+  // Replaying the indices clamps to exactly the bounds the clip search returned.
+  const Linear& up = w[LinearRole::Up];
+  const Mat& xu = cap.mlp_in;
+  const auto mv = search_clip(up.w.data.data(), up.out, up.in, xu.data.data(), xu.rows, spec, copt);
+  BlockWeights w2 = w;
+  apply_block_clips(w2, clips, spec, copt.n_grid);
+  Mat expect = up.w;
+  apply_clip(expect.data.data(), up.out, up.in, mv, 16);
+  EXPECT_EQ(w2[LinearRole::Up].w.data, expect.data);
+  int64_t clipped = 0;
+  for (const auto& c : clips) {
+    EXPECT_LE(c.mean_shrink, 1.0);
+    EXPECT_GE(c.mean_shrink, 0.55);
+    clipped += c.frac_clipped > 0;
+  }
+  EXPECT_GT(clipped, 0);
+}
+
+}  // namespace
+}  // namespace awq

@@ -1,0 +1,274 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "awq/pipeline.h"
+#include "base/error.h"
+#include "base/files.h"
+#include "base/half.h"
+#include "base/thread_pool.h"
+#include "formats/checkpoint.h"
+#include "model/architecture.h"
+#include "model/config.h"
+#include "quant/awq_gemm_pack.h"
+#include "quant/quantize.h"
+#include "test_util.h"
+#include "tiny_model.h"
+
+namespace awq {
+namespace {
+namespace fs = std::filesystem;
+
+struct Fixture {
+  fs::path root;
+  std::string model;
+  CalibBlocks calib;
+};
+
+Fixture make(const std::string& name, test::TinyModelOptions mo = {}) {
+  Fixture f;
+  f.root = test::scratch_dir(name);
+  f.model = (f.root / "model").string();
+  test::write_tiny_model(f.model, mo);
+  f.calib = test::random_calib(4, 16, mo.vocab, 3);
+  return f;
+}
+
+QuantizeOptions options(const Fixture& f, const std::string& out) {
+  QuantizeOptions o;
+  o.model_dir = f.model;
+  o.out_dir = (f.root / out).string();
+  o.spec = QuantSpec{4, 16, true};
+  o.calib_tokens = &f.calib;
+  o.progress = false;
+  o.quiet = true;
+  return o;
+}
+
+std::string file_bytes(const fs::path& p) {
+  return read_text_file(p.string());
+}
+
+// Every file of two output directories, byte for byte.
+void expect_same_dirs(const fs::path& a, const fs::path& b) {
+  std::vector<std::string> na, nb;
+  for (const auto& e : fs::directory_iterator(a)) na.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(b)) nb.push_back(e.path().filename().string());
+  std::sort(na.begin(), na.end());
+  std::sort(nb.begin(), nb.end());
+  ASSERT_EQ(na, nb);
+  for (const auto& n : na) EXPECT_TRUE(file_bytes(a / n) == file_bytes(b / n)) << n << " differs";
+}
+
+std::vector<uint16_t> f16_bits(const TensorInfo& t) {
+  EXPECT_EQ(t.dtype, DType::F16) << t.name;
+  std::vector<uint16_t> v(size_t(t.numel()));
+  std::memcpy(v.data(), t.data, v.size() * 2);
+  return v;
+}
+
+template <typename T>
+std::vector<T> raw(const TensorInfo& t) {
+  std::vector<T> v(t.nbytes / sizeof(T));
+  std::memcpy(v.data(), t.data, t.nbytes);
+  return v;
+}
+
+TEST(Pipeline, AutoAwqReadBackEqualsFakeQuantWeights) {
+  const Fixture f = make("roundtrip");
+  QuantizeOptions o = options(f, "awq");
+  const QuantizeReport rep = quantize_model(o);
+  EXPECT_EQ(rep.calib_blocks, 4);
+  EXPECT_FALSE(
+      rep.warnings.empty());  // 32- and 48-wide tensors cannot split for vLLM's Marlin kernels
+  o.out_dir = (f.root / "fake").string();
+  o.format = OutputFormat::FakeQuant;
+  quantize_model(o);
+
+  const Checkpoint a = Checkpoint::open((f.root / "awq").string());
+  const Checkpoint q = Checkpoint::open((f.root / "fake").string());
+  const ModelConfig cfg = ModelConfig::load((f.root / "awq").string());
+  const Architecture& arch = *find_architecture(cfg.model_type);
+  ASSERT_TRUE(cfg.quant.has_value());
+  EXPECT_EQ(cfg.quant->bits, 4);
+  EXPECT_EQ(cfg.quant->group_size, 16);
+  EXPECT_TRUE(cfg.quant->zero_point);
+  EXPECT_EQ(cfg.torch_dtype, "float16");
+  const auto raw_cfg =
+      nlohmann::json::parse(read_text_file((f.root / "awq" / "config.json").string()));
+  EXPECT_EQ(raw_cfg["quantization_config"]["quant_method"], "awq");
+  EXPECT_EQ(raw_cfg["quantization_config"]["version"], "gemm");
+  EXPECT_TRUE(fs::exists(f.root / "awq" / "tokenizer_config.json"));
+  EXPECT_FALSE(ModelConfig::load((f.root / "fake").string()).quant.has_value());
+
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    for (NormRole n : {NormRole::Attn, NormRole::Mlp})
+      EXPECT_EQ(f16_bits(a.get(arch.norm_name(l, n))), f16_bits(q.get(arch.norm_name(l, n))));
+    for (LinearRole r : kAllLinearRoles) {
+      const std::string name = arch.linear_name(l, r);
+      EXPECT_FALSE(a.has(name + ".weight"));
+      const TensorInfo& qw = a.get(name + ".qweight");
+      const TensorInfo& qz = a.get(name + ".qzeros");
+      const TensorInfo& sc = a.get(name + ".scales");
+      const TensorInfo& fq = q.get(name + ".weight");
+      const int64_t N = fq.shape[0], K = fq.shape[1];
+      EXPECT_EQ(qw.dtype, DType::I32);
+      EXPECT_EQ(qw.shape, (std::vector<int64_t>{K, N / 8}));
+      EXPECT_EQ(qz.dtype, DType::I32);
+      EXPECT_EQ(qz.shape, (std::vector<int64_t>{K / 16, N / 8}));
+      EXPECT_EQ(sc.dtype, DType::F16);
+      EXPECT_EQ(sc.shape, (std::vector<int64_t>{K / 16, N}));
+      AwqGemmTensors t;
+      t.K = K;
+      t.N = N;
+      t.group = 16;
+      t.qweight = raw<int32_t>(qw);
+      t.qzeros = raw<int32_t>(qz);
+      t.scales_f16 = raw<uint16_t>(sc);
+      const QuantizedMatrix m = unpack_awq_gemm(t, true, name);
+      std::vector<float> deq(size_t(N * K));
+      m.dequantize(deq.data());
+      const std::vector<uint16_t> want = f16_bits(fq);
+      int64_t mismatches = 0;
+      for (size_t i = 0; i < deq.size(); ++i) mismatches += f32_to_f16(deq[i]) != want[i];
+      EXPECT_EQ(mismatches, 0) << name;
+    }
+  }
+  EXPECT_EQ(f16_bits(a.get("model.embed_tokens.weight")),
+            f16_bits(q.get("model.embed_tokens.weight")));
+  EXPECT_TRUE(a.has("lm_head.weight"));
+}
+
+TEST(Pipeline, ByteIdenticalForOneAndTwoThreadsAndRepeatedRuns) {
+  test::TinyModelOptions mo;
+  mo.kv_heads = 2;
+  const Fixture f = make("determinism", mo);
+  const int saved = num_threads();
+  QuantizeOptions o = options(f, "t1");
+  set_num_threads(1);
+  quantize_model(o);
+  set_num_threads(2);
+  o.out_dir = (f.root / "t2").string();
+  quantize_model(o);
+  o.out_dir = (f.root / "t2b").string();
+  quantize_model(o);
+  set_num_threads(saved);
+  expect_same_dirs(f.root / "t1", f.root / "t2");
+  expect_same_dirs(f.root / "t2", f.root / "t2b");
+}
+
+TEST(Pipeline, LoadSearchReproducesTheSavedRun) {
+  const Fixture f = make("loadsearch");
+  QuantizeOptions o = options(f, "searched");
+  o.save_search = (f.root / "search.json").string();
+  o.report_path = (f.root / "report.json").string();
+  const QuantizeReport rep = quantize_model(o);
+  ASSERT_EQ(rep.blocks.size(), 2u);
+  QuantizeOptions r = options(f, "replayed");
+  r.calib_tokens = nullptr;  // no calibration at all
+  r.load_search = o.save_search;
+  quantize_model(r);
+  expect_same_dirs(f.root / "searched", f.root / "replayed");
+  // The report holds the choices, the stage times and the peak memory.
+  const auto j = nlohmann::json::parse(read_text_file(o.report_path));
+  EXPECT_EQ(j["layers"].size(), 2u);
+  EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), 0);
+  EXPECT_GT(j["scale_search_gflop"].get<double>(), 0);
+  for (const char* k :
+       {"calib", "capture", "scale_search", "clip_search", "quantize", "write", "total"})
+    EXPECT_TRUE(j["seconds"].contains(k)) << k;
+  // A search made with other quantizer settings is refused.
+  r.spec.group_size = 32;
+  r.out_dir = (f.root / "bad").string();
+  EXPECT_THROW(quantize_model(r), Error);
+  EXPECT_FALSE(fs::exists(f.root / "bad"));
+}
+
+TEST(Pipeline, RtnIsPlainQuantizationOfTheOriginalWeights) {
+  const Fixture f = make("rtn");
+  QuantizeOptions o = options(f, "rtn");
+  o.method = QuantMethod::Rtn;
+  o.calib_tokens = nullptr;
+  o.format = OutputFormat::FakeQuant;
+  o.spec = QuantSpec{3, 16, false};
+  quantize_model(o);
+  const Checkpoint in = Checkpoint::open(f.model);
+  const Checkpoint out = Checkpoint::open(o.out_dir);
+  const std::string name = "model.layers.1.mlp.down_proj.weight";
+  Mat w = in.read_mat(name, 32, 48);
+  fake_quantize(w.data.data(), 32, 48, o.spec);
+  std::vector<uint16_t> want(w.data.size());
+  for (size_t i = 0; i < want.size(); ++i) want[i] = f32_to_f16(w.data[i]);
+  EXPECT_EQ(f16_bits(out.get(name)), want);
+  // Norms untouched (no scales folded) apart from the f16 conversion.
+  const auto n_in = in.read_vec("model.layers.0.input_layernorm.weight", 32);
+  const auto n_out = out.read_vec("model.layers.0.input_layernorm.weight", 32);
+  for (size_t i = 0; i < n_in.size(); ++i) EXPECT_EQ(n_out[i], round_to_f16(n_in[i]));
+}
+
+TEST(Pipeline, PadIntermediateAndNoQuantizeKeepTheFunction) {
+  const Fixture f = make("pad");
+  QuantizeOptions o = options(f, "padded");
+  o.pad_intermediate = 64;
+  o.format = OutputFormat::FakeQuant;
+  o.no_quantize = true;
+  quantize_model(o);
+  const ModelConfig cfg = ModelConfig::load(o.out_dir);
+  EXPECT_EQ(cfg.intermediate_size, 64);
+  const Checkpoint out = Checkpoint::open(o.out_dir);
+  EXPECT_EQ(out.get("model.layers.0.mlp.gate_proj.weight").shape, (std::vector<int64_t>{64, 32}));
+  EXPECT_EQ(out.get("model.layers.0.mlp.down_proj.weight").shape, (std::vector<int64_t>{32, 64}));
+  // Padded gate rows stay zero; folded weights differ from the input (scales were applied).
+  const Mat g = out.read_mat("model.layers.0.mlp.gate_proj.weight", 64, 32);
+  for (int64_t r = 48; r < 64; ++r)
+    for (int64_t c = 0; c < 32; ++c) EXPECT_EQ(g.at(r, c), 0.0f);
+  // With quantization and AutoAWQ output too (the padded width is a multiple of 8 and 16).
+  o.out_dir = (f.root / "padded_awq").string();
+  o.format = OutputFormat::AutoAwq;
+  o.no_quantize = false;
+  o.propagate_quantized = true;
+  quantize_model(o);
+  EXPECT_EQ(Checkpoint::open(o.out_dir).get("model.layers.1.mlp.down_proj.qweight").shape,
+            (std::vector<int64_t>{64, 4}));
+}
+
+TEST(Pipeline, BadOptionsFailBeforeAnyOutput) {
+  const Fixture f = make("errors");
+  auto expect_error = [&](QuantizeOptions o, const std::string& needle) {
+    try {
+      quantize_model(o);
+      ADD_FAILURE() << "expected an error containing '" << needle << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(o.out_dir)) << o.out_dir;
+  };
+  QuantizeOptions o = options(f, "out");
+  o.spec.group_size = 24;  // divides neither 32 nor 48
+  expect_error(o, "model.layers.0.self_attn.q_proj");
+  o = options(f, "out");
+  o.spec.bits = 3;
+  expect_error(o, "--format fake-quant");
+  o = options(f, "out");
+  o.out_dir = f.model;
+  try {
+    quantize_model(o);
+    ADD_FAILURE() << "writing over the input must fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(fs::path(f.model) / "model.safetensors"));
+  o = options(f, "out");
+  o.calib_tokens = nullptr;
+  o.calib = (f.root / "missing.txt").string();
+  expect_error(o, "missing.txt");
+  o = options(f, "out");
+  o.no_quantize = true;  // needs fake-quant
+  expect_error(o, "fake-quant");
+}
+
+}  // namespace
+}  // namespace awq
