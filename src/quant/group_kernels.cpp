@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
+#include "base/error.h"
 #include "base/half.h"
 #include "base/sysinfo.h"
 
@@ -53,15 +56,33 @@ const KernelTable* kernels_named(const char* name) {
 }
 
 namespace {
+
 std::atomic<const KernelTable*> g_override{nullptr};
+
+// The best variant, capped by AWQ_ISA (scalar, avx2, avx512) as the kernels layer reads it, so
+// one variable pins the whole program's instruction set.
+const KernelTable* pick() {
+  const std::vector<const KernelTable*> usable = usable_kernels();
+  const char* env = std::getenv("AWQ_ISA");
+  if (!env || !*env) return usable.back();
+  const std::string v = env;
+  AWQ_CHECK(v == "scalar" || v == "avx2" || v == "avx512",
+            "AWQ_ISA='{}' is not one of scalar, avx2, avx512", v);
+  const KernelTable* chosen = usable.front();
+  for (const KernelTable* t : usable) {
+    if (v == "avx512" || (v == "avx2" && std::strcmp(t->name, "avx2") == 0)) chosen = t;
+  }
+  return chosen;
 }
+
+}  // namespace
 
 void override_kernels(const KernelTable* t) {
   g_override.store(t);
 }
 
 const KernelTable& kernels() {
-  static const KernelTable* best = usable_kernels().back();
+  static const KernelTable* best = pick();
   const KernelTable* o = g_override.load(std::memory_order_relaxed);
   return o ? *o : *best;
 }

@@ -64,7 +64,7 @@ struct KernelTable {
   void (*gram)(const float* x, int64_t t, int64_t ld, int g, double* scratch, double* G);
 };
 
-const KernelTable& kernels();  // the best one this CPU runs, unless overridden below
+const KernelTable& kernels();  // the best this CPU runs, capped by AWQ_ISA; see override below
 // Tests and benchmarks: make kernels() return `t` (nullptr: back to the best). Not to be called
 // while a quantization runs.
 void override_kernels(const KernelTable* t);
