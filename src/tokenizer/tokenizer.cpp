@@ -98,15 +98,31 @@ std::shared_ptr<Tokenizer::Impl> build(const Sources& s) {
     t.post = tok::PostProcessor::from_json(j.value("post_processor", json()), s.tok_src);
     t.decoder = tok::Decoder::from_json(j.value("decoder", json()), s.tok_src);
     if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
-      for (const json& a : j["added_tokens"]) t.added.add(added_token_from_json(a, a.at("id")));
+      const json& list = j["added_tokens"];
+      AWQ_CHECK(list.is_array(), "{}: \"added_tokens\" is not a list", s.tok_src);
+      for (size_t i = 0; i < list.size(); ++i) {
+        AWQ_CHECK(list[i].is_object() && list[i].contains("id") && list[i].contains("content"),
+                  "{}: added_tokens[{}] needs \"id\" and \"content\"", s.tok_src, i);
+        const int64_t id = list[i]["id"].get<int64_t>();
+        AWQ_CHECK(id >= 0 && id < (int64_t{1} << 30), "{}: added_tokens[{}] has id {} out of range",
+                  s.tok_src, i, id);
+        t.added.add(added_token_from_json(list[i], static_cast<int32_t>(id)));
+      }
     }
 
     where = s.cfg_src;
     // Tokens that only tokenizer_config.json declares (added_tokens_decoder: {"id": {...}}).
     if (auto it = cfg.find("added_tokens_decoder"); it != cfg.end() && it->is_object()) {
       for (auto e = it->begin(); e != it->end(); ++e) {
-        const int32_t id = std::stoi(e.key());
-        if (!t.added.by_id(id)) t.added.add(added_token_from_json(e.value(), id));
+        int64_t id = -1;
+        try {
+          id = std::stoll(e.key());
+        } catch (const std::exception&) {
+        }
+        AWQ_CHECK(id >= 0 && id < (int64_t{1} << 30),
+                  "{}: added_tokens_decoder key \"{}\" is not a token id", s.cfg_src, e.key());
+        if (!t.added.by_id(static_cast<int32_t>(id)))
+          t.added.add(added_token_from_json(e.value(), static_cast<int32_t>(id)));
       }
     }
     t.added.build(t.normalizer);
