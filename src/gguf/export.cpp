@@ -1,0 +1,359 @@
+#include "gguf/export.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "base/error.h"
+#include "base/half.h"
+#include "base/progress.h"
+#include "base/sysinfo.h"
+#include "formats/checkpoint.h"
+#include "formats/safetensors.h"
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_vocab.h"
+#include "gguf/llama_layout.h"
+#include "model/architecture.h"
+#include "model/awq_dequant.h"
+#include "model/config.h"
+#include "quant/ggml_blocks.h"
+#include "quant/quant_spec.h"
+#include "tokenizer/tokenizer.h"
+
+namespace awq::gguf {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kBlock = 32;
+
+std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
+  switch (r) {
+    case LinearRole::Q:
+      return {c.q_dim(), c.hidden_size};
+    case LinearRole::K:
+    case LinearRole::V:
+      return {c.kv_dim(), c.hidden_size};
+    case LinearRole::O:
+      return {c.hidden_size, c.q_dim()};
+    case LinearRole::Gate:
+    case LinearRole::Up:
+      return {c.intermediate_size, c.hidden_size};
+    case LinearRole::Down:
+      return {c.hidden_size, c.intermediate_size};
+  }
+  return {0, 0};
+}
+
+GgmlType parse_type(const std::string& s, const char* option) {
+  if (s == "q4_1") return GgmlType::Q4_1;
+  if (s == "q4_0") return GgmlType::Q4_0;
+  if (s == "q8_0") return GgmlType::Q8_0;
+  if (s == "f16") return GgmlType::F16;
+  if (s == "f32") return GgmlType::F32;
+  fail("{} '{}' is not a type (expected q4_1, q4_0, f16 or f32{})", option, s,
+       std::string(option) == "--embeddings" ? ", or q8_0" : "");
+}
+
+uint32_t file_type_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32:
+      return 0;
+    case GgmlType::F16:
+      return 1;
+    case GgmlType::Q4_0:
+      return 2;
+    case GgmlType::Q4_1:
+      return 3;
+    case GgmlType::Q8_0:
+      return 7;
+  }
+  return 0;
+}
+
+std::vector<uint8_t> encode(const float* x, size_t n, GgmlType t, const std::string& tensor) {
+  std::vector<uint8_t> b;
+  if (t == GgmlType::F32) {
+    b.resize(n * 4);
+    std::memcpy(b.data(), x, n * 4);
+  } else {
+    b.resize(n * 2);
+    for (size_t i = 0; i < n; ++i) {
+      const uint16_t h = f32_to_f16(x[i]);
+      AWQ_CHECK(!std::isfinite(x[i]) || (h & 0x7c00) != 0x7c00,
+                "tensor '{}': value {} at index {} overflows f16; export with --type f32", tensor,
+                x[i], i);
+      std::memcpy(b.data() + 2 * i, &h, 2);
+    }
+  }
+  return b;
+}
+
+// A [rows, cols] float matrix in type t (F32, F16 or Q8_0).
+std::vector<uint8_t> encode_matrix(const Mat& m, GgmlType t, const std::string& tensor) {
+  if (t == GgmlType::Q8_0) return quantize_ggml_q8_0(m.data.data(), m.rows, m.cols, tensor);
+  return encode(m.data.data(), m.data.size(), t, tensor);
+}
+
+// The group sizes that Q4 blocks can hold for every linear's input width.
+std::vector<int64_t> group_sizes_for_all(const ModelConfig& c) {
+  std::vector<int64_t> common;
+  bool first = true;
+  for (int64_t in : {c.hidden_size, c.q_dim(), c.intermediate_size}) {
+    const auto s = valid_group_sizes(in, kBlock);
+    if (first) {
+      common = s;
+      first = false;
+    } else {
+      std::vector<int64_t> keep;
+      for (int64_t g : common)
+        if (std::find(s.begin(), s.end(), g) != s.end()) keep.push_back(g);
+      common = keep;
+    }
+  }
+  return common;
+}
+
+void check_q4_groups(const ModelConfig& c, const std::string& dir, GgmlType t) {
+  const int g = c.quant->group_size;
+  const auto ok = group_sizes_for_all(c);
+  std::string widths = fmt::format("hidden {}, attention {}, intermediate {}", c.hidden_size,
+                                   c.q_dim(), c.intermediate_size);
+  bool per_row_ok =
+      c.hidden_size % kBlock == 0 && c.q_dim() % kBlock == 0 && c.intermediate_size % kBlock == 0;
+  if (g == -1 ? per_row_ok : (g > 0 && g % kBlock == 0)) return;
+  const std::string what =
+      g == -1 ? "per-row groups (group size -1)" : fmt::format("group size {}", g);
+  if (ok.empty() && !per_row_ok) {
+    fail(
+        "{}: {} cannot be stored as {}: ggml blocks hold 32 weights and the input widths ({}) are "
+        "not all "
+        "multiples of 32, so no AWQ group size maps exactly; export --type f16 and re-quantize "
+        "with "
+        "llama-quantize, or pad the model (awq quantize --pad-intermediate)",
+        dir, what, ggml_type_name(t), widths);
+  }
+  fail(
+      "{}: {} is not a multiple of 32, ggml's block size, so {} cannot hold the AWQ groups "
+      "exactly. "
+      "Quantize with --group-size {} (multiples of 32 that divide every input width: {}), or "
+      "export --type "
+      "f16 and re-quantize with llama-quantize",
+      dir, what, ggml_type_name(t), format_group_sizes(ok, per_row_ok), widths);
+}
+
+struct Shared {
+  std::shared_ptr<Checkpoint> ck;
+  ModelConfig cfg;
+  const Architecture* arch = nullptr;
+  bool permute = false;
+  GgmlType linear_type = GgmlType::F16;
+  GgmlType embed_type = GgmlType::F16;
+  ExportReport* report = nullptr;
+  std::unique_ptr<Progress> progress;
+  int64_t done = 0;
+  void tick(const std::string& name) {
+    if (progress) progress->update(++done, name);
+  }
+};
+
+bool is_quantized(const Shared& s, const std::string& linear) {
+  return s.cfg.quant.has_value() && s.ck->has(linear + ".qweight");
+}
+
+// Largest |f16(m) - m| / d over the Q4_1 blocks of q.
+double min_rounding_steps(const QuantizedMatrix& q) {
+  double worst = 0;
+  for (size_t i = 0; i < q.scales.size(); ++i) {
+    const float s = q.scales[i];
+    if (s == 0) continue;
+    const float m = -float(q.zeros[i]) * s;
+    worst = std::max(worst, double(std::fabs(round_to_f16(m) - m)) / double(s));
+  }
+  return worst;
+}
+
+std::vector<uint8_t> produce_linear(Shared& s, int64_t layer, LinearRole r,
+                                    const std::string& tensor) {
+  const std::string name = s.arch->linear_name(layer, r);
+  const auto [out, in] = linear_shape(s.cfg, r);
+  std::vector<int64_t> perm;
+  if (s.permute && (r == LinearRole::Q || r == LinearRole::K))
+    perm = rope_row_permutation(
+        out, r == LinearRole::Q ? s.cfg.num_attention_heads : s.cfg.num_key_value_heads);
+  std::vector<uint8_t> bytes;
+  if (is_quantized(s, name) &&
+      (s.linear_type == GgmlType::Q4_1 || s.linear_type == GgmlType::Q4_0)) {
+    QuantizedMatrix q = read_awq_linear(*s.ck, name, *s.cfg.quant, out, in);
+    if (!perm.empty()) q = permute_rows(q, perm);
+    if (s.linear_type == GgmlType::Q4_1) {
+      s.report->max_min_rounding_steps =
+          std::max(s.report->max_min_rounding_steps, min_rounding_steps(q));
+      bytes = to_ggml_q4_1(q, tensor);
+    } else {
+      bytes = to_ggml_q4_0(q, tensor);
+    }
+  } else {
+    Mat w = is_quantized(s, name) ? dequantize_awq_linear(*s.ck, name, *s.cfg.quant, out, in)
+                                  : s.ck->read_mat(name + ".weight", out, in);
+    if (!perm.empty()) w = permute_rows(w, perm);
+    bytes =
+        encode_matrix(w, s.linear_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16, tensor);
+  }
+  s.tick(tensor);
+  return bytes;
+}
+
+}  // namespace
+
+ExportReport export_gguf(const ExportOptions& o) {
+  Timer timer;
+  ExportReport rep;
+  const std::string& dir = o.model_dir;
+  AWQ_CHECK(!o.out_path.empty(), "export-gguf: --out is required");
+  auto s = std::make_shared<Shared>();
+  s->report = &rep;
+  s->cfg = ModelConfig::load(dir);
+  const ModelConfig& cfg = s->cfg;
+  s->arch = find_architecture(cfg.model_type);
+  rep.arch = gguf_arch_for_model_type(cfg.model_type);
+  s->permute = gguf_arch_permutes_qk(rep.arch);
+  AWQ_CHECK(!cfg.mlp_bias, "{}: MLP biases (mlp_bias) have no place in llama.cpp's {} tensors", dir,
+            rep.arch);
+
+  // Types.
+  const bool awq = cfg.quant.has_value();
+  if (o.type == "auto") {
+    s->linear_type =
+        awq ? (cfg.quant->zero_point ? GgmlType::Q4_1 : GgmlType::Q4_0) : GgmlType::F16;
+  } else {
+    s->linear_type = parse_type(o.type, "--type");
+    AWQ_CHECK(s->linear_type != GgmlType::Q8_0,
+              "--type q8_0 is not offered: export f16 and use llama-quantize");
+  }
+  const bool q4 = s->linear_type == GgmlType::Q4_1 || s->linear_type == GgmlType::Q4_0;
+  if (q4) {
+    AWQ_CHECK(awq,
+              "{}: --type {} needs an AWQ checkpoint (config.json has no quantization_config); "
+              "export-gguf never "
+              "re-quantizes. Run `awq quantize` first, or export --type f16 and use llama-quantize",
+              dir, o.type);
+    AWQ_CHECK(cfg.quant->bits == 4, "{}: {}-bit AWQ weights cannot be {} (4-bit blocks)", dir,
+              cfg.quant->bits, ggml_type_name(s->linear_type));
+    AWQ_CHECK(s->linear_type == GgmlType::Q4_1 || !cfg.quant->zero_point,
+              "{}: this AWQ checkpoint is asymmetric (zero_point true); Q4_0 has no zero point, so "
+              "it cannot hold "
+              "the groups exactly. Use --type q4_1, or quantize symmetrically",
+              dir);
+    check_q4_groups(cfg, dir, s->linear_type);
+  }
+  const std::string emb =
+      o.embeddings.empty() ? (s->linear_type == GgmlType::F32 ? "f32" : "f16") : o.embeddings;
+  s->embed_type = parse_type(emb, "--embeddings");
+  AWQ_CHECK(s->embed_type == GgmlType::F32 || s->embed_type == GgmlType::F16 ||
+                s->embed_type == GgmlType::Q8_0,
+            "--embeddings must be f32, f16 or q8_0 (got '{}')", emb);
+  AWQ_CHECK(s->embed_type != GgmlType::Q8_0 || cfg.hidden_size % kBlock == 0,
+            "{}: --embeddings q8_0 needs hidden_size {} to be a multiple of 32", dir,
+            cfg.hidden_size);
+  rep.linear_type = ggml_type_name(s->linear_type);
+  rep.embedding_type = ggml_type_name(s->embed_type);
+
+  s->ck = std::make_shared<Checkpoint>(Checkpoint::open(dir));
+  const Tokenizer tok = Tokenizer::from_dir(dir);
+  const GgufVocab vocab = vocab_from_tokenizer(tok, cfg.vocab_size, dir);
+  rep.tokenizer_model = vocab.model;
+  rep.tokenizer_pre = vocab.pre;
+  if (vocab.model == "llama") {
+    // The byte-level case was checked while choosing the pre-tokenizer; check this one too.
+    const Tokenizer back = tokenizer_from_vocab(vocab, dir);
+    if (back.encode(vocab_probe_text(), false) != tok.encode(vocab_probe_text(), false))
+      rep.warnings.push_back(
+          "the SentencePiece-style tokenizer rebuilt from the GGUF metadata encodes the probe text "
+          "differently "
+          "from the model's tokenizer.json (llama.cpp may tokenize some text differently)");
+  }
+
+  // Metadata.
+  GgufWriter w;
+  const std::string a = rep.arch;
+  const std::string name =
+      o.name.empty() ? fs::path(dir).lexically_normal().filename().string() : o.name;
+  w.set("general.architecture", Value::string(a));
+  w.set("general.name", Value::string(name.empty() ? "model" : name));
+  w.set("general.file_type", Value::u32(file_type_of(s->linear_type)));
+  w.set("general.quantization_version", Value::u32(2));
+  w.set(a + ".vocab_size", Value::u32(uint32_t(cfg.vocab_size)));
+  w.set(a + ".context_length", Value::u32(uint32_t(cfg.max_position_embeddings)));
+  w.set(a + ".embedding_length", Value::u32(uint32_t(cfg.hidden_size)));
+  w.set(a + ".block_count", Value::u32(uint32_t(cfg.num_hidden_layers)));
+  w.set(a + ".feed_forward_length", Value::u32(uint32_t(cfg.intermediate_size)));
+  w.set(a + ".attention.head_count", Value::u32(uint32_t(cfg.num_attention_heads)));
+  w.set(a + ".attention.head_count_kv", Value::u32(uint32_t(cfg.num_key_value_heads)));
+  w.set(a + ".attention.layer_norm_rms_epsilon", Value::f32(cfg.rms_norm_eps));
+  w.set(a + ".rope.dimension_count", Value::u32(uint32_t(cfg.head_dim)));
+  w.set(a + ".rope.freq_base", Value::f32(cfg.rope_theta));
+  if (cfg.head_dim * cfg.num_attention_heads != cfg.hidden_size) {
+    w.set(a + ".attention.key_length", Value::u32(uint32_t(cfg.head_dim)));
+    w.set(a + ".attention.value_length", Value::u32(uint32_t(cfg.head_dim)));
+  }
+  write_vocab(w, vocab);
+
+  // Tensors (producers run while the file is written).
+  const int64_t d = cfg.hidden_size, V = cfg.vocab_size;
+  auto add_vec = [&](const std::string& tensor, const std::string& src, int64_t n,
+                     const std::vector<int64_t>& perm) {
+    w.add_tensor(tensor, GgmlType::F32, {n}, [s, tensor, src, n, perm](std::vector<uint8_t>& out) {
+      std::vector<float> v = s->ck->read_vec(src, n);
+      if (!perm.empty()) v = permute_rows(v, perm);
+      out = encode(v.data(), v.size(), GgmlType::F32, tensor);
+      s->tick(tensor);
+    });
+  };
+  auto add_embedding = [&](const std::string& tensor, const std::string& src) {
+    w.add_tensor(tensor, s->embed_type, {d, V}, [s, tensor, src, d, V](std::vector<uint8_t>& out) {
+      out = encode_matrix(s->ck->read_mat(src, V, d), s->embed_type, tensor);
+      s->tick(tensor);
+    });
+  };
+  add_embedding(kTokenEmbd, s->arch->embed_name);
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    add_vec(gguf_block_tensor(l, kAttnNorm), s->arch->norm_name(l, NormRole::Attn), d, {});
+    for (LinearRole r : kAllLinearRoles) {
+      if (r == LinearRole::Gate)
+        add_vec(gguf_block_tensor(l, kFfnNorm), s->arch->norm_name(l, NormRole::Mlp), d, {});
+      const std::string lin = s->arch->linear_name(l, r);
+      const auto [out, in] = linear_shape(cfg, r);
+      const bool quantized = is_quantized(*s, lin);
+      const GgmlType t = quantized && q4
+                             ? s->linear_type
+                             : (s->linear_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16);
+      (quantized && q4 ? rep.quantized_linears : rep.float_linears)++;
+      const std::string tensor = gguf_linear_tensor(l, r);
+      w.add_tensor(tensor, t, {in, out}, [s, l, r, tensor](std::vector<uint8_t>& bytes) {
+        bytes = produce_linear(*s, l, r, tensor);
+      });
+      if (s->ck->has(lin + ".bias")) {
+        std::vector<int64_t> perm;
+        if (s->permute && (r == LinearRole::Q || r == LinearRole::K))
+          perm = rope_row_permutation(
+              out, r == LinearRole::Q ? cfg.num_attention_heads : cfg.num_key_value_heads);
+        add_vec(gguf_linear_tensor(l, r, "bias"), lin + ".bias", out, perm);
+      }
+    }
+  }
+  add_vec(kOutputNorm, s->arch->final_norm_name, d, {});
+  if (!cfg.tie_word_embeddings) add_embedding(kOutput, s->arch->lm_head_name);
+
+  rep.tensors = int64_t(w.tensor_count());
+  if (o.progress) s->progress = std::make_unique<Progress>("export-gguf", rep.tensors);
+  w.write(o.out_path);
+  if (s->progress) s->progress->finish();
+  rep.file_bytes = fs::file_size(o.out_path);
+  rep.seconds = timer.seconds();
+  return rep;
+}
+
+}  // namespace awq::gguf

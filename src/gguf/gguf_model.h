@@ -1,0 +1,54 @@
+// Running a GGUF file with awq.cpp's engine: a Llama-family model ("llama" or "qwen2" architecture)
+// whose tensors are F32, F16, Q8_0, Q4_0 or Q4_1, turned into what the model layer runs:
+//   - ModelConfig from the <arch>.* keys,
+//   - block weights in the requested form: f32 (dequantized exactly as ggml does), or for W4 the
+//     4-bit codes themselves (Q4_0 always; Q4_1 when its blocks were written from AWQ codes,
+//     i.e. m = f16(-z·d) for an integer z — otherwise that linear falls back to f32),
+//   - Q/K rows permuted back from llama.cpp's adjacent-pair order to Hugging Face's rotate-half,
+//   - the tokenizer from tokenizer.ggml.* (gguf_vocab.h).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf_file.h"
+#include "model/block.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace awq::gguf {
+
+// True for a regular file whose first four bytes are "GGUF".
+bool is_gguf_file(const std::string& path);
+
+// The model's shape from the metadata; errors name the file and the key. Unsupported features
+// (partial rotary dimensions, RoPE scaling, other architectures) are errors.
+ModelConfig config_from_gguf(const GgufFile& f);
+
+// Block `layer` in the form opts asks for (F32: every linear f32; Native: F32/F16 tensors copied
+// to f32, quantized ones dequantized; W4: Q4 codes packed for the 4-bit kernels). `notes` (if
+// set) receives one line per linear that could not take the asked form.
+BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t layer,
+                             const LoadOptions& opts, std::vector<std::string>* notes = nullptr);
+
+// A tensor as f32 [rows = product of ne[1..], cols = ne[0]], dequantized as ggml does.
+Mat gguf_tensor_f32(const GgufTensor& t);
+
+struct GgufLoad {
+  Model model;
+  Tokenizer tokenizer;
+  std::vector<std::string> notes;
+};
+// The whole model and its tokenizer. The embeddings, final norm and output matrix are staged in
+// a private temporary safetensors file (the model layer reads those from a Checkpoint), which is
+// unlinked as soon as it is mapped.
+GgufLoad load_gguf(const std::string& path, const LoadOptions& opts = {});
+Model load_gguf_model(const std::string& path, const LoadOptions& opts = {});
+Tokenizer load_gguf_tokenizer(const std::string& path);
+
+// A model from a path that is either a GGUF file or a Hugging Face directory (Model::load).
+Model load_any_model(const std::string& path, const LoadOptions& opts = {});
+
+}  // namespace awq::gguf
