@@ -245,7 +245,7 @@ ExportReport export_gguf(const ExportOptions& o) {
     AWQ_CHECK(s->linear_type == GgmlType::Q4_1 || !cfg.quant->zero_point,
               "{}: this AWQ checkpoint is asymmetric (zero_point true); Q4_0 has no zero point, so "
               "it cannot hold "
-              "the groups exactly. Use --type q4_1, or quantize symmetrically",
+              "the groups exactly. Use --type q4_1, or quantize with `awq quantize --symmetric`",
               dir);
     check_q4_groups(cfg, dir, s->linear_type);
   }
