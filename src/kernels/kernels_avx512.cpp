@@ -49,17 +49,18 @@ inline __m512 tile_zeros(const uint8_t* zeros, int64_t j) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// w4a8: 16 rows x T tokens. Per 64-byte chunk: lo = v & 15 holds columns k..k+3 of the 16 rows,
-// hi = (v >> 4) & 15 columns k+4..k+7; one vpdpbusd each against the 4 broadcast int8 codes.
-template <int T>
-void w4a8_tile(const W4View& w, const Q8Acts& a, int64_t t0, const uint8_t* tile, int64_t o0,
-               __mmask16 m, const float* bias, float* y) {
+// w4a8: NT tiles of 16 rows x T tokens. Per 64-byte chunk: lo = v & 15 holds columns k..k+3 of
+// the 16 rows, hi = (v >> 4) & 15 columns k+4..k+7; one vpdpbusd each against the 4 broadcast
+// int8 codes. Several tiles at once (NT > 1, decode) read several streams of memory at once.
+template <int T, int NT>
+void w4a8_tiles(const W4View& w, const Q8Acts& a, int64_t t0, int64_t tile, const float* bias,
+                float* y) {
   // With few tokens, two int32 chains per token (lo / hi) halve the dependent-VNNI latency.
-  constexpr bool kSplit = T <= 4;
+  constexpr bool kSplit = T * NT <= 4;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const int64_t bpg = w.group / kQBlock;
-  const auto* scales = reinterpret_cast<const float*>(tile + w.scales_offset);
-  const uint8_t* zeros = tile + w.zeros_offset;
+  const uint8_t* c[NT];
+  for (int u = 0; u < NT; ++u) c[u] = w.data + (tile + u) * w.tile_stride;
   const int8_t* q[T];
   const float* d[T];
   const float* gs[T];
@@ -68,75 +69,97 @@ void w4a8_tile(const W4View& w, const Q8Acts& a, int64_t t0, const uint8_t* tile
     d[t] = a.d + (t0 + t) * a.blocks;
     gs[t] = a.gsum + (t0 + t) * a.groups;
   }
-  __m512 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-  const uint8_t* c = tile;
+  __m512 acc[NT][T];
+  for (int u = 0; u < NT; ++u)
+    for (int t = 0; t < T; ++t) acc[u][t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < w.groups; ++j) {
-    __m512 g[T];
-    for (int t = 0; t < T; ++t) g[t] = _mm512_setzero_ps();
+    __m512 g[NT][T];
+    for (int u = 0; u < NT; ++u)
+      for (int t = 0; t < T; ++t) g[u][t] = _mm512_setzero_ps();
     for (int64_t b = j * bpg; b < (j + 1) * bpg; ++b) {
-      __m512i s0[T], s1[T];
-      for (int t = 0; t < T; ++t) {
-        s0[t] = _mm512_setzero_si512();
-        if (kSplit) s1[t] = _mm512_setzero_si512();
-      }
-      for (int cc = 0; cc < 4; ++cc, c += kChunkBytes) {
-        const __m512i v = _mm512_load_si512(c);
-        const __m512i lo = _mm512_and_si512(v, m4);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        const int64_t k = b * kQBlock + 8 * cc;
+      __m512i s0[NT][T], s1[NT][T];
+      for (int u = 0; u < NT; ++u)
         for (int t = 0; t < T; ++t) {
-          s0[t] = _mm512_dpbusd_epi32(s0[t], lo, _mm512_set1_epi32(load_i32(q[t] + k)));
-          if (kSplit)
-            s1[t] = _mm512_dpbusd_epi32(s1[t], hi, _mm512_set1_epi32(load_i32(q[t] + k + 4)));
-          else
-            s0[t] = _mm512_dpbusd_epi32(s0[t], hi, _mm512_set1_epi32(load_i32(q[t] + k + 4)));
+          s0[u][t] = _mm512_setzero_si512();
+          if (kSplit) s1[u][t] = _mm512_setzero_si512();
+        }
+      for (int cc = 0; cc < 4; ++cc) {
+        const int64_t k = b * kQBlock + 8 * cc;
+        for (int u = 0; u < NT; ++u) {
+          const __m512i v = _mm512_load_si512(c[u]);
+          c[u] += kChunkBytes;
+          const __m512i lo = _mm512_and_si512(v, m4);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+          for (int t = 0; t < T; ++t) {
+            const __m512i xa = _mm512_set1_epi32(load_i32(q[t] + k));
+            const __m512i xb = _mm512_set1_epi32(load_i32(q[t] + k + 4));
+            s0[u][t] = _mm512_dpbusd_epi32(s0[u][t], lo, xa);
+            if (kSplit)
+              s1[u][t] = _mm512_dpbusd_epi32(s1[u][t], hi, xb);
+            else
+              s0[u][t] = _mm512_dpbusd_epi32(s0[u][t], hi, xb);
+          }
         }
       }
-      for (int t = 0; t < T; ++t) {
-        const __m512i dot = kSplit ? _mm512_add_epi32(s0[t], s1[t]) : s0[t];
-        g[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(d[t][b]), g[t]);
-      }
+      for (int u = 0; u < NT; ++u)
+        for (int t = 0; t < T; ++t) {
+          const __m512i dot = kSplit ? _mm512_add_epi32(s0[u][t], s1[u][t]) : s0[u][t];
+          g[u][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(d[t][b]), g[u][t]);
+        }
     }
-    const __m512 s = _mm512_loadu_ps(scales + kTileRows * j);
-    const __m512 z = tile_zeros(zeros, j);
-    for (int t = 0; t < T; ++t)
-      acc[t] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(gs[t][j]), g[t]), acc[t]);
+    for (int u = 0; u < NT; ++u) {
+      const uint8_t* base = w.data + (tile + u) * w.tile_stride;
+      const __m512 s =
+          _mm512_loadu_ps(reinterpret_cast<const float*>(base + w.scales_offset) + kTileRows * j);
+      const __m512 z = tile_zeros(base + w.zeros_offset, j);
+      for (int t = 0; t < T; ++t)
+        acc[u][t] =
+            _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(gs[t][j]), g[u][t]), acc[u][t]);
+    }
   }
-  for (int t = 0; t < T; ++t) store_rows(acc[t], bias, o0, m, y + (t0 + t) * w.out);
+  for (int u = 0; u < NT; ++u) {
+    const int64_t o0 = (tile + u) * kTileRows;
+    const __mmask16 m = row_mask(w.out - o0);
+    for (int t = 0; t < T; ++t) store_rows(acc[u][t], bias, o0, m, y + (t0 + t) * w.out);
+  }
 }
 
 void w4a8(const W4View& w, const Q8Acts& a, int64_t n, int64_t tile0, int64_t tile1,
           const float* bias, float* y) {
-  for (int64_t tile = tile0; tile < tile1; ++tile) {
-    const uint8_t* base = w.data + tile * w.tile_stride;
-    const int64_t o0 = tile * kTileRows;
-    const __mmask16 m = row_mask(w.out - o0);
+  int64_t tile = tile0;
+  // Decode: one thread streaming one tile at a time keeps too few cache misses in flight to
+  // reach the memory bandwidth; 4 tiles (4 streams 8*in bytes apart) measured ~25% faster from
+  // DRAM (and in cache). Each tile's arithmetic is the same, so the results do not change.
+  if (n == 1)
+    for (; tile + 4 <= tile1; tile += 4) w4a8_tiles<1, 4>(w, a, 0, tile, bias, y);
+  if (n == 2)
+    for (; tile + 2 <= tile1; tile += 2) w4a8_tiles<2, 2>(w, a, 0, tile, bias, y);
+  for (; tile < tile1; ++tile) {
     for (int64_t t0 = 0; t0 < n; t0 += 8) {
       switch (min64(8, n - t0)) {
         case 1:
-          w4a8_tile<1>(w, a, t0, base, o0, m, bias, y);
+          w4a8_tiles<1, 1>(w, a, t0, tile, bias, y);
           break;
         case 2:
-          w4a8_tile<2>(w, a, t0, base, o0, m, bias, y);
+          w4a8_tiles<2, 1>(w, a, t0, tile, bias, y);
           break;
         case 3:
-          w4a8_tile<3>(w, a, t0, base, o0, m, bias, y);
+          w4a8_tiles<3, 1>(w, a, t0, tile, bias, y);
           break;
         case 4:
-          w4a8_tile<4>(w, a, t0, base, o0, m, bias, y);
+          w4a8_tiles<4, 1>(w, a, t0, tile, bias, y);
           break;
         case 5:
-          w4a8_tile<5>(w, a, t0, base, o0, m, bias, y);
+          w4a8_tiles<5, 1>(w, a, t0, tile, bias, y);
           break;
         case 6:
-          w4a8_tile<6>(w, a, t0, base, o0, m, bias, y);
+          w4a8_tiles<6, 1>(w, a, t0, tile, bias, y);
           break;
         case 7:
-          w4a8_tile<7>(w, a, t0, base, o0, m, bias, y);
+          w4a8_tiles<7, 1>(w, a, t0, tile, bias, y);
           break;
         default:
-          w4a8_tile<8>(w, a, t0, base, o0, m, bias, y);
+          w4a8_tiles<8, 1>(w, a, t0, tile, bias, y);
           break;
       }
     }
