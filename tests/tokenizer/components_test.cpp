@@ -237,6 +237,72 @@ TEST(Bpe, MetaspaceFormOfLlama2MatchesLegacyForm) {
   EXPECT_EQ(meta.decode(Ids{hello, meta.token_to_id(m + m)}), "Hello  ");
 }
 
+// Llama-3's split pattern: numbers in groups of at most three digits, letters with one leading
+// non-letter, newlines kept with the punctuation before them.
+TEST(Regex, Llama3Pattern) {
+  const tok::Regex re(
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+      "test");
+  using V = std::vector<std::string>;
+  EXPECT_EQ(matches(re, "12345 abc's,\n\nx"), (V{"123", "45", " abc", "'s", ",\n\n", "x"}));
+}
+
+// Added tokens with lstrip / rstrip / single_word, in a character-level vocabulary.
+TEST(AddedTokens, StripAndSingleWordOptions) {
+  json vocab = json::object();
+  const std::string chars = " abcdefghijklmnopqrstuvwxyz!";
+  for (size_t i = 0; i < chars.size(); ++i) vocab[std::string(1, chars[i])] = i;
+  auto make = [&](bool lstrip, bool rstrip, bool single_word) {
+    return tiny({{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}},
+                {{"added_tokens", json::array({{{"id", 100},
+                                                {"content", "<m>"},
+                                                {"lstrip", lstrip},
+                                                {"rstrip", rstrip},
+                                                {"single_word", single_word},
+                                                {"normalized", false},
+                                                {"special", true}}})}});
+  };
+  auto ids_of = [&](const Tokenizer& t, const std::string& s) {
+    Ids out;
+    for (char c : s) out.push_back(t.token_to_id(std::string(1, c)));
+    return out;
+  };
+  const Tokenizer plain = make(false, false, false);
+  EXPECT_EQ(plain.encode("a <m> b"), (Ids{ids_of(plain, "a ")[0], ids_of(plain, "a ")[1], 100,
+                                          ids_of(plain, " ")[0], ids_of(plain, "b")[0]}));
+  const Tokenizer both = make(true, true, false);
+  EXPECT_EQ(both.encode("a  <m>  b"), (Ids{ids_of(both, "a")[0], 100, ids_of(both, "b")[0]}));
+  const Tokenizer word = make(false, false, true);
+  const Ids glued = word.encode("a<m>b");
+  EXPECT_EQ(std::count(glued.begin(), glued.end(), 100), 0);  // inside a word: not the token
+  const Ids alone = word.encode("a <m>!");
+  EXPECT_EQ(std::count(alone.begin(), alone.end(), 100), 1);  // '!' is not a word character
+}
+
+TEST(PostProcessor, SequenceAndRobertaTemplates) {
+  const json model = {
+      {"type", "BPE"}, {"vocab", {{"a", 0}, {"<s>", 1}, {"</s>", 2}}}, {"merges", json::array()}};
+  const json added =
+      json::array({{{"id", 1}, {"content", "<s>"}, {"special", true}, {"normalized", false}},
+                   {{"id", 2}, {"content", "</s>"}, {"special", true}, {"normalized", false}}});
+  const json tmpl = {
+      {"type", "TemplateProcessing"},
+      {"single", json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}};
+  const Tokenizer seq = tiny(
+      model,
+      {{"added_tokens", added},
+       {"post_processor",
+        {{"type", "Sequence"}, {"processors", json::array({{{"type", "ByteLevel"}}, tmpl})}}}});
+  EXPECT_EQ(seq.encode("aa"), (Ids{1, 0, 0}));
+  EXPECT_EQ(seq.encode("aa", false), (Ids{0, 0}));
+  EXPECT_EQ(seq.bos_id(), 1);
+  const json roberta = {{"type", "RobertaProcessing"}, {"cls", {"<s>", 1}}, {"sep", {"</s>", 2}}};
+  const Tokenizer rob = tiny(model, {{"added_tokens", added}, {"post_processor", roberta}});
+  EXPECT_EQ(rob.encode("a"), (Ids{1, 0, 2}));
+}
+
 TEST(Synthetic, ExactSizeAndRoundTrip) {
   for (int64_t v : {258, 259, 300, 1000, 32000}) {
     const GeneratedTokenizer g = synthetic_byte_level_tokenizer(v);
