@@ -11,6 +11,7 @@
 #include "gguf/export.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_model.h"
+#include "gguf/inspect_gguf.h"
 #include "gguf/llama_layout.h"
 #include "kernels/w4.h"
 #include "model/awq_dequant.h"
@@ -163,6 +164,11 @@ TEST(ExportGguf, AwqQ4_1RoundTripsWeightsCodesAndPerplexity) {
   EXPECT_EQ(f.tensor("blk.1.ffn_down.weight").type, GgmlType::Q4_1);
   EXPECT_EQ(f.tensor("blk.1.ffn_down.weight").ne, (std::vector<int64_t>{192, 128}));
   EXPECT_EQ(f.tensors().size(), 2u + 2u * 9u + 1u);
+  const auto insp = inspect_gguf(e.gguf);
+  EXPECT_EQ(insp["model_type"], "llama");
+  EXPECT_EQ(insp["dtypes"]["Q4_1"]["tensors"], 14);
+  EXPECT_EQ(insp["gguf"]["file_type"], 3);
+  EXPECT_NE(format_gguf_inspection(insp).find("Q4_1"), std::string::npos);
 
   // Weights: equal up to m's f16 rounding, bounded by half an f16 ulp of m.
   const double worst = check_weights_against_checkpoint(e, false);

@@ -1,0 +1,102 @@
+#include "gguf/inspect_gguf.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <map>
+
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_model.h"
+
+namespace awq::gguf {
+namespace fs = std::filesystem;
+
+namespace {
+
+// A metadata value for display: scalars as themselves, arrays as their type and length.
+nlohmann::json describe(const Value& v) {
+  if (v.is_array()) return fmt::format("{} of {}", v.type_str(), v.size());
+  if (const std::string* s = v.as_string())
+    return s->size() <= 200 ? *s : s->substr(0, 200) + "...";
+  if (v.type() == ValueType::Bool) return *v.as_bool();
+  if (v.type() == ValueType::F32 || v.type() == ValueType::F64) return *v.as_float();
+  if (auto i = v.as_int()) return *i;
+  return v.type_str();
+}
+
+}  // namespace
+
+nlohmann::json inspect_gguf(const std::string& path) {
+  const GgufFile f(path);
+  const ModelConfig cfg = config_from_gguf(f);
+  nlohmann::json j;
+  j["path"] = path;
+  j["model_type"] = cfg.model_type;
+  j["hidden_size"] = cfg.hidden_size;
+  j["intermediate_size"] = cfg.intermediate_size;
+  j["num_hidden_layers"] = cfg.num_hidden_layers;
+  j["num_attention_heads"] = cfg.num_attention_heads;
+  j["num_key_value_heads"] = cfg.num_key_value_heads;
+  j["head_dim"] = cfg.head_dim;
+  j["vocab_size"] = cfg.vocab_size;
+  j["tie_word_embeddings"] = cfg.tie_word_embeddings;
+  j["rope_theta"] = cfg.rope_theta;
+  j["parameters"] = cfg.parameter_count();
+  std::map<std::string, int64_t> type_bytes, type_count;
+  nlohmann::json tensors = nlohmann::json::array();
+  int64_t elements = 0;
+  for (const GgufTensor& t : f.tensors()) {
+    type_bytes[ggml_type_name(t.type)] += int64_t(t.nbytes);
+    type_count[ggml_type_name(t.type)]++;
+    elements += t.numel();
+    std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());  // row-major, as Hugging Face writes it
+    tensors.push_back(
+        {{"name", t.name}, {"dtype", ggml_type_name(t.type)}, {"shape", shape}, {"ne", t.ne}});
+  }
+  j["tensors"] = tensors;
+  for (const auto& [k, v] : type_bytes) j["dtypes"][k] = {{"tensors", type_count[k]}, {"bytes", v}};
+  j["files"] = nlohmann::json::array(
+      {{{"file", fs::path(path).filename().string()}, {"bytes", f.file_size()}}});
+  j["total_file_bytes"] = f.file_size();
+  j["bits_per_weight"] =
+      elements > 0 ? double(f.file_size() - f.data_offset()) * 8.0 / double(elements) : 0.0;
+  nlohmann::json meta = nlohmann::json::object();
+  for (const auto& [k, v] : f.metadata()) meta[k] = describe(v);
+  j["gguf"] = {{"version", f.version()},
+               {"architecture", f.get_string("general.architecture")},
+               {"file_type", f.get_int("general.file_type", -1)},
+               {"alignment", f.alignment()},
+               {"tokenizer", f.get_string("tokenizer.ggml.model", "")},
+               {"pre_tokenizer", f.get_string("tokenizer.ggml.pre", "")},
+               {"metadata", meta}};
+  return j;
+}
+
+std::string format_gguf_inspection(const nlohmann::json& j) {
+  const auto& g = j["gguf"];
+  std::string s;
+  s += fmt::format("model        {} (GGUF v{}, {} architecture, file type {})\n",
+                   j["path"].get<std::string>(), g["version"].get<int>(),
+                   g["architecture"].get<std::string>(), g["file_type"].get<int>());
+  s += fmt::format(
+      "architecture {} ({} layers, hidden {}, intermediate {}, heads {}/{} kv, head_dim {}, vocab "
+      "{}{})\n",
+      j["model_type"].get<std::string>(), j["num_hidden_layers"].get<int64_t>(),
+      j["hidden_size"].get<int64_t>(), j["intermediate_size"].get<int64_t>(),
+      j["num_attention_heads"].get<int64_t>(), j["num_key_value_heads"].get<int64_t>(),
+      j["head_dim"].get<int64_t>(), j["vocab_size"].get<int64_t>(),
+      j["tie_word_embeddings"].get<bool>() ? ", tied embeddings" : "");
+  s += fmt::format("parameters   {} ({:.3f} B)\n", j["parameters"].get<int64_t>(),
+                   double(j["parameters"].get<int64_t>()) / 1e9);
+  for (const auto& [k, v] : j["dtypes"].items())
+    s += fmt::format("dtype        {:5} {:5} tensors {:10.2f} MiB\n", k,
+                     v["tensors"].get<int64_t>(), double(v["bytes"].get<int64_t>()) / 1048576.0);
+  s += fmt::format("file         {:.2f} MiB, {:.2f} bits per weight\n",
+                   double(j["total_file_bytes"].get<int64_t>()) / 1048576.0,
+                   j["bits_per_weight"].get<double>());
+  s += fmt::format("tokenizer    {} (pre {})\n", g["tokenizer"].get<std::string>(),
+                   g["pre_tokenizer"].get<std::string>());
+  return s;
+}
+
+}  // namespace awq::gguf
