@@ -15,6 +15,8 @@ namespace awq::tok {
 
 using json = nlohmann::json;
 
+static const char* const kMetaspace = "\xE2\x96\x81";  // '▁'
+
 // ---- PairMap ----------------------------------------------------------------------------------
 
 void PairMap::reserve(size_t n) {
@@ -175,6 +177,20 @@ BpeModel BpeModel::from_json(const json& model, const std::string& what) {
   if (m.byte_fallback_) {
     for (int b = 0; b < 256; ++b) m.byte_ids_[b] = m.token_to_id(fmt::format("<0x{:02X}>", b));
   }
+
+  // A merge joins a left symbol ending at a boundary "x|▁" with a right symbol starting there.
+  // The left symbol's token ends with x (or with '>' of a byte / unknown token), never with '▁';
+  // the right one starts with '▁' as long as '▁' itself is a token. So if no merge has a right
+  // part starting with '▁' and a left part not ending with it, no symbol ever spans such a
+  // boundary and the parts between them merge independently (Llama-2 and its relatives).
+  const std::string_view meta = kMetaspace;
+  m.split_at_metaspace_ = !m.ignore_merges_ && m.continuing_subword_prefix_.empty() &&
+                          m.end_of_word_suffix_.empty() && m.token_to_id(meta) >= 0;
+  for (const auto& [a, b] : m.merges_) {
+    if (!m.split_at_metaspace_) break;
+    if (std::string_view(b).starts_with(meta) && !std::string_view(a).ends_with(meta))
+      m.split_at_metaspace_ = false;
+  }
   return m;
 }
 
@@ -199,6 +215,21 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
       return;
     }
   }
+  if (split_at_metaspace_ && word.size() >= kCacheMaxWordBytes) {
+    const std::string_view meta = kMetaspace;
+    size_t begin = 0;
+    for (size_t p = word.find(meta, 1); p != std::string_view::npos; p = word.find(meta, p + 1)) {
+      if (word.substr(0, p).ends_with(meta)) continue;  // inside a run of '▁'
+      tokenize_cached(word.substr(begin, p - begin), out);
+      begin = p;
+    }
+    tokenize_cached(word.substr(begin), out);
+    return;
+  }
+  tokenize_cached(word, out);
+}
+
+void BpeModel::tokenize_cached(std::string_view word, std::vector<int32_t>& out) const {
   const bool cacheable = word.size() < kCacheMaxWordBytes;
   if (cacheable) {
     std::shared_lock lock(cache_->mu);

@@ -73,6 +73,7 @@ class BpeModel {
 
  private:
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  void tokenize_cached(std::string_view word, std::vector<int32_t>& out) const;
 
   StringMap<int32_t> vocab_;
   std::vector<std::string> id_to_token_;
@@ -82,6 +83,10 @@ class BpeModel {
   std::string unk_token_, continuing_subword_prefix_, end_of_word_suffix_;
   int32_t unk_id_ = -1;
   bool has_unk_ = false, fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
+  // No symbol can ever span a boundary "x▁" (x != '▁'): see from_json. Then a long word (a whole
+  // document for SentencePiece-style tokenizers without a pre-tokenizer) is encoded exactly by
+  // encoding its '▁'-words separately, through the cache.
+  bool split_at_metaspace_ = false;
   std::vector<int32_t> byte_ids_;
   struct Cache;
   std::unique_ptr<Cache> cache_;
