@@ -6,6 +6,8 @@
 #include <mutex>
 
 #include "base/error.h"
+#include "kernels/isa.h"
+#include "model/attention_kernels.h"
 
 namespace awq {
 
@@ -65,73 +67,19 @@ void rope_interleaved(float* x, int64_t head_dim, const float* cos, const float*
   }
 }
 
-namespace {
-
-// Turns scores s[0, n) into probabilities in place (max-subtracted, f32 exp, double sum).
-void softmax_inplace(float* s, int64_t n) {
-  float m = s[0];
-  for (int64_t j = 1; j < n; ++j) m = std::max(m, s[j]);
-  double sum = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    s[j] = std::exp(s[j] - m);
-    sum += s[j];
-  }
-  const float inv = float(1.0 / sum);
-  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
-}
-
-// Queries per call from which transposing K (so that scores vectorize over keys) pays off.
-constexpr int64_t kTransposeMinQueries = 4;
-
-}  // namespace
-
 void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const float* k,
                    const float* v, int64_t ldkv, int64_t hd, float scale, float* out, int64_t ldo) {
-  const int64_t nk = p0 + nq;
-  std::vector<float> scores(static_cast<size_t>(nk));
-  std::vector<float>
-      kt;  // [hd, nk]: K transposed, so each d contributes to a contiguous run of keys
-  const bool transposed = nq >= kTransposeMinQueries;
-  if (transposed) {
-    kt.resize(size_t(hd * nk));
-    for (int64_t j = 0; j < nk; ++j)
-      for (int64_t d = 0; d < hd; ++d) kt[size_t(d * nk + j)] = k[j * ldkv + d];
-  }
-  for (int64_t i = 0; i < nq; ++i) {
-    const int64_t n = p0 + i + 1;  // keys this query may see
-    const float* qi = q + i * ldq;
-    float* s = scores.data();
-    // Both paths sum q[d]*k[j][d] over d in order 0..hd-1 for every key: identical results.
-    if (transposed) {
-      std::fill(s, s + n, 0.0f);
-      for (int64_t d = 0; d < hd; ++d) {
-        const float qd = qi[d];
-        const float* row = kt.data() + d * nk;
-        for (int64_t j = 0; j < n; ++j) s[j] += qd * row[j];
-      }
-    } else {
-      int64_t j = 0;
-      for (; j + 8 <= n; j += 8) {  // 8 keys at a time: 8 independent accumulation chains
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int64_t d = 0; d < hd; ++d)
-          for (int jj = 0; jj < 8; ++jj) acc[jj] += qi[d] * k[(j + jj) * ldkv + d];
-        std::copy(acc, acc + 8, s + j);
-      }
-      for (; j < n; ++j) {
-        float a = 0;
-        for (int64_t d = 0; d < hd; ++d) a += qi[d] * k[j * ldkv + d];
-        s[j] = a;
-      }
-    }
-    for (int64_t j = 0; j < n; ++j) s[j] *= scale;
-    softmax_inplace(s, n);
-    float* o = out + i * ldo;
-    std::fill(o, o + hd, 0.0f);
-    for (int64_t j = 0; j < n; ++j) {
-      const float p = s[j];
-      const float* vj = v + j * ldkv;
-      for (int64_t d = 0; d < hd; ++d) o[d] += p * vj[d];
-    }
+  const model_detail::AttnArgs a{q, ldq, nq, p0, k, v, ldkv, hd, scale, out, ldo};
+  switch (kernels::active_isa()) {
+    case kernels::Isa::Avx512:
+      model_detail::avx512::attend(a);
+      break;
+    case kernels::Isa::Avx2:
+      model_detail::avx2::attend(a);
+      break;
+    default:
+      model_detail::generic::attend(a);
+      break;
   }
 }
 

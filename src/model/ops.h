@@ -39,7 +39,9 @@ inline float silu(float x) {
 // Causal attention for one sequence and one query head. Queries are at positions p0 .. p0+nq-1; the
 // keys and values of positions 0 .. p0+nq-1 are rows of k and v (row stride ldkv, already offset to
 // this head's columns). Writes out[i] = softmax(q_i·K^T·scale over positions <= p0+i)·V.
-// Scratch memory is O(keys · head_dim), never O(keys^2).
+// Scratch memory is O(keys · head_dim), never O(keys^2). Runs the variant for
+// kernels::active_isa(). Four or more queries take the prefill path (keys transposed, four queries
+// per pass), fewer the decode path: the two agree to rounding, not bit for bit.
 void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const float* k,
                    const float* v, int64_t ldkv, int64_t head_dim, float scale, float* out,
                    int64_t ldo);

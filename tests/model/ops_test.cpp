@@ -5,12 +5,14 @@
 #include <cmath>
 #include <random>
 
+#include "kernels/isa.h"
 #include "model/block.h"
 #include "model/ops.h"
 #include "test_util.h"
 
 namespace awq {
 namespace {
+using kernels::Isa;
 
 std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
   std::mt19937 rng(seed);
@@ -99,30 +101,58 @@ std::vector<double> naive_attend(const std::vector<float>& q, const std::vector<
   return o;
 }
 
-TEST(Ops, AttendCausalMatchesNaiveAndBothPathsAgree) {
-  const int64_t T = 37, hd = 12;
-  const auto q = randn(size_t(T * hd), 4, 2.0f), k = randn(size_t(T * hd), 5, 2.0f),
-             v = randn(size_t(T * hd), 6);
-  const float scale = float(1.0 / std::sqrt(double(hd)));
-  // Whole sequence at once (the transposed-keys path).
-  std::vector<float> all(size_t(T * hd));
-  attend_causal(q.data(), hd, T, 0, k.data(), v.data(), hd, hd, scale, all.data(), hd);
-  for (int64_t i = 0; i < T; ++i) {
-    const auto ref = naive_attend(q, k, v, T, hd, i);
-    for (int64_t c = 0; c < hd; ++c)
-      EXPECT_NEAR(all[size_t(i * hd + c)], ref[size_t(c)], 2e-6) << i << "," << c;
+// Every compiled variant the CPU can run (generic, AVX2, AVX-512).
+TEST(Ops, AttendCausalMatchesNaiveOnEveryIsa) {
+  const int64_t T = 37;
+  const Isa before = kernels::active_isa();
+  for (const int64_t hd : {8, 12, 64}) {
+    const auto q = randn(size_t(T * hd), 4, 2.0f), k = randn(size_t(T * hd), 5, 2.0f),
+               v = randn(size_t(T * hd), 6);
+    const float scale = float(1.0 / std::sqrt(double(hd)));
+    for (const Isa isa : kernels::available_isas()) {
+      SCOPED_TRACE(std::string(kernels::isa_name(isa)) + " head_dim " + std::to_string(hd));
+      kernels::force_isa(isa);
+      // Whole sequence at once (the prefill path: transposed keys, four queries per pass).
+      std::vector<float> all(size_t(T * hd));
+      attend_causal(q.data(), hd, T, 0, k.data(), v.data(), hd, hd, scale, all.data(), hd);
+      for (int64_t i = 0; i < T; ++i) {
+        const auto ref = naive_attend(q, k, v, T, hd, i);
+        for (int64_t c = 0; c < hd; ++c)
+          ASSERT_NEAR(all[size_t(i * hd + c)], ref[size_t(c)], 2e-6) << i << "," << c;
+      }
+      // One query at a time against the keys so far (the decode path): equal to rounding.
+      for (int64_t i = 0; i < T; ++i) {
+        std::vector<float> one(static_cast<size_t>(hd));
+        attend_causal(q.data() + i * hd, hd, 1, i, k.data(), v.data(), hd, hd, scale, one.data(),
+                      hd);
+        for (int64_t c = 0; c < hd; ++c)
+          ASSERT_NEAR(one[size_t(c)], all[size_t(i * hd + c)],
+                      4e-6 * (1 + std::abs(all[size_t(i * hd + c)])))
+              << i;
+      }
+      // A chunk of queries at an offset (chunked prefill with a cache): the same sums, bit for bit.
+      std::vector<float> chunk(size_t(10 * hd));
+      attend_causal(q.data() + 20 * hd, hd, 10, 20, k.data(), v.data(), hd, hd, scale, chunk.data(),
+                    hd);
+      for (int64_t i = 0; i < 10 * hd; ++i) ASSERT_EQ(chunk[size_t(i)], all[size_t(20 * hd + i)]);
+    }
   }
-  // One query at a time against the keys so far (the decode path): bit-identical.
-  for (int64_t i = 0; i < T; ++i) {
-    std::vector<float> one(static_cast<size_t>(hd));
-    attend_causal(q.data() + i * hd, hd, 1, i, k.data(), v.data(), hd, hd, scale, one.data(), hd);
-    for (int64_t c = 0; c < hd; ++c) ASSERT_EQ(one[size_t(c)], all[size_t(i * hd + c)]) << i;
-  }
-  // A chunk of queries at an offset (chunked prefill with a cache).
-  std::vector<float> chunk(size_t(10 * hd));
-  attend_causal(q.data() + 20 * hd, hd, 10, 20, k.data(), v.data(), hd, hd, scale, chunk.data(),
-                hd);
-  for (int64_t i = 0; i < 10 * hd; ++i) ASSERT_EQ(chunk[size_t(i)], all[size_t(20 * hd + i)]);
+  kernels::force_isa(before);
+}
+
+// A softmax over scores far apart (exp underflow) and equal (ties) stays exact.
+TEST(Ops, AttendCausalExtremeScores) {
+  const int64_t T = 6, hd = 4;
+  std::vector<float> q(size_t(T * hd), 0.0f), k(size_t(T * hd), 0.0f), v(size_t(T * hd));
+  for (int64_t j = 0; j < T; ++j)
+    for (int64_t c = 0; c < hd; ++c) v[size_t(j * hd + c)] = float(j + 1);
+  // Query 5 scores key 2 at +1000, the others at 0: all weight on key 2.
+  for (int64_t c = 0; c < hd; ++c) q[size_t(5 * hd + c)] = 1.0f, k[size_t(2 * hd + c)] = 250.0f;
+  std::vector<float> out(size_t(T * hd));
+  attend_causal(q.data(), hd, T, 0, k.data(), v.data(), hd, hd, 1.0f, out.data(), hd);
+  EXPECT_NEAR(out[size_t(5 * hd)], 3.0f, 1e-6f);
+  // Query 3 has all-zero scores: the mean of values 1..4.
+  EXPECT_NEAR(out[size_t(3 * hd)], 2.5f, 1e-6f);
 }
 
 TEST(Ops, CausalMaskLaterKeysNeverChangeEarlierOutputs) {

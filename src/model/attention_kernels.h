@@ -1,0 +1,31 @@
+// The causal attention core, compiled once per instruction set (attention_{generic,avx2,avx512}
+// .cpp include attention_kernels.inc with different flags) and chosen at run time with the kernels
+// layer's ISA (kernels::active_isa(), so AWQ_ISA and force_isa apply here too). Internal to the
+// model layer: callers use attend_causal (model/ops.h).
+#pragma once
+#include <cstdint>
+
+namespace awq::model_detail {
+
+struct AttnArgs {
+  const float* q;  // [nq, ldq]: this head's queries
+  int64_t ldq, nq, p0;
+  const float* k;  // [p0 + nq, ldkv]: this head's keys (already offset to the head's columns)
+  const float* v;
+  int64_t ldkv, hd;
+  float scale;
+  float* out;  // [nq, ldo]
+  int64_t ldo;
+};
+
+namespace generic {
+void attend(const AttnArgs& a);
+}
+namespace avx2 {
+void attend(const AttnArgs& a);
+}
+namespace avx512 {
+void attend(const AttnArgs& a);
+}
+
+}  // namespace awq::model_detail
