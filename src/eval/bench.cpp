@@ -1,0 +1,552 @@
+#include "eval/bench.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include "base/error.h"
+#include "base/half.h"
+#include "base/sysinfo.h"
+#include "base/thread_pool.h"
+#include "formats/checkpoint.h"
+#include "kernels/kernels.h"
+#include "model/architecture.h"
+#include "model/ops.h"
+#include "quant/quantize.h"
+#include "tools/synth.h"
+
+namespace awq {
+
+const char* bench_form_name(BenchForm f) {
+  switch (f) {
+    case BenchForm::F32:
+      return "f32";
+    case BenchForm::F16:
+      return "f16";
+    case BenchForm::W4:
+      return "w4";
+    case BenchForm::W4A8:
+      return "w4a8";
+  }
+  return "?";
+}
+
+BenchForm parse_bench_form(const std::string& s) {
+  for (BenchForm f : {BenchForm::F32, BenchForm::F16, BenchForm::W4, BenchForm::W4A8})
+    if (s == bench_form_name(f)) return f;
+  fail("unknown weight form '{}' for bench (expected f16, f32, w4 or w4a8)", s);
+}
+
+namespace {
+
+bool is_w4(BenchForm f) {
+  return f == BenchForm::W4 || f == BenchForm::W4A8;
+}
+
+// [out, in] of each linear role (the shapes block_forward checks).
+std::pair<int64_t, int64_t> role_shape(const ModelConfig& c, LinearRole r) {
+  switch (r) {
+    case LinearRole::Q:
+      return {c.q_dim(), c.hidden_size};
+    case LinearRole::K:
+    case LinearRole::V:
+      return {c.kv_dim(), c.hidden_size};
+    case LinearRole::O:
+      return {c.hidden_size, c.q_dim()};
+    case LinearRole::Gate:
+    case LinearRole::Up:
+      return {c.intermediate_size, c.hidden_size};
+    case LinearRole::Down:
+      return {c.hidden_size, c.intermediate_size};
+  }
+  return {0, 0};
+}
+
+bool role_has_bias(const ModelConfig& c, const Architecture& a, LinearRole r) {
+  switch (r) {
+    case LinearRole::Q:
+    case LinearRole::K:
+    case LinearRole::V:
+      return c.attention_bias || a.qkv_bias;
+    case LinearRole::O:
+      return c.o_bias;
+    default:
+      return c.mlp_bias;
+  }
+}
+
+const Architecture& arch_of(const ModelConfig& cfg, const std::string& what) {
+  const Architecture* a = find_architecture(cfg.model_type);
+  AWQ_CHECK(a != nullptr, "{}: unsupported model_type '{}' (supported: {})", what, cfg.model_type,
+            supported_model_types());
+  return *a;
+}
+
+// Counter-based random numbers: element i of tensor `id` is a pure function of (seed, id, i), so
+// parallel filling gives the same bits for any thread count.
+uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Uniform in [-a, a) with a = sqrt(3) * stddev.
+void fill_uniform(float* dst, int64_t n, uint64_t seed, uint64_t id, float stddev) {
+  const float a = std::sqrt(3.0f) * stddev;
+  const uint64_t base = mix64(seed ^ mix64(id + 0x51ed270b27ull));
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float u = float(mix64(base + uint64_t(i)) >> 40) * (1.0f / 16777216.0f);
+      dst[i] = (2.0f * u - 1.0f) * a;
+    }
+  });
+}
+
+std::shared_ptr<std::vector<uint16_t>> to_f16(const float* src, int64_t n) {
+  auto buf = std::make_shared<std::vector<uint16_t>>(size_t(n));
+  uint16_t* d = buf->data();
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) d[i] = f32_to_f16(src[i]);
+  });
+  return buf;
+}
+
+// The f32 weight w of tensor `name` in `form`; arrays it needs are appended to `storage`.
+Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string& name,
+                      std::vector<std::shared_ptr<const void>>& storage) {
+  Linear l;
+  l.out = w.rows;
+  l.in = w.cols;
+  switch (form) {
+    case BenchForm::F32:
+      l.w = std::move(w);
+      break;
+    case BenchForm::F16: {
+      auto buf = to_f16(w.data.data(), w.size());
+      l.w16 = buf->data();
+      l.w16_type = DType::F16;
+      storage.push_back(std::move(buf));
+      break;
+    }
+    case BenchForm::W4:
+    case BenchForm::W4A8: {
+      const QuantSpec spec{4, group_size, true};
+      const QuantizedMatrix q = quantize(w.data.data(), w.rows, w.cols, spec, name);
+      kernels::W4Source src;
+      src.out = q.out;
+      src.in = q.in;
+      src.group = q.group == q.in ? -1 : q.group;
+      src.codes = q.codes.data();
+      src.scales = q.scales.data();
+      src.zeros = q.zeros.data();
+      try {
+        l.w4 = std::make_shared<const kernels::W4Matrix>(kernels::W4Matrix::pack(src));
+      } catch (const Error& e) {
+        fail("{}: cannot run on the 4-bit kernels with --group-size {}: {}", name, group_size,
+             e.what());
+      }
+      l.w4a8 = form == BenchForm::W4A8;
+      break;
+    }
+  }
+  return l;
+}
+
+}  // namespace
+
+DecodeBytes BenchModel::decode_bytes() const {
+  DecodeBytes b;
+  for (const auto& blk : blocks) {
+    b.norms_biases += int64_t(blk.attn_norm.size() + blk.mlp_norm.size()) * 4;
+    for (const auto& l : blk.lin) {
+      b.linears += l.weight_bytes();
+      b.norms_biases += int64_t(l.bias.size()) * 4;
+    }
+  }
+  b.norms_biases += int64_t(final_norm.size()) * 4;
+  b.lm_head = lm_head.weight_bytes();
+  b.embedding_row = cfg.hidden_size * int64_t(dtype_size(embed_dtype));
+  return b;
+}
+
+double BenchModel::prefill_flops(int64_t T) const {
+  double linear_macs = 0;
+  for (const auto& blk : blocks)
+    for (const auto& l : blk.lin) linear_macs += double(l.in) * double(l.out);
+  // Causal attention: T(T+1)/2 query-key pairs per head, a q.k and a p.v of head_dim MACs each.
+  const double attn =
+      double(blocks.size()) * double(T) * double(T + 1) / 2.0 * 2.0 * double(cfg.q_dim());
+  const double head = double(lm_head.in) * double(lm_head.out);  // the last token only
+  return 2.0 * (double(T) * linear_macs + attn + head);
+}
+
+void BenchModel::set_w4a8(bool on) {
+  for (auto& blk : blocks)
+    for (auto& l : blk.lin)
+      if (l.w4) l.w4a8 = on;
+  if (lm_head.w4) lm_head.w4a8 = on;
+  if (is_w4(form)) form = on ? BenchForm::W4A8 : BenchForm::W4;
+}
+
+BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, int group_size,
+                                      uint64_t seed) {
+  const Architecture& arch = arch_of(cfg, "bench shape");
+  const int64_t d = cfg.hidden_size, V = cfg.vocab_size;
+  BenchModel m;
+  m.cfg = cfg;
+  m.form = form;
+  // Embeddings (and the lm_head) stay f16 in every form, as AWQ checkpoints keep them.
+  {
+    Mat e(V, d);
+    fill_uniform(e.data.data(), e.size(), seed, 1, 0.02f);
+    auto buf = to_f16(e.data.data(), e.size());
+    m.embed = reinterpret_cast<const uint8_t*>(buf->data());
+    m.embed_dtype = DType::F16;
+    m.storage.push_back(buf);
+  }
+  m.lm_head.out = V;
+  m.lm_head.in = d;
+  if (cfg.tie_word_embeddings) {
+    m.lm_head.w16 = reinterpret_cast<const uint16_t*>(m.embed);
+  } else {
+    Mat h(V, d);
+    fill_uniform(h.data.data(), h.size(), seed, 2, 0.02f);
+    auto buf = to_f16(h.data.data(), h.size());
+    m.lm_head.w16 = buf->data();
+    m.storage.push_back(std::move(buf));
+  }
+  m.final_norm.assign(size_t(d), 1.0f);
+  m.blocks.resize(size_t(cfg.num_hidden_layers));
+  for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
+    BlockWeights& b = m.blocks[size_t(layer)];
+    b.attn_norm.assign(size_t(d), 1.0f);
+    b.mlp_norm.assign(size_t(d), 1.0f);
+    for (LinearRole r : kAllLinearRoles) {
+      const auto [out, in] = role_shape(cfg, r);
+      const uint64_t id = 16 + uint64_t(layer) * 16 + uint64_t(r);
+      Mat w(out, in);
+      // Kaiming-like scale keeps the residual stream bounded through many random blocks.
+      fill_uniform(w.data.data(), w.size(), seed, id, 1.0f / std::sqrt(float(in)));
+      b[r] = linear_in_form(std::move(w), form, group_size, arch.linear_name(layer, r), m.storage);
+      if (role_has_bias(cfg, arch, r)) {
+        b[r].bias.resize(size_t(out));
+        fill_uniform(b[r].bias.data(), out, seed, id + 8, 0.02f);
+      }
+    }
+  }
+  return m;
+}
+
+BenchModel make_checkpoint_bench_model(const std::string& dir, BenchForm form, int group_size) {
+  auto ck = std::make_shared<Checkpoint>(Checkpoint::open(dir));
+  BenchModel m;
+  m.cfg = ModelConfig::load(dir);
+  m.form = form;
+  const ModelConfig& cfg = m.cfg;
+  const Architecture& arch = arch_of(cfg, dir);
+  const int64_t d = cfg.hidden_size, V = cfg.vocab_size;
+  auto is_float = [](DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; };
+
+  const TensorInfo& e = ck->get(arch.embed_name, {V, d});
+  AWQ_CHECK(is_float(e.dtype), "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", e.file,
+            arch.embed_name, dtype_name(e.dtype));
+  m.embed = e.data;
+  m.embed_dtype = e.dtype;
+  m.final_norm = ck->read_vec(arch.final_norm_name, d);
+  const TensorInfo& h = cfg.tie_word_embeddings ? e : ck->get(arch.lm_head_name, {V, d});
+  AWQ_CHECK(is_float(h.dtype), "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", h.file,
+            arch.lm_head_name, dtype_name(h.dtype));
+  m.lm_head.out = V;
+  m.lm_head.in = d;
+  const auto addr = reinterpret_cast<uintptr_t>(h.data);
+  if ((h.dtype == DType::F16 || h.dtype == DType::BF16) && addr % 2 == 0) {
+    m.lm_head.w16 = reinterpret_cast<const uint16_t*>(h.data);
+    m.lm_head.w16_type = h.dtype;
+  } else if (h.dtype == DType::F32 && addr % 4 == 0) {
+    m.lm_head.w32 = reinterpret_cast<const float*>(h.data);
+  } else {
+    m.lm_head.w.resize(V, d);
+    convert_to_f32(h.dtype, h.data, V * d, m.lm_head.w.data.data());
+  }
+
+  const bool awq_checkpoint = cfg.quant.has_value();
+  for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
+    BlockWeights b;
+    if (is_w4(form) && awq_checkpoint) {
+      // The checkpoint's own integer codes, packed as `awq generate --weights w4` runs them.
+      LoadOptions o;
+      o.weights = WeightForm::W4;
+      o.w4a8 = form == BenchForm::W4A8;
+      b = load_block(*ck, cfg, arch, layer, o);
+    } else if (form == BenchForm::F16) {
+      b = load_block_native(*ck, cfg, arch, layer);
+      for (LinearRole r : kAllLinearRoles) {
+        Linear& l = b[r];
+        if (l.w16 && l.w16_type == DType::F16) continue;  // already f16 rows in the mapping
+        Mat w = l.weight_f32();
+        Linear f = linear_in_form(std::move(w), BenchForm::F16, group_size, "", m.storage);
+        f.bias = std::move(l.bias);
+        l = std::move(f);
+      }
+    } else {
+      b = load_block_f32(*ck, cfg, arch, layer);
+      if (is_w4(form)) {
+        for (LinearRole r : kAllLinearRoles) {
+          Linear& l = b[r];
+          Linear q = linear_in_form(std::move(l.w), form, group_size,
+                                    dir + ": " + arch.linear_name(layer, r), m.storage);
+          q.bias = std::move(l.bias);
+          l = std::move(q);
+        }
+      }
+    }
+    m.blocks.push_back(std::move(b));
+  }
+  m.storage.push_back(std::move(ck));
+  return m;
+}
+
+BenchSession::BenchSession(const BenchModel& m, int64_t capacity) : m_(&m) {
+  AWQ_CHECK(capacity > 0, "BenchSession: capacity must be positive (got {})", capacity);
+  cache_.resize(m.blocks.size());
+  for (auto& c : cache_) {
+    c.k.resize(capacity, m.cfg.kv_dim());
+    c.v.resize(capacity, m.cfg.kv_dim());
+  }
+}
+
+std::vector<float> BenchSession::feed(std::span<const int32_t> tokens) {
+  const int64_t n = int64_t(tokens.size()), d = m_->cfg.hidden_size;
+  AWQ_CHECK(n > 0, "BenchSession::feed: no tokens");
+  AWQ_CHECK(cache_.empty() || pos_ + n <= cache_[0].k.rows,
+            "bench: {} tokens so far + {} new exceed the session's {} positions", pos_, n,
+            cache_.empty() ? 0 : cache_[0].k.rows);
+  Mat x(n, d);
+  const size_t row_bytes = size_t(d) * dtype_size(m_->embed_dtype);
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t t = tokens[size_t(i)];
+    AWQ_CHECK(t >= 0 && t < m_->cfg.vocab_size, "bench: token id {} outside the vocabulary", t);
+    convert_to_f32(m_->embed_dtype, m_->embed + size_t(t) * row_bytes, d, x.row(i));
+  }
+  for (size_t l = 0; l < cache_.size(); ++l)
+    block_forward_cached(m_->cfg, m_->blocks[l], x, pos_, cache_[l], x);
+  pos_ += n;
+  std::vector<float> last(static_cast<size_t>(d)), logits(static_cast<size_t>(m_->cfg.vocab_size));
+  rmsnorm_row(x.row(n - 1), m_->final_norm.data(), d, m_->cfg.rms_norm_eps, last.data());
+  m_->lm_head.forward(last.data(), 1, logits.data());
+  return logits;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+namespace {
+
+// Token ids spread over the vocabulary: what they are does not change the work of a forward.
+std::vector<int32_t> bench_tokens(int64_t n, int64_t vocab) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) t[size_t(i)] = int32_t((i * 7919 + 1) % vocab);
+  return t;
+}
+
+double time_prompt(BenchSession& s, const std::vector<int32_t>& toks) {
+  s.reset();
+  Timer t;
+  s.feed(toks);
+  return t.seconds();
+}
+
+double time_decode(BenchSession& s, const std::vector<int32_t>& toks) {
+  s.reset();
+  Timer t;
+  for (int32_t tok : toks) s.feed(std::span<const int32_t>(&tok, 1));
+  return t.seconds();
+}
+
+}  // namespace
+
+BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandwidth_gbs) {
+  AWQ_CHECK(opts.prompt >= 0 && opts.decode >= 0, "bench: -p and -n must not be negative");
+  AWQ_CHECK(opts.repeats >= 1, "bench: --repeats must be at least 1 (got {})", opts.repeats);
+  BenchRow row;
+  row.form = bench_form_name(m.form);
+  row.bytes = m.decode_bytes();
+  const int64_t cap = std::max<int64_t>({opts.prompt, opts.decode, 8});
+  BenchSession s(m, cap);
+  const auto ptoks = bench_tokens(opts.prompt, m.cfg.vocab_size);
+  const auto dtoks = bench_tokens(opts.decode, m.cfg.vocab_size);
+  // Warm-up: touches the KV cache, the kernels' scratch and the RoPE tables once.
+  time_prompt(s, bench_tokens(std::min<int64_t>(cap, 16), m.cfg.vocab_size));
+  time_decode(s, bench_tokens(std::min<int64_t>(cap, 4), m.cfg.vocab_size));
+  for (int r = 0; r < opts.repeats && opts.prompt > 0; ++r) {
+    const double sec = time_prompt(s, ptoks);
+    row.prompt_runs.push_back(double(opts.prompt) / sec);
+    if (opts.progress)
+      fmt::print(stderr, "  {} prompt {} tokens: {:.2f} tok/s\n", row.form, opts.prompt,
+                 row.prompt_runs.back());
+  }
+  for (int r = 0; r < opts.repeats && opts.decode > 0; ++r) {
+    const double sec = time_decode(s, dtoks);
+    row.decode_runs.push_back(double(opts.decode) / sec);
+    if (opts.progress)
+      fmt::print(stderr, "  {} decode {} tokens: {:.2f} tok/s\n", row.form, opts.decode,
+                 row.decode_runs.back());
+  }
+  row.prompt_tok_s = median(row.prompt_runs);
+  row.decode_tok_s = median(row.decode_runs);
+  if (opts.prompt > 0)
+    row.prompt_gflops = m.prefill_flops(opts.prompt) * row.prompt_tok_s / double(opts.prompt) / 1e9;
+  const double bytes = double(row.bytes.total());
+  row.decode_gbs = bytes * row.decode_tok_s / 1e9;
+  if (bandwidth_gbs > 0) {
+    row.roofline_fraction = row.decode_gbs / bandwidth_gbs;
+    row.roofline_tok_s = bandwidth_gbs * 1e9 / bytes;
+  }
+  return row;
+}
+
+BenchReport run_bench(const BenchOptions& opts_in) {
+  BenchOptions opts = opts_in;
+  AWQ_CHECK(opts.model_dir.empty() != opts.shape.empty(),
+            "bench: give exactly one of --model DIR and --shape NAME");
+  if (opts.forms.empty()) opts.forms = {BenchForm::F16, BenchForm::W4};
+  BenchReport rep;
+  rep.opts = opts;
+  rep.source = opts.shape.empty() ? opts.model_dir : "shape " + opts.shape;
+  rep.cfg = opts.shape.empty() ? ModelConfig::load(opts.model_dir) : synth_preset(opts.shape);
+  arch_of(rep.cfg, rep.source);
+  const int build_threads = std::max(1u, std::thread::hardware_concurrency());
+  rep.threads = opts.threads > 0 ? opts.threads : num_threads();
+  rep.isa = kernels::isa_name(kernels::active_isa());
+  rep.cpu = cpu_name();
+  rep.bandwidth_gbs = kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
+  if (opts.progress)
+    fmt::print(stderr, "memory bandwidth ({} threads): {:.1f} GB/s\n", rep.threads,
+               rep.bandwidth_gbs);
+
+  // f32/f16 first, then one packed W4 model for w4 and w4a8 (quantized once).
+  std::vector<BenchForm> order;
+  for (BenchForm f : {BenchForm::F32, BenchForm::F16, BenchForm::W4, BenchForm::W4A8})
+    if (std::find(opts.forms.begin(), opts.forms.end(), f) != opts.forms.end()) order.push_back(f);
+  std::unique_ptr<BenchModel> w4;
+  for (BenchForm f : order) {
+    Timer tb;
+    set_num_threads(build_threads);  // building is not what is measured: use every core
+    std::unique_ptr<BenchModel> m;
+    if (is_w4(f) && w4) {
+      w4->set_w4a8(f == BenchForm::W4A8);
+    } else {
+      m = std::make_unique<BenchModel>(
+          opts.shape.empty() ? make_checkpoint_bench_model(opts.model_dir, f, opts.group_size)
+                             : make_synthetic_bench_model(rep.cfg, f, opts.group_size, opts.seed));
+      if (is_w4(f)) w4 = std::move(m);
+    }
+    const BenchModel& model = is_w4(f) ? *w4 : *m;
+    const double build_s = tb.seconds();
+    if (opts.progress)
+      fmt::print(stderr, "{}: model ready in {:.1f} s ({:.1f} MB of weights per token)\n",
+                 bench_form_name(f), build_s, double(model.decode_bytes().total()) / 1e6);
+    set_num_threads(rep.threads);
+    BenchRow row = bench_model(model, opts, rep.bandwidth_gbs);
+    row.build_seconds = build_s;
+    rep.rows.push_back(std::move(row));
+  }
+  return rep;
+}
+
+std::string format_bench_report(const BenchReport& r) {
+  std::string s;
+  const ModelConfig& c = r.cfg;
+  s += fmt::format("model:     {} ({}: {} layers, hidden {}, ffn {}, heads {}/{}, vocab {})\n",
+                   r.source, c.model_type, c.num_hidden_layers, c.hidden_size, c.intermediate_size,
+                   c.num_attention_heads, c.num_key_value_heads, c.vocab_size);
+  s += fmt::format("machine:   {}, isa {}, {} thread{}\n", r.cpu, r.isa, r.threads,
+                   r.threads == 1 ? "" : "s");
+  s += fmt::format("bandwidth: {:.1f} GB/s measured ({} threads)\n", r.bandwidth_gbs, r.threads);
+  s +=
+      fmt::format("test:      prompt {} tokens, decode {} tokens (batch 1, KV cache), median of {}",
+                  r.opts.prompt, r.opts.decode, r.opts.repeats);
+  if (std::any_of(r.rows.begin(), r.rows.end(), [](const BenchRow& w) { return w.form[0] == 'w'; }))
+    s += fmt::format("; W4: RTN g{} asymmetric", r.opts.group_size);
+  s += "\n\n";
+  s += fmt::format("| {:<7} | {:>9} | {:>13} | {:>13} | {:>14} | {:>6} | {:>12} | {:>14} |\n",
+                   "weights", "MB/token", "prompt tok/s", "prompt GFLOP/s", "decode tok/s", "GB/s",
+                   "% of roofline", "roofline tok/s");
+  s += "|---------|----------:|--------------:|---------------:|---------------:|-------:|---------"
+       "-----:|---------------:|\n";
+  for (const BenchRow& w : r.rows) {
+    s += fmt::format(
+        "| {:<7} | {:>9.1f} | {:>13.2f} | {:>14.1f} | {:>14.2f} | {:>6.1f} | {:>12.1f}% | "
+        "{:>14.1f} |\n",
+        w.form, double(w.bytes.total()) / 1e6, w.prompt_tok_s, w.prompt_gflops, w.decode_tok_s,
+        w.decode_gbs, 100.0 * w.roofline_fraction, w.roofline_tok_s);
+  }
+  const BenchRow* f16 = nullptr;
+  for (const BenchRow& w : r.rows)
+    if (w.form == "f16") f16 = &w;
+  if (f16 && f16->decode_tok_s > 0) {
+    for (const BenchRow& w : r.rows) {
+      if (&w == f16) continue;
+      s += fmt::format("\n{} / f16: decode {:.2f}x", w.form, w.decode_tok_s / f16->decode_tok_s);
+      if (f16->prompt_tok_s > 0)
+        s += fmt::format(", prompt {:.2f}x", w.prompt_tok_s / f16->prompt_tok_s);
+      s += fmt::format(", bytes per token {:.2f}x smaller",
+                       double(f16->bytes.total()) / double(w.bytes.total()));
+    }
+    s += "\n";
+  }
+  return s;
+}
+
+nlohmann::json bench_report_json(const BenchReport& r) {
+  using nlohmann::json;
+  json j;
+  j["source"] = r.source;
+  j["config"] = {{"model_type", r.cfg.model_type},
+                 {"hidden_size", r.cfg.hidden_size},
+                 {"intermediate_size", r.cfg.intermediate_size},
+                 {"num_hidden_layers", r.cfg.num_hidden_layers},
+                 {"num_attention_heads", r.cfg.num_attention_heads},
+                 {"num_key_value_heads", r.cfg.num_key_value_heads},
+                 {"vocab_size", r.cfg.vocab_size},
+                 {"tie_word_embeddings", r.cfg.tie_word_embeddings}};
+  j["threads"] = r.threads;
+  j["isa"] = r.isa;
+  j["cpu"] = r.cpu;
+  j["bandwidth_gbs"] = r.bandwidth_gbs;
+  j["prompt_tokens"] = r.opts.prompt;
+  j["decode_tokens"] = r.opts.decode;
+  j["repeats"] = r.opts.repeats;
+  j["group_size"] = r.opts.group_size;
+  json rows = json::array();
+  for (const BenchRow& w : r.rows) {
+    rows.push_back({{"weights", w.form},
+                    {"bytes_per_token",
+                     {{"total", w.bytes.total()},
+                      {"linears", w.bytes.linears},
+                      {"norms_biases", w.bytes.norms_biases},
+                      {"lm_head", w.bytes.lm_head},
+                      {"embedding_row", w.bytes.embedding_row}}},
+                    {"build_seconds", w.build_seconds},
+                    {"prompt_tok_s", w.prompt_tok_s},
+                    {"prompt_runs", w.prompt_runs},
+                    {"prompt_gflops", w.prompt_gflops},
+                    {"decode_tok_s", w.decode_tok_s},
+                    {"decode_runs", w.decode_runs},
+                    {"decode_gbs", w.decode_gbs},
+                    {"roofline_fraction", w.roofline_fraction},
+                    {"roofline_tok_s", w.roofline_tok_s}});
+  }
+  j["rows"] = rows;
+  return j;
+}
+
+}  // namespace awq

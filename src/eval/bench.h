@@ -1,0 +1,139 @@
+// awq bench: prompt (prefill) and decode speed of a model in each weight form, set against the
+// machine's own memory bandwidth measured in the same run (DESIGN.md, performance model).
+//
+//   decode: n tokens fed one at a time through the KV cache from an empty context (batch 1), as
+//           llama-bench's tg test does; every token reads every weight once, so
+//           achieved GB/s = bytes of weights per token x tokens/s, and the roofline is
+//           bandwidth / bytes per token.
+//   prompt: one prefill of p tokens from an empty context (logits of the last token only, as
+//           llama-bench's pp test); GFLOP/s = FLOPs of that prefill / its time.
+// Each is the median of `repeats` runs after one short warm-up.
+//
+// The model is a real checkpoint (--model) or random weights of a known shape built directly in
+// memory (--shape, no files): linears drawn from a uniform distribution, then kept as f32, f16,
+// or quantized with RTN (4 bits, groups of g, asymmetric) and packed for the W4 kernels.
+// Embeddings and lm_head stay f16, as in an AWQ checkpoint.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/mat.h"
+#include "formats/dtype.h"
+#include "model/block.h"
+#include "model/config.h"
+
+namespace awq {
+
+// How the linears of the blocks are held (embeddings and lm_head: see above).
+enum class BenchForm { F32, F16, W4, W4A8 };
+const char* bench_form_name(BenchForm f);
+BenchForm parse_bench_form(const std::string& s);  // "f32|f16|w4|w4a8", else awq::Error
+
+// Bytes of weights one decoded token reads, by kind.
+struct DecodeBytes {
+  int64_t linears = 0;       // the blocks' linears: packed W4 (nibbles + scales + zeros) or f16/f32
+  int64_t norms_biases = 0;  // RMSNorm weights (f32) and linear biases (f32)
+  int64_t lm_head = 0;       // the whole [vocab, hidden] output matrix
+  int64_t embedding_row = 0;  // one row of the embedding table
+  int64_t total() const { return linears + norms_biases + lm_head + embedding_row; }
+};
+
+// A model held in memory for the bench, with its own KV-cache decoding. The arrays that the
+// linears and the embedding point into are owned by `storage` (or by a checkpoint kept there).
+struct BenchModel {
+  ModelConfig cfg;
+  BenchForm form = BenchForm::F16;
+  std::vector<BlockWeights> blocks;
+  std::vector<float> final_norm;
+  Linear lm_head;
+  DType embed_dtype = DType::F16;
+  const uint8_t* embed = nullptr;  // [vocab, hidden] of embed_dtype
+  std::vector<std::shared_ptr<const void>> storage;
+
+  DecodeBytes decode_bytes() const;
+  // FLOPs of a prefill of T tokens from position 0 (linears, causal attention, lm_head on the last
+  // token only).
+  double prefill_flops(int64_t T) const;
+  // Switches every W4 linear between w4 (f32 activations) and w4a8 (int8 activations).
+  void set_w4a8(bool on);
+};
+
+// Random weights of `cfg`'s shape (seeded, bit-identical for any thread count). For W4/W4A8 the
+// linears are RTN-quantized with groups of `group_size` (asymmetric) and packed.
+BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, int group_size,
+                                      uint64_t seed);
+
+// A checkpoint's weights in the given form: f16 rows used in place from the mapping (converted
+// to f16 where the file holds another type), f32 copies, or 4 bits — an AWQ checkpoint's own codes,
+// or a float checkpoint quantized in memory with RTN (groups of `group_size`, asymmetric).
+// Embeddings and lm_head are read in place.
+BenchModel make_checkpoint_bench_model(const std::string& dir, BenchForm form, int group_size);
+
+// KV-cache decoding over a BenchModel: the same block code as Model::Session.
+class BenchSession {
+ public:
+  BenchSession(const BenchModel& m, int64_t capacity);
+  // Appends tokens at positions pos()..pos()+n-1 and returns the logits of the last one.
+  std::vector<float> feed(std::span<const int32_t> tokens);
+  int64_t pos() const { return pos_; }
+  void reset() { pos_ = 0; }
+
+ private:
+  const BenchModel* m_;
+  int64_t pos_ = 0;
+  std::vector<KvCache> cache_;
+};
+
+struct BenchOptions {
+  std::string model_dir;         // one of model_dir and shape
+  std::string shape;             // a synth preset (tools/synth.h)
+  int threads = 0;               // 0: the pool's current size
+  int64_t prompt = 512;          // p; 0 skips the prompt test
+  int64_t decode = 128;          // n; 0 skips the decode test
+  std::vector<BenchForm> forms;  // empty: f16 and w4
+  int group_size = 128;
+  int repeats = 3;
+  uint64_t seed = 1;
+  int64_t bandwidth_bytes = 0;  // probe buffer; 0: the probe's default (1 GiB or AWQ_BW_BYTES)
+  bool progress = false;        // one line per finished measurement on stderr
+};
+
+struct BenchRow {
+  std::string form;
+  DecodeBytes bytes;
+  double build_seconds = 0;
+  std::vector<double> prompt_runs, decode_runs;  // tokens/s of each repeat
+  double prompt_tok_s = 0, decode_tok_s = 0;     // medians (0 when not run)
+  double prompt_gflops = 0;                      // prefill FLOPs x prompt_tok_s / p / 1e9
+  double decode_gbs = 0;                         // bytes.total() x decode_tok_s / 1e9
+  double roofline_fraction = 0;                  // decode_gbs / bandwidth
+  double roofline_tok_s = 0;                     // bandwidth / bytes.total()
+};
+
+struct BenchReport {
+  std::string source;  // "shape tinyllama-1.1b" or the directory
+  ModelConfig cfg;
+  BenchOptions opts;
+  int threads = 0;
+  std::string isa, cpu;
+  double bandwidth_gbs = 0;  // measured with `threads` threads, before the rows
+  std::vector<BenchRow> rows;
+};
+
+// Runs every requested form in turn (each model built, measured and freed before the next; w4 and
+// w4a8 share one packed model).
+BenchReport run_bench(const BenchOptions& opts);
+
+// Measures one already-built model (the tests use this on a tiny shape).
+BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandwidth_gbs);
+
+double median(std::vector<double> v);
+std::string format_bench_report(const BenchReport& r);  // header lines and the table
+nlohmann::json bench_report_json(const BenchReport& r);
+
+}  // namespace awq

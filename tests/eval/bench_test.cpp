@@ -1,0 +1,249 @@
+// awq bench: the roofline arithmetic. Bytes per decoded token must equal the sizes of the weight
+// tensors computed here from the shape alone; a bench run on a tiny shape must report
+// GB/s = bytes/token x tok/s and the roofline from the same bandwidth. The in-memory model must
+// compute what the model layer computes. No timing assertions.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "eval/bench.h"
+#include "model/model.h"
+#include "test_util.h"
+#include "tools/synth.h"
+
+namespace awq {
+namespace {
+
+// A shape with every optional piece: GQA, q/k/v biases (qwen2), tied embeddings.
+ModelConfig qwen_like_tiny() {
+  ModelConfig c = synth_preset("tiny");
+  c.model_type = "qwen2";
+  c.tie_word_embeddings = true;
+  return c;
+}
+
+// Size of one packed W4 matrix, from the layout documented in kernels/w4_layout.h: row tiles of
+// 16, each 64-byte aligned and holding 16 rows x in nibbles, groups x 16 f32 scales and
+// groups x 16 u8 zeros.
+int64_t w4_bytes(int64_t out, int64_t in, int64_t group) {
+  const int64_t tiles = (out + 15) / 16, groups = in / group;
+  const int64_t tile = 16 * in / 2 + groups * 16 * 4 + groups * 16;
+  return tiles * ((tile + 63) / 64 * 64);
+}
+
+struct Shape {
+  int64_t out, in;
+};
+
+std::vector<Shape> linear_shapes(const ModelConfig& c) {
+  const int64_t d = c.hidden_size, f = c.intermediate_size;
+  const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+  return {{q, d}, {kv, d}, {kv, d}, {d, q}, {f, d}, {f, d}, {d, f}};
+}
+
+DecodeBytes expected_bytes(const ModelConfig& c, BenchForm form, int64_t group, bool qkv_bias) {
+  DecodeBytes b;
+  const int64_t L = c.num_hidden_layers, d = c.hidden_size;
+  for (const Shape& s : linear_shapes(c)) {
+    switch (form) {
+      case BenchForm::F32:
+        b.linears += L * s.out * s.in * 4;
+        break;
+      case BenchForm::F16:
+        b.linears += L * s.out * s.in * 2;
+        break;
+      default:
+        b.linears += L * w4_bytes(s.out, s.in, group < 0 ? s.in : group);
+    }
+  }
+  b.norms_biases = (2 * L + 1) * d * 4;
+  if (qkv_bias) {
+    const auto sh = linear_shapes(c);
+    b.norms_biases += L * (sh[0].out + sh[1].out + sh[2].out) * 4;
+  }
+  b.lm_head = c.vocab_size * d * 2;  // f16 in every form, tied or not
+  b.embedding_row = d * 2;
+  return b;
+}
+
+void expect_bytes_eq(const DecodeBytes& got, const DecodeBytes& want, const std::string& what) {
+  EXPECT_EQ(got.linears, want.linears) << what;
+  EXPECT_EQ(got.norms_biases, want.norms_biases) << what;
+  EXPECT_EQ(got.lm_head, want.lm_head) << what;
+  EXPECT_EQ(got.embedding_row, want.embedding_row) << what;
+  EXPECT_EQ(got.total(), want.linears + want.norms_biases + want.lm_head + want.embedding_row)
+      << what;
+}
+
+TEST(Bench, BytesPerTokenAreTheTensorSizesOfTheShape) {
+  for (const bool qwen : {false, true}) {
+    const ModelConfig c = qwen ? qwen_like_tiny() : synth_preset("tiny");
+    for (BenchForm f : {BenchForm::F32, BenchForm::F16, BenchForm::W4, BenchForm::W4A8}) {
+      for (int g : {32, 128, -1}) {
+        if (!(f == BenchForm::W4 || f == BenchForm::W4A8) && g != 128) continue;
+        const BenchModel m = make_synthetic_bench_model(c, f, g, 7);
+        expect_bytes_eq(m.decode_bytes(), expected_bytes(c, f, g, qwen),
+                        fmt::format("{} {} g{}", c.model_type, bench_form_name(f), g));
+      }
+    }
+  }
+}
+
+TEST(Bench, W4ReadsAboutFourAndAQuarterBitsPerWeightOnARealShape) {
+  // The accounting on TinyLlama's shape, without building it: the packed size per weight is the
+  // 4-bit code plus an f32 scale and a u8 zero per 128 weights (rows are a multiple of 16).
+  const ModelConfig c = synth_preset("tinyllama-1.1b");
+  const DecodeBytes w4 = expected_bytes(c, BenchForm::W4, 128, false);
+  const DecodeBytes f16 = expected_bytes(c, BenchForm::F16, 128, false);
+  double weights = 0;
+  for (const Shape& s : linear_shapes(c)) weights += double(c.num_hidden_layers * s.out * s.in);
+  EXPECT_NEAR(double(w4.linears) / weights, 0.5 + 5.0 / 128.0, 1e-9);
+  EXPECT_EQ(f16.linears, int64_t(weights) * 2);
+  // The decode roofline ratio the design promises (~3.2x with an f16 lm_head).
+  EXPECT_GT(double(f16.total()) / double(w4.total()), 3.0);
+}
+
+TEST(Bench, PrefillFlopsFollowTheShape) {
+  const ModelConfig c = synth_preset("tiny");
+  const BenchModel m = make_synthetic_bench_model(c, BenchForm::F16, 128, 1);
+  double macs = 0;
+  for (const Shape& s : linear_shapes(c)) macs += double(s.out * s.in);
+  macs *= double(c.num_hidden_layers);
+  for (int64_t T : {1, 17, 64}) {
+    const double attn = double(c.num_hidden_layers) * c.num_attention_heads * c.head_dim *
+                        (double(T) * double(T + 1) / 2.0) * 2.0;
+    const double want = 2.0 * (double(T) * macs + attn + double(c.vocab_size * c.hidden_size));
+    EXPECT_DOUBLE_EQ(m.prefill_flops(T), want) << T;
+  }
+}
+
+TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
+  BenchOptions o;
+  o.shape = "tiny";
+  o.threads = 2;
+  o.prompt = 24;
+  o.decode = 8;
+  o.repeats = 3;
+  o.forms = {BenchForm::W4A8, BenchForm::F16, BenchForm::W4};
+  o.bandwidth_bytes = int64_t(32) << 20;
+  const BenchReport r = run_bench(o);
+  ASSERT_EQ(r.rows.size(), 3u);
+  EXPECT_EQ(r.rows[0].form, "f16");  // f16 first, then w4 and w4a8 from one packed model
+  EXPECT_EQ(r.rows[1].form, "w4");
+  EXPECT_EQ(r.rows[2].form, "w4a8");
+  EXPECT_GT(r.bandwidth_gbs, 0.0);
+  EXPECT_EQ(r.threads, 2);
+  const BenchModel probe = make_synthetic_bench_model(r.cfg, BenchForm::F16, 128, 1);
+  for (const BenchRow& w : r.rows) {
+    SCOPED_TRACE(w.form);
+    const BenchForm f = parse_bench_form(w.form);
+    expect_bytes_eq(w.bytes, expected_bytes(r.cfg, f, 128, false), w.form);
+    ASSERT_EQ(w.prompt_runs.size(), 3u);
+    ASSERT_EQ(w.decode_runs.size(), 3u);
+    for (double v : w.prompt_runs) EXPECT_GT(v, 0.0);
+    for (double v : w.decode_runs) EXPECT_GT(v, 0.0);
+    EXPECT_DOUBLE_EQ(w.decode_tok_s, median(w.decode_runs));
+    EXPECT_DOUBLE_EQ(w.prompt_tok_s, median(w.prompt_runs));
+    const double bytes = double(w.bytes.total());
+    EXPECT_NEAR(w.decode_gbs, bytes * w.decode_tok_s / 1e9, 1e-12 * w.decode_gbs);
+    EXPECT_NEAR(w.roofline_fraction, w.decode_gbs / r.bandwidth_gbs, 1e-12);
+    EXPECT_NEAR(w.roofline_tok_s, r.bandwidth_gbs * 1e9 / bytes, 1e-9 * w.roofline_tok_s);
+    EXPECT_NEAR(w.roofline_tok_s * w.roofline_fraction, w.decode_tok_s, 1e-9 * w.decode_tok_s);
+    EXPECT_NEAR(w.prompt_gflops, probe.prefill_flops(o.prompt) * w.prompt_tok_s / 24.0 / 1e9,
+                1e-9 * w.prompt_gflops);
+  }
+  const std::string table = format_bench_report(r);
+  for (const char* s : {"| f16", "| w4 ", "| w4a8", "roofline", "GB/s"})
+    EXPECT_NE(table.find(s), std::string::npos) << s << "\n" << table;
+  const auto j = bench_report_json(r);
+  ASSERT_EQ(j["rows"].size(), 3u);
+  EXPECT_EQ(j["rows"][1]["bytes_per_token"]["total"].get<int64_t>(), r.rows[1].bytes.total());
+}
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += double(a[i]) * b[i];
+    aa += double(a[i]) * a[i];
+    bb += double(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+TEST(Bench, FormsOfOneSeedAreOneModel) {
+  // The same random weights in f32, f16 and W4: logits agree up to each form's rounding, and
+  // prefill through the KV cache equals feeding token by token.
+  const ModelConfig c = qwen_like_tiny();
+  const std::vector<int32_t> toks = {1, 50, 7, 300, 511, 2, 99, 128};
+  std::vector<std::vector<float>> last;
+  for (BenchForm f : {BenchForm::F32, BenchForm::F16, BenchForm::W4, BenchForm::W4A8}) {
+    const BenchModel m = make_synthetic_bench_model(c, f, 32, 3);
+    BenchSession s(m, 16);
+    const auto all = s.feed(toks);
+    EXPECT_EQ(s.pos(), 8);
+    s.reset();
+    std::vector<float> one;
+    for (int32_t t : toks) one = s.feed(std::span<const int32_t>(&t, 1));
+    ASSERT_EQ(all.size(), size_t(c.vocab_size));
+    EXPECT_GT(cosine(all, one), 0.99999) << bench_form_name(f);
+    last.push_back(all);
+  }
+  EXPECT_GT(cosine(last[0], last[1]), 0.9999);    // f16
+  EXPECT_GT(cosine(last[0], last[2]), 0.95);      // 4-bit RTN, g32
+  EXPECT_GT(cosine(last[2], last[3]), 0.99);      // int8 activations on top
+  EXPECT_LT(cosine(last[0], last[2]), 0.999999);  // it is quantized
+}
+
+TEST(Bench, CheckpointModelMatchesTheModelLayer) {
+  const auto dir = test::scratch_dir("bench_ckpt");
+  SynthOptions so;
+  so.shape = "tiny";
+  so.out_dir = (dir / "m").string();
+  so.dtype = DType::F16;
+  write_synthetic_model(so);
+  const std::vector<int32_t> toks = {3, 1, 4, 1, 5, 9, 2, 6};
+
+  const Model ref = Model::load(so.out_dir);  // native: f16 rows in place
+  auto sess = ref.session(16);
+  const auto want = sess.feed(toks);
+
+  const BenchModel f16 = make_checkpoint_bench_model(so.out_dir, BenchForm::F16, 128);
+  BenchSession s(f16, 16);
+  const auto got = s.feed(toks);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << i;
+  // f16 rows stay in the mapping: the accounting is the file's tensor sizes.
+  expect_bytes_eq(f16.decode_bytes(), expected_bytes(f16.cfg, BenchForm::F16, 128, false), "ckpt");
+
+  const BenchModel w4 = make_checkpoint_bench_model(so.out_dir, BenchForm::W4, 64);
+  expect_bytes_eq(w4.decode_bytes(), expected_bytes(w4.cfg, BenchForm::W4, 64, false), "ckpt w4");
+  BenchSession s4(w4, 16);
+  EXPECT_GT(cosine(s4.feed(toks), want), 0.95);
+}
+
+TEST(Bench, BadOptionsAreErrors) {
+  EXPECT_THROW(parse_bench_form("q4_0"), Error);
+  BenchOptions o;
+  EXPECT_THROW(run_bench(o), Error);  // neither --model nor --shape
+  o.shape = "tiny";
+  o.model_dir = "/nonexistent";
+  EXPECT_THROW(run_bench(o), Error);  // both
+  o.model_dir.clear();
+  o.shape = "no-such-shape";
+  EXPECT_THROW(run_bench(o), Error);
+  // A group size the 4-bit kernels cannot run names the tensor.
+  try {
+    make_synthetic_bench_model(synth_preset("tiny"), BenchForm::W4, 48, 1);
+    FAIL() << "group 48 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.0"), std::string::npos) << e.what();
+  }
+  EXPECT_DOUBLE_EQ(median({3, 1, 2}), 2.0);
+  EXPECT_DOUBLE_EQ(median({4, 1, 2, 3}), 2.5);
+}
+
+}  // namespace
+}  // namespace awq
