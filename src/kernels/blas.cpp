@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "kernels/gemm.h"

@@ -60,7 +60,7 @@ inline __m512 tile_zeros(const uint8_t* zeros, int64_t j) {
 // int8 codes. Several tiles at once (NT > 1, decode) read several streams of memory at once.
 template <int T, int NT>
 void w4a8_tiles(const W4View& w, const Q8Acts& a, int64_t t0, int64_t tile, const float* bias,
-                float* y) {
+                float* y, const uint8_t* end) {
   // With few tokens, two int32 chains per token (lo / hi) halve the dependent-VNNI latency.
   constexpr bool kSplit = T * NT <= 4;
   constexpr bool kPrefetch = T <= 2;
@@ -68,7 +68,6 @@ void w4a8_tiles(const W4View& w, const Q8Acts& a, int64_t t0, int64_t tile, cons
   const int64_t bpg = w.group / kQBlock;
   const uint8_t* c[NT];
   for (int u = 0; u < NT; ++u) c[u] = w.data + (tile + u) * w.tile_stride;
-  const uint8_t* end = w.data + w.tiles * w.tile_stride;
   const int8_t* q[T];
   const float* d[T];
   const float* gs[T];
@@ -137,39 +136,40 @@ void w4a8_tiles(const W4View& w, const Q8Acts& a, int64_t t0, int64_t tile, cons
 void w4a8(const W4View& w, const Q8Acts& a, int64_t n, int64_t tile0, int64_t tile1,
           const float* bias, float* y) {
   int64_t tile = tile0;
+  const uint8_t* end = w.data + w.tiles * w.tile_stride;  // prefetch limit
   // Decode: one thread streaming one tile at a time keeps too few cache misses in flight to
   // reach the memory bandwidth; 4 tiles (4 streams 8*in bytes apart) measured ~25% faster from
   // DRAM (and in cache). Each tile's arithmetic is the same, so the results do not change.
   if (n == 1)
-    for (; tile + 4 <= tile1; tile += 4) w4a8_tiles<1, 4>(w, a, 0, tile, bias, y);
+    for (; tile + 4 <= tile1; tile += 4) w4a8_tiles<1, 4>(w, a, 0, tile, bias, y, end);
   if (n == 2)
-    for (; tile + 2 <= tile1; tile += 2) w4a8_tiles<2, 2>(w, a, 0, tile, bias, y);
+    for (; tile + 2 <= tile1; tile += 2) w4a8_tiles<2, 2>(w, a, 0, tile, bias, y, end);
   for (; tile < tile1; ++tile) {
     for (int64_t t0 = 0; t0 < n; t0 += 8) {
       switch (min64(8, n - t0)) {
         case 1:
-          w4a8_tiles<1, 1>(w, a, t0, tile, bias, y);
+          w4a8_tiles<1, 1>(w, a, t0, tile, bias, y, end);
           break;
         case 2:
-          w4a8_tiles<2, 1>(w, a, t0, tile, bias, y);
+          w4a8_tiles<2, 1>(w, a, t0, tile, bias, y, end);
           break;
         case 3:
-          w4a8_tiles<3, 1>(w, a, t0, tile, bias, y);
+          w4a8_tiles<3, 1>(w, a, t0, tile, bias, y, end);
           break;
         case 4:
-          w4a8_tiles<4, 1>(w, a, t0, tile, bias, y);
+          w4a8_tiles<4, 1>(w, a, t0, tile, bias, y, end);
           break;
         case 5:
-          w4a8_tiles<5, 1>(w, a, t0, tile, bias, y);
+          w4a8_tiles<5, 1>(w, a, t0, tile, bias, y, end);
           break;
         case 6:
-          w4a8_tiles<6, 1>(w, a, t0, tile, bias, y);
+          w4a8_tiles<6, 1>(w, a, t0, tile, bias, y, end);
           break;
         case 7:
-          w4a8_tiles<7, 1>(w, a, t0, tile, bias, y);
+          w4a8_tiles<7, 1>(w, a, t0, tile, bias, y, end);
           break;
         default:
-          w4a8_tiles<8, 1>(w, a, t0, tile, bias, y);
+          w4a8_tiles<8, 1>(w, a, t0, tile, bias, y, end);
           break;
       }
     }
@@ -182,11 +182,10 @@ void w4a8(const W4View& w, const Q8Acts& a, int64_t n, int64_t tile0, int64_t ti
 // k0 + jj/2 + 4*(jj%2) of all 16 rows as floats.
 template <int T, int NT>
 void w4a16_tiles(const W4View& w, const float* x, const float* xsum, int64_t t0, int64_t tile,
-                 const float* bias, float* y) {
+                 const float* bias, float* y, const uint8_t* end) {
   const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const uint8_t* c[NT];
   for (int u = 0; u < NT; ++u) c[u] = w.data + (tile + u) * w.tile_stride;
-  const uint8_t* end = w.data + w.tiles * w.tile_stride;
   constexpr bool kPrefetch = T <= 2;
   const float* xt[T];
   for (int t = 0; t < T; ++t) xt[t] = x + (t0 + t) * w.in;
@@ -236,20 +235,21 @@ void w4a16_tiles(const W4View& w, const float* x, const float* xsum, int64_t t0,
 void w4a16(const W4View& w, const float* x, const float* xsum, int64_t n, int64_t tile0,
            int64_t tile1, const float* bias, float* y) {
   int64_t tile = tile0;
+  const uint8_t* end = w.data + w.tiles * w.tile_stride;  // prefetch limit
   for (; tile < tile1; ++tile) {
     for (int64_t t0 = 0; t0 < n; t0 += 4) {
       switch (min64(4, n - t0)) {
         case 1:
-          w4a16_tiles<1, 1>(w, x, xsum, t0, tile, bias, y);
+          w4a16_tiles<1, 1>(w, x, xsum, t0, tile, bias, y, end);
           break;
         case 2:
-          w4a16_tiles<2, 1>(w, x, xsum, t0, tile, bias, y);
+          w4a16_tiles<2, 1>(w, x, xsum, t0, tile, bias, y, end);
           break;
         case 3:
-          w4a16_tiles<3, 1>(w, x, xsum, t0, tile, bias, y);
+          w4a16_tiles<3, 1>(w, x, xsum, t0, tile, bias, y, end);
           break;
         default:
-          w4a16_tiles<4, 1>(w, x, xsum, t0, tile, bias, y);
+          w4a16_tiles<4, 1>(w, x, xsum, t0, tile, bias, y, end);
           break;
       }
     }

@@ -9,7 +9,8 @@ namespace awq::kernels::test {
 namespace {
 
 const int kGroups[] = {32, 64, 128, -1};
-const int64_t kOuts[] = {1, 15, 17, 40};
+const int64_t kOuts[] = {1, 15, 17, 40,
+                         250};  // 250: 16 tiles, the last ragged (4-tile decode path)
 const int64_t kIns[] = {128, 384};
 const int64_t kNs[] = {1, 2, 3, 7, 8, 9, 33, 65};  // 8 / 9: both sides of the w4a16 path switch
 
