@@ -92,7 +92,9 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
 
 std::string QuantizeReport::format_table() const {
   std::string s;
-  if (!blocks.empty()) {
+  bool searched = false;  // RTN has nothing to tabulate
+  for (const auto& b : blocks) searched |= !b.groups.empty() || !b.clips.empty();
+  if (searched) {
     s += fmt::format("{:>5} {:<10} {:<12} {:<14} {:>9} {:>11} {:>9}\n", "layer", "linear", "group",
                      "scale", "loss/RTN", "clip shrink", "clipped");
     for (const auto& b : blocks) {

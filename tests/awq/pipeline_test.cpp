@@ -235,6 +235,30 @@ TEST(Pipeline, PadIntermediateAndNoQuantizeKeepTheFunction) {
             (std::vector<int64_t>{64, 4}));
 }
 
+// Symmetric weights in the GEMM layout: codes q + 8 with every zero point 8, which both readings of
+// zero_point=false (AutoAWQ's kernels use qzeros; Marlin's uint4b8 ignores them) dequantize alike.
+TEST(Pipeline, SymmetricAutoAwqStoresZeroPointEight) {
+  const Fixture f = make("symmetric");
+  QuantizeOptions o = options(f, "sym");
+  o.spec.zero_point = false;
+  quantize_model(o);
+  const ModelConfig cfg = ModelConfig::load(o.out_dir);
+  ASSERT_TRUE(cfg.quant.has_value());
+  EXPECT_FALSE(cfg.quant->zero_point);
+  const Checkpoint c = Checkpoint::open(o.out_dir);
+  const std::string name = "model.layers.0.mlp.up_proj";
+  AwqGemmTensors t;
+  t.K = 32;
+  t.N = 48;
+  t.group = 16;
+  t.qweight = raw<int32_t>(c.get(name + ".qweight"));
+  t.qzeros = raw<int32_t>(c.get(name + ".qzeros"));
+  t.scales_f16 = raw<uint16_t>(c.get(name + ".scales"));
+  for (int32_t z : t.qzeros) EXPECT_EQ(uint32_t(z), 0x88888888u);
+  const QuantizedMatrix m = unpack_awq_gemm(t, false, name);
+  EXPECT_EQ(m.zeros, std::vector<uint8_t>(m.zeros.size(), 8));
+}
+
 TEST(Pipeline, BadOptionsFailBeforeAnyOutput) {
   const Fixture f = make("errors");
   auto expect_error = [&](QuantizeOptions o, const std::string& needle) {

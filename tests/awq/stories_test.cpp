@@ -64,16 +64,17 @@ class Stories : public ::testing::Test {
       EXPECT_EQ(r.calib_blocks, 94) << name;
       for (const auto& b : r.blocks)
         for (const auto& g : b.groups)
-          if (g.applied) EXPECT_LE(g.loss, g.rtn_loss) << name << " layer " << b.layer << " " << g.name;
+          if (g.applied)
+            EXPECT_LE(g.loss, g.rtn_loss) << name << " layer " << b.layer << " " << g.name;
     }
     const Model m = Model::load(o.out_dir, LoadOptions{WeightForm::F32});
     PerplexityOptions po;
     po.ctx = 512;
     po.progress = false;
     const double ppl = perplexity(m, *eval_tokens_, bos_, po).ppl;
-    std::printf("[ stories  ] %-14s %s W%d g%d pad %lld: ppl %.4f (quantize %.1f s)\n", name.c_str(),
-                method == QuantMethod::Awq ? "awq" : "rtn", bits, group, (long long)pad, ppl,
-                r.times.total);
+    std::printf("[ stories  ] %-14s %s W%d g%d pad %lld: ppl %.4f (quantize %.1f s)\n",
+                name.c_str(), method == QuantMethod::Awq ? "awq" : "rtn", bits, group,
+                (long long)pad, ppl, r.times.total);
     return ppl;
   }
 
