@@ -82,17 +82,27 @@ struct RowScore {
   bool same_top = false;
 };
 
-// Logits of the scored rows of a batch of windows: the hidden states of all positions, then the
-// lm_head only on the rows that are scored (half of them in the llama.cpp convention).
-Mat scored_logits(const Model& m, const std::vector<int32_t>& flat, int64_t nb, int64_t ctx,
+// Hidden states (after the final norm) of the scored rows of a batch of windows: the lm_head then
+// runs only on those (half of them in the llama.cpp convention), a chunk of rows at a time.
+Mat scored_hidden(const Model& m, const std::vector<int32_t>& flat, int64_t nb, int64_t ctx,
                   int64_t first, int64_t last) {
   const Mat h = m.hidden(flat.data(), nb, ctx);
   const int64_t per = last - first + 1;
   Mat sel(nb * per, h.cols);
   for (int64_t s = 0; s < nb; ++s)
     std::copy(h.row(s * ctx + first), h.row(s * ctx + last + 1), sel.row(s * per));
-  return m.logits(sel);
+  return sel;
 }
+
+Mat rows_of(const Mat& m, int64_t r0, int64_t r1) {
+  Mat out(r1 - r0, m.cols);
+  std::copy(m.row(r0), m.row(r1), out.data.begin());
+  return out;
+}
+
+// Rows of logits scored at once: bounds the logits' memory to kLogitRows x vocab floats (a
+// 2048-token window of a 152k-vocabulary model would otherwise need 1.2 GB).
+constexpr int64_t kLogitRows = 256;
 
 }  // namespace
 
@@ -124,9 +134,9 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& toke
     for (int64_t s = 0; s < nb; ++s)
       flat.insert(flat.end(), windows[size_t(w0 + s)].tokens.begin(),
                   windows[size_t(w0 + s)].tokens.end());
-    const Mat lg = scored_logits(model, flat, nb, ctx, first, last);
-    Mat blg;
-    if (base) blg = scored_logits(*base, flat, nb, ctx, first, last);
+    const Mat hid = scored_hidden(model, flat, nb, ctx, first, last);
+    Mat bhid;
+    if (base) bhid = scored_hidden(*base, flat, nb, ctx, first, last);
     // lm_head ran on the scored rows only.
     const double unscored = double(nb) * double(ctx - per);
     for (const Model* m : {&model, base}) {
@@ -134,27 +144,33 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& toke
         flops += m->prefill_flops(nb, ctx) -
                  2.0 * double(V) * double(m->config().hidden_size) * unscored;
     }
-    parallel_for(nb * per, 16, [&](int64_t i0, int64_t i1) {
-      std::vector<double> lp, blp;
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t s = i / per, pos = first + i % per;
-        const int32_t target = flat[size_t(s * ctx + pos + 1)];
-        RowScore& rs = scores[size_t((w0 + s) * per + i % per)];
-        if (!base) {
-          rs.nll = -log_softmax_at(lg.row(i), V, target);
-          continue;
+    for (int64_t r0 = 0; r0 < nb * per; r0 += kLogitRows) {
+      const int64_t r1 = std::min(nb * per, r0 + kLogitRows);
+      const Mat lg = model.logits(rows_of(hid, r0, r1));
+      Mat blg;
+      if (base) blg = base->logits(rows_of(bhid, r0, r1));
+      parallel_for(r1 - r0, 16, [&](int64_t i0, int64_t i1) {
+        std::vector<double> lp, blp;
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t row = r0 + i, s = row / per, pos = first + row % per;
+          const int32_t target = flat[size_t(s * ctx + pos + 1)];
+          RowScore& rs = scores[size_t(w0 * per + row)];
+          if (!base) {
+            rs.nll = -log_softmax_at(lg.row(i), V, target);
+            continue;
+          }
+          const int64_t top = log_probs(lg.row(i), V, lp);
+          const int64_t btop = log_probs(blg.row(i), V, blp);
+          rs.nll = -lp[size_t(target)];
+          rs.base_nll = -blp[size_t(target)];
+          double kld = 0;
+          for (int64_t v = 0; v < V; ++v)
+            kld += std::exp(blp[size_t(v)]) * (blp[size_t(v)] - lp[size_t(v)]);
+          rs.kld = kld;
+          rs.same_top = top == btop;
         }
-        const int64_t top = log_probs(lg.row(i), V, lp);
-        const int64_t btop = log_probs(blg.row(i), V, blp);
-        rs.nll = -lp[size_t(target)];
-        rs.base_nll = -blp[size_t(target)];
-        double kld = 0;
-        for (int64_t v = 0; v < V; ++v)
-          kld += std::exp(blp[size_t(v)]) * (blp[size_t(v)] - lp[size_t(v)]);
-        rs.kld = kld;
-        rs.same_top = top == btop;
-      }
-    });
+      });
+    }
     if (bar) bar->update(w0 + nb);
   }
   if (bar) bar->finish();
