@@ -7,6 +7,7 @@
 
 #include "kernels/isa.h"
 #include "model/block.h"
+#include "model/config.h"
 #include "model/ops.h"
 #include "test_util.h"
 
@@ -166,6 +167,64 @@ TEST(Ops, CausalMaskLaterKeysNeverChangeEarlierOutputs) {
   bool changed = false;
   for (int64_t i = 10 * hd; i < T * hd; ++i) changed |= a[size_t(i)] != b[size_t(i)];
   EXPECT_TRUE(changed);
+}
+
+}  // namespace
+}  // namespace awq
+
+namespace awq {
+namespace {
+
+Linear random_linear(int64_t out, int64_t in, uint32_t seed) {
+  Linear l;
+  l.out = out;
+  l.in = in;
+  l.w.resize(out, in);
+  l.w.data = randn(size_t(out * in), seed, 1.0f / std::sqrt(float(in)));
+  return l;
+}
+
+// GQA is multi-head attention with each key/value head repeated for its group of query heads
+// (HF's repeat_kv): the same block with K/V rows duplicated per query head gives the same output.
+TEST(Ops, GqaEqualsMhaWithRepeatedKeyValueHeads) {
+  ModelConfig gqa;
+  gqa.model_type = "llama";
+  gqa.hidden_size = 32;
+  gqa.intermediate_size = 48;
+  gqa.num_hidden_layers = 1;
+  gqa.num_attention_heads = 4;
+  gqa.num_key_value_heads = 2;
+  gqa.head_dim = 8;
+  gqa.vocab_size = 16;
+  ModelConfig mha = gqa;
+  mha.num_key_value_heads = 4;
+  BlockWeights wg;
+  wg[LinearRole::Q] = random_linear(32, 32, 1);
+  wg[LinearRole::K] = random_linear(16, 32, 2);
+  wg[LinearRole::V] = random_linear(16, 32, 3);
+  wg[LinearRole::O] = random_linear(32, 32, 4);
+  BlockWeights wm;
+  wm[LinearRole::Q] = wg[LinearRole::Q];
+  wm[LinearRole::O] = wg[LinearRole::O];
+  for (LinearRole r : {LinearRole::K, LinearRole::V}) {
+    wm[r] = random_linear(32, 32, 0);
+    for (int64_t h = 0; h < 4; ++h)  // query head h reads KV head h / 2
+      std::copy(wg[r].w.row((h / 2) * 8), wg[r].w.row((h / 2) * 8 + 8), wm[r].w.row(h * 8));
+  }
+  Mat x(2 * 11, 32);
+  x.data = randn(size_t(x.size()), 5);
+  Mat a, b;
+  attention_forward(gqa, wg, x, 2, 11, a);
+  attention_forward(mha, wm, x, 2, 11, b);
+  for (int64_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a.data[size_t(i)], b.data[size_t(i)], 1e-6);
+  // And grouping matters: pairing query heads with the wrong KV heads changes the output.
+  std::swap_ranges(wm[LinearRole::K].w.row(0), wm[LinearRole::K].w.row(8),
+                   wm[LinearRole::K].w.row(16));
+  attention_forward(mha, wm, x, 2, 11, b);
+  double diff = 0;
+  for (int64_t i = 0; i < a.size(); ++i)
+    diff = std::max(diff, double(std::abs(a.data[size_t(i)] - b.data[size_t(i)])));
+  EXPECT_GT(diff, 1e-3);
 }
 
 }  // namespace

@@ -103,6 +103,28 @@ TEST(Llama2cConvert, HfForwardMatchesLlama2cReference) {
   EXPECT_GT(diff, 1e-2);
 }
 
+TEST(Llama2cConvert, StoriesPrefillEqualsKvCacheDecode) {
+  AWQ_REQUIRE_DATA(test::kStoriesBin);
+  AWQ_REQUIRE_DATA("text/tinystories-roxy-excerpt.txt");
+  const Model model = Model::load(test::stories_hf_dir());
+  const Tokenizer tok = Tokenizer::from_dir(test::stories_hf_dir());
+  auto tokens = tok.encode(read_text_file(test::data_path("text/tinystories-roxy-excerpt.txt")));
+  tokens.resize(200);
+  const Mat pre = model.forward(tokens.data(), 1, 200);
+  auto s = model.session(200);
+  double worst = 0;
+  for (int64_t t = 0; t < 200; ++t) {
+    const auto lg = s.feed(tokens[size_t(t)]);
+    double num = 0, den = 0;
+    for (int64_t v = 0; v < pre.cols; ++v) {
+      num = std::max(num, double(std::abs(lg[size_t(v)] - pre.at(t, v))));
+      den = std::max(den, double(std::abs(pre.at(t, v))));
+    }
+    worst = std::max(worst, num / den);
+  }
+  EXPECT_LT(worst, 1e-5);
+}
+
 TEST(Llama2cConvert, WrongSizeModelIsAClearErrorAndWritesNothing) {
   AWQ_REQUIRE_DATA(test::kStoriesBin);
   const auto dir = test::scratch_dir("l2c_bad");
