@@ -9,13 +9,15 @@
 
 namespace awq::kernels {
 
-// OpenBLAS sgemm, single-threaded inside, parallel over fixed chunks of `out`.
+// With AVX2 / AVX-512: 32-row panels of W (transposed to k-major in L2) times blocks of tokens in
+// a register-blocked FMA microkernel. Scalar ISA: OpenBLAS sgemm, single-threaded inside,
+// parallel over fixed chunks of `out`.
 void gemm_f32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, const float* bias,
               float* y);
 
 // W holds IEEE half / bfloat16 bits and may point straight into an mmapped file (2-byte aligned
 // is enough). Small n streams W once with a SIMD dot-product kernel (decode is memory-bound);
-// large n converts chunks of W to f32 and runs sgemm.
+// large n converts 32-row panels of W to f32 for the same microkernel as gemm_f32.
 void gemm_f16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in,
               const float* bias, float* y);
 void gemm_bf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in,

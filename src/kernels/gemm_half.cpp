@@ -5,6 +5,7 @@
 #include "kernels/blas.h"
 #include "kernels/gemm.h"
 #include "kernels/kernel_table.h"
+#include "kernels/panel_gemm.h"
 #include "kernels/scratch.h"
 
 namespace awq::kernels {
@@ -27,6 +28,13 @@ void gemm_half(bool bf16, const float* x, int64_t n, const uint16_t* w, int64_t 
     const auto rows = bf16 ? k.bf16_rows : k.f16_rows;
     parallel_for(out, kDirectRowGrain,
                  [&](int64_t o0, int64_t o1) { rows(x, n, w, in, o0, o1, bias, y, out); });
+    return;
+  }
+  const auto to_panel = bf16 ? k.bf16_panel32 : k.f16_panel32;
+  if (to_panel && k.panel32) {
+    detail::panel_gemm(k, x, n, out, in, bias, y, [&](int64_t o0, int64_t rows, float* p) {
+      to_panel(w + o0 * in, in, rows, p);
+    });
     return;
   }
   const auto convert = bf16 ? k.bf16_to_f32 : k.f16_to_f32;

@@ -6,6 +6,7 @@
 #include "base/thread_pool.h"
 #include "kernels/blas.h"
 #include "kernels/kernel_table.h"
+#include "kernels/panel_gemm.h"
 #include "kernels/scratch.h"
 #include "kernels/w4.h"
 
@@ -58,6 +59,15 @@ void gemm_w4a16(const float* x, int64_t n, const W4Matrix& w, const float* bias,
       }
     parallel_for(v.tiles, tile_grain(n),
                  [&](int64_t t0, int64_t t1) { k.w4a16(v, x, xsum, n, t0, t1, bias, y); });
+    return;
+  }
+  if (k.panel32) {
+    // Two tiles make a panel: dequantized (exactly) straight into the k-major panel layout.
+    detail::panel_gemm(k, x, n, w.out(), in, bias, y, [&](int64_t o0, int64_t rows, float* p) {
+      const int64_t t0 = o0 / kTileRows, t1 = (o0 + rows + kTileRows - 1) / kTileRows;
+      if (t1 - t0 < 2) std::fill(p, p + detail::kPanelRows * in, 0.0f);  // no second tile
+      k.w4_dequant(v, t0, t1, p, detail::kPanelRows);
+    });
     return;
   }
   const int64_t chunk_rows = detail::sgemm_row_chunk(w.out());  // a multiple of kTileRows

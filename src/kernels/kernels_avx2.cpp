@@ -234,6 +234,47 @@ void w4_dequant(const W4View& w, int64_t tile0, int64_t tile1, float* dst, int64
 }
 
 // ---------------------------------------------------------------------------------------------
+// panel32: 32 rows (four ymm) x 3 tokens = 12 accumulators, 3 broadcasts and one panel vector
+// in flight: all 16 ymm registers.
+template <int T>
+void panel32_t(const float* panel, int64_t in, const float* x, int64_t rows, const float* bias,
+               float* y, int64_t ldy) {
+  __m256 acc[4][T];
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < in; ++k) {
+    __m256 xb[T];
+    for (int t = 0; t < T; ++t) xb[t] = _mm256_broadcast_ss(x + t * in + k);
+    for (int r = 0; r < 4; ++r) {
+      const __m256 w = _mm256_load_ps(panel + 32 * k + 8 * r);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(w, xb[t], acc[r][t]);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < 4 && 8 * r < rows; ++r)
+      store_rows(acc[r][t], bias ? bias + 8 * r : nullptr, 0, rows - 8 * r, y + t * ldy + 8 * r);
+}
+
+void panel32(const float* panel, int64_t in, const float* x, int64_t n, int64_t rows,
+             const float* bias, float* y, int64_t ldy) {
+  for (int64_t t0 = 0; t0 < n; t0 += 3) {
+    const float* xt = x + t0 * in;
+    float* yt = y + t0 * ldy;
+    switch (min64(3, n - t0)) {
+      case 1:
+        panel32_t<1>(panel, in, xt, rows, bias, yt, ldy);
+        break;
+      case 2:
+        panel32_t<2>(panel, in, xt, rows, bias, yt, ldy);
+        break;
+      default:
+        panel32_t<3>(panel, in, xt, rows, bias, yt, ldy);
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Same float operations as the scalar reference, so the int8 codes are bit-identical.
 void quantize_q8(const float* x, int64_t in, int8_t* q, float* d, int32_t* sums) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -330,6 +371,68 @@ void half_rows(const float* x, int64_t n, const uint16_t* w, int64_t in, int64_t
   }
 }
 
+// 8 x 8 f32 transpose in registers: r[i] holds row i; afterwards r[j] holds column j.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 4h..4h+3: u[4h + m] lane L holds column 4L + m
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {
+    r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+    r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+  }
+}
+
+template <bool kBf16>
+inline float half_scalar(uint16_t h) {
+  if (kBf16) {
+    const uint32_t bits = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+  return _cvtsh_ss(h);
+}
+
+// Load(p) gives 8 columns of a row as f32, Scalar(v) one element.
+template <typename T, typename Load, typename Scalar>
+void to_panel32(const T* w, int64_t in, int64_t rows, float* panel, Load load, Scalar scalar) {
+  const int64_t full = in / 8 * 8;
+  for (int64_t k = 0; k < full; k += 8)
+    for (int g = 0; g < 4; ++g) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) {
+        const int64_t row = 8 * g + i;
+        r[i] = row < rows ? load(w + row * in + k) : _mm256_setzero_ps();
+      }
+      transpose8(r);
+      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(panel + (k + j) * 32 + 8 * g, r[j]);
+    }
+  for (int64_t k = full; k < in; ++k)  // the last in % 8 columns, one at a time
+    for (int64_t row = 0; row < 32; ++row)
+      panel[k * 32 + row] = row < rows ? scalar(w[row * in + k]) : 0.0f;
+}
+
+template <bool kBf16>
+void half_panel32(const uint16_t* w, int64_t in, int64_t rows, float* panel) {
+  to_panel32(
+      w, in, rows, panel, [](const uint16_t* p) { return load_half<kBf16>(p); },
+      [](uint16_t v) { return half_scalar<kBf16>(v); });
+}
+
+void f32_panel32(const float* w, int64_t in, int64_t rows, float* panel) {
+  to_panel32(
+      w, in, rows, panel, [](const float* p) { return _mm256_loadu_ps(p); },
+      [](float v) { return v; });
+}
+
 template <bool kBf16>
 void half_to_f32(const uint16_t* src, float* dst, int64_t count) {
   int64_t i = 0;
@@ -360,9 +463,13 @@ const KernelTable kAvx2Table = {
     w4a8,
     w4a16,
     w4_dequant,
+    panel32,
     quantize_q8,
     half_rows<false>,
     half_rows<true>,
+    f32_panel32,
+    half_panel32<false>,
+    half_panel32<true>,
     half_to_f32<false>,
     half_to_f32<true>,
     sum_f32,

@@ -34,7 +34,7 @@ inline int64_t min64(int64_t a, int64_t b) {
 }
 
 inline __mmask16 row_mask(int64_t rows) {
-  return rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
+  return rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);  // rows in [0, 16]
 }
 
 inline int32_t load_i32(const int8_t* p) {
@@ -281,6 +281,80 @@ void w4_dequant(const W4View& w, int64_t tile0, int64_t tile1, float* dst, int64
 }
 
 // ---------------------------------------------------------------------------------------------
+// panel32: 32 rows (two zmm) x T tokens of accumulators, 24 of the 32 registers for T = 12; per
+// input column two panel loads feed 2T FMAs with x broadcast from memory. This is the classic
+// register-blocked GEMM microkernel shape: FMA-bound, not load-bound, with the panel (in x 128 B)
+// streaming from L2 and the 12 token rows from L1/L2.
+template <int T>
+void panel32_t(const float* panel, int64_t in, const float* x, __mmask16 m0, __mmask16 m1,
+               const float* bias, float* y, int64_t ldy) {
+  __m512 a0[T], a1[T];
+  for (int t = 0; t < T; ++t) a0[t] = a1[t] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < in; ++k) {
+    const __m512 w0 = _mm512_load_ps(panel + 32 * k);
+    const __m512 w1 = _mm512_load_ps(panel + 32 * k + 16);
+    for (int t = 0; t < T; ++t) {
+      const __m512 xb = _mm512_set1_ps(x[t * in + k]);
+      a0[t] = _mm512_fmadd_ps(w0, xb, a0[t]);
+      a1[t] = _mm512_fmadd_ps(w1, xb, a1[t]);
+    }
+  }
+  const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+  for (int t = 0; t < T; ++t) {
+    _mm512_mask_storeu_ps(y + t * ldy, m0, bias ? _mm512_add_ps(a0[t], b0) : a0[t]);
+    _mm512_mask_storeu_ps(y + t * ldy + 16, m1, bias ? _mm512_add_ps(a1[t], b1) : a1[t]);
+  }
+}
+
+void panel32(const float* panel, int64_t in, const float* x, int64_t n, int64_t rows,
+             const float* bias, float* y, int64_t ldy) {
+  const __mmask16 m0 = row_mask(rows), m1 = row_mask(rows - 16 < 0 ? 0 : rows - 16);
+  for (int64_t t0 = 0; t0 < n; t0 += 12) {
+    const float* xt = x + t0 * in;
+    float* yt = y + t0 * ldy;
+    switch (min64(12, n - t0)) {
+      case 1:
+        panel32_t<1>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 2:
+        panel32_t<2>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 3:
+        panel32_t<3>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 4:
+        panel32_t<4>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 5:
+        panel32_t<5>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 6:
+        panel32_t<6>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 7:
+        panel32_t<7>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 8:
+        panel32_t<8>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 9:
+        panel32_t<9>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 10:
+        panel32_t<10>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      case 11:
+        panel32_t<11>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+      default:
+        panel32_t<12>(panel, in, xt, m0, m1, bias, yt, ldy);
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The same float operations as the scalar reference (max, one division, one multiply, round to
 // nearest even via the default MXCSR mode), so the codes are bit-identical.
 void quantize_q8(const float* x, int64_t in, int8_t* q, float* d, int32_t* sums) {
@@ -360,6 +434,65 @@ void half_rows(const float* x, int64_t n, const uint16_t* w, int64_t in, int64_t
   }
 }
 
+// 16 x 16 f32 transpose in registers: r[i] holds row i; afterwards r[j] holds column j.
+// Three rounds: 32-bit and 64-bit interleaves within 128-bit lanes, then a 4 x 4 transpose of
+// the 128-bit lanes (64 shuffles in all).
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  __m512 u[16];  // u[4q + m], lane L: rows 4q..4q+3 of column 4L + m
+  for (int q = 0; q < 4; ++q) {
+    const __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * q + 1]), d = _mm512_castps_pd(t[4 * q + 3]);
+    u[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44);
+    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xEE);
+    r[m] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[4 + m] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    r[8 + m] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[12 + m] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+
+// Load(row pointer, mask) gives 16 columns of a row as f32.
+template <typename T, typename Load>
+void to_panel32(const T* w, int64_t in, int64_t rows, float* panel, Load load) {
+  for (int64_t k = 0; k < in; k += 16) {
+    const int64_t cols = min64(16, in - k);
+    const __mmask16 m = row_mask(cols);
+    for (int g = 0; g < 2; ++g) {
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int64_t row = 16 * g + i;
+        r[i] = row < rows ? load(w + row * in + k, m) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int j = 0; j < cols; ++j) _mm512_storeu_ps(panel + (k + j) * 32 + 16 * g, r[j]);
+    }
+  }
+}
+
+template <bool kBf16>
+void half_panel32(const uint16_t* w, int64_t in, int64_t rows, float* panel) {
+  to_panel32(w, in, rows, panel,
+             [](const uint16_t* p, __mmask16 m) { return load_half<kBf16>(p, m); });
+}
+
+void f32_panel32(const float* w, int64_t in, int64_t rows, float* panel) {
+  to_panel32(w, in, rows, panel,
+             [](const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); });
+}
+
 template <bool kBf16>
 void half_to_f32(const uint16_t* src, float* dst, int64_t count) {
   for (int64_t i = 0; i < count; i += 16) {
@@ -385,9 +518,13 @@ const KernelTable kAvx512Table = {
     w4a8,
     w4a16,
     w4_dequant,
+    panel32,
     quantize_q8,
     half_rows<false>,
     half_rows<true>,
+    f32_panel32,
+    half_panel32<false>,
+    half_panel32<true>,
     half_to_f32<false>,
     half_to_f32<true>,
     sum_f32,

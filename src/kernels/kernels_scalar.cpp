@@ -144,9 +144,13 @@ const KernelTable kScalarTable = {
     w4a8,
     w4a16,
     w4_dequant,
+    nullptr,  // panel32: without SIMD, OpenBLAS's sgemm is faster than anything plain C++ here
     quantize_q8,
     half_rows<f16_to_f32>,
     half_rows<bf16_to_f32>,
+    nullptr,
+    nullptr,
+    nullptr,
     half_to_f32<f16_to_f32>,
     half_to_f32<bf16_to_f32>,
     sum_f32,

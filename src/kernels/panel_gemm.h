@@ -1,0 +1,37 @@
+// The compute-bound path of every dense and W4A16 product (internal): rows of W are turned, 32 at
+// a time, into an f32 panel (k-major: panel[k * 32 + r]) that stays in L2, and the ISA's
+// register-blocked microkernel (KernelTable::panel32) multiplies it with a block of tokens.
+//
+// Tokens go in blocks of kTokenBlock, so that x's block stays in cache while every panel passes
+// over it (unblocked, n = 8192 fell from ~150 to ~128 GFLOP/s); the price is one more conversion
+// of W per block, ~2% at 512. Each output is one FMA chain over k in order, whatever the chunking,
+// so the result is the same for any thread count.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "base/thread_pool.h"
+#include "kernels/kernel_table.h"
+#include "kernels/scratch.h"
+
+namespace awq::kernels::detail {
+
+inline constexpr int64_t kPanelRows = 32;
+inline constexpr int64_t kTokenBlock = 512;
+
+// fill(o0, rows, panel) writes rows [o0, o0 + rows) of W (rows <= 32) as a panel, zero beyond.
+template <typename Fill>
+void panel_gemm(const KernelTable& k, const float* x, int64_t n, int64_t out, int64_t in,
+                const float* bias, float* y, const Fill& fill) {
+  for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
+    const int64_t nb = std::min(kTokenBlock, n - t0);
+    parallel_for(out, kPanelRows, [&](int64_t o0, int64_t o1) {
+      float* panel = thread_scratch_of<float>(0, size_t(kPanelRows * in));
+      fill(o0, o1 - o0, panel);
+      k.panel32(panel, in, x + t0 * in, nb, o1 - o0, bias ? bias + o0 : nullptr, y + t0 * out + o0,
+                out);
+    });
+  }
+}
+
+}  // namespace awq::kernels::detail
