@@ -43,6 +43,9 @@ void run(const EvalArgs& a) {
                     : (conv == PplConvention::LlamaCpp
                            ? 512
                            : std::min<int64_t>(2048, model.config().max_position_embeddings));
+  if (o.ctx > model.config().max_position_embeddings)
+    fmt::print(stderr, "awq: warning: --ctx {} is longer than the model's max_position_embeddings {}\n", o.ctx,
+               model.config().max_position_embeddings);
   o.max_windows = a.max_windows;
   o.batch_tokens = a.batch_tokens;
   o.progress = !a.json;
