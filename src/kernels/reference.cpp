@@ -71,19 +71,23 @@ void quantize_row_q8(const float* x, int64_t in, int8_t* q, float* d, int32_t* s
 
 void gemm_w4a8(const float* x, int64_t n, const W4Matrix& w, const float* bias, float* y) {
   const int64_t in = w.in(), blocks = in / 32;
-  std::vector<int8_t> q(static_cast<size_t>(in));
-  std::vector<float> d(static_cast<size_t>(blocks));
-  std::vector<int32_t> sums(static_cast<size_t>(blocks));
-  for (int64_t t = 0; t < n; ++t) {
-    quantize_row_q8(x + t * in, in, q.data(), d.data(), sums.data());
-    for (int64_t o = 0; o < w.out(); ++o) {
+  std::vector<int8_t> q(static_cast<size_t>(n * in));
+  std::vector<float> d(static_cast<size_t>(n * blocks));
+  std::vector<int32_t> sums(static_cast<size_t>(n * blocks));
+  for (int64_t t = 0; t < n; ++t)
+    quantize_row_q8(x + t * in, in, &q[size_t(t * in)], &d[size_t(t * blocks)],
+                    &sums[size_t(t * blocks)]);
+  std::vector<int> wq(static_cast<size_t>(in));  // code - zero of one row
+  for (int64_t o = 0; o < w.out(); ++o) {
+    for (int64_t k = 0; k < in; ++k) wq[size_t(k)] = int(w.code(o, k)) - w.zero(o, k / w.group());
+    for (int64_t t = 0; t < n; ++t) {
       double acc = 0.0;
       for (int64_t b = 0; b < blocks; ++b) {
-        const int64_t j = b * 32 / w.group();
         int64_t dot = 0;
         for (int64_t k = b * 32; k < (b + 1) * 32; ++k)
-          dot += (int64_t(w.code(o, k)) - w.zero(o, j)) * q[size_t(k)];
-        acc += double(w.scale(o, j)) * double(d[size_t(b)]) * double(dot);
+          dot += wq[size_t(k)] * q[size_t(t * in + k)];
+        acc += double(w.scale(o, b * 32 / w.group())) * double(d[size_t(t * blocks + b)]) *
+               double(dot);
       }
       if (bias) acc += bias[o];
       y[t * w.out() + o] = float(acc);

@@ -120,6 +120,24 @@ TEST(GemmDense, RandomDataWithinRoundingBoundOnEveryIsa) {
   }
 }
 
+// More tokens than one token block of the panel path (512): the block boundary must not show.
+TEST(GemmDense, ManyTokensCrossTheTokenBlock) {
+  IsaGuard guard;
+  std::mt19937 rng(4);
+  const int64_t n = 530, out = 40, in = 70;
+  for (Isa isa : available_isas()) {
+    force_isa(isa);
+    for (Dense type : kTypes) {
+      const DenseWeights w = make_weights(type, random_ints(rng, size_t(out * in), 8), out, in);
+      const std::vector<float> x = random_ints(rng, size_t(n * in), 8);
+      std::vector<float> got(size_t(n * out)), want(size_t(n * out));
+      run_kernel(w, x.data(), n, nullptr, got.data());
+      run_reference(w, x.data(), n, nullptr, want.data());
+      ASSERT_EQ(got, want) << isa_name(isa) << " " << dense_name(type);
+    }
+  }
+}
+
 TEST(GemmDense, NoBiasAndEmptyShapes) {
   std::mt19937 rng(3);
   const DenseWeights w = make_weights(Dense::F16, random_ints(rng, 6 * 40, 8), 6, 40);

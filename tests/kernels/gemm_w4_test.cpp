@@ -51,6 +51,26 @@ TEST(GemmW4, ExactDataIsBitExactOnEveryIsa) {
   }
 }
 
+// More tokens than one token block of the w4a16 panel path (512), exact data.
+TEST(GemmW4, ManyTokensCrossTheTokenBlock) {
+  IsaGuard guard;
+  std::mt19937 rng(23);
+  const int64_t n = 530, out = 40, in = 128;
+  const W4Data d = random_w4(rng, out, in, 64, /*exact=*/true);
+  const W4Matrix m = W4Matrix::pack(d.source());
+  const std::vector<float> x = q8_exact_acts(rng, n, in);
+  std::vector<float> want(size_t(n * out));
+  ref::gemm_w4a16(x.data(), n, m, nullptr, want.data());
+  for (Isa isa : available_isas()) {
+    force_isa(isa);
+    std::vector<float> got16(size_t(n * out)), got8(size_t(n * out));
+    gemm_w4a16(x.data(), n, m, nullptr, got16.data());
+    gemm_w4a8(x.data(), n, m, nullptr, got8.data());
+    ASSERT_EQ(got16, want) << isa_name(isa);
+    ASSERT_EQ(got8, want) << isa_name(isa);
+  }
+}
+
 struct Case {
   int group;
   int64_t out, in;
