@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <thread>
+
+#include <sys/resource.h>
 
 #include "base/error.h"
 #include "base/half.h"
@@ -348,6 +351,20 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
+double load_average_1m() {
+  std::ifstream f("/proc/loadavg");
+  double l = -1;
+  if (!(f >> l)) return -1;
+  return l;
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) * 1e-6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
 namespace {
 
 // Token ids spread over the vocabulary: what they are does not change the work of a forward.
@@ -386,20 +403,28 @@ BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandw
   // Warm-up: touches the KV cache, the kernels' scratch and the RoPE tables once.
   time_prompt(s, bench_tokens(std::min<int64_t>(cap, 16), m.cfg.vocab_size));
   time_decode(s, bench_tokens(std::min<int64_t>(cap, 4), m.cfg.vocab_size));
+  const double threads = double(num_threads());
+  double wall = 0, cpu0 = process_cpu_seconds();
   for (int r = 0; r < opts.repeats && opts.prompt > 0; ++r) {
     const double sec = time_prompt(s, ptoks);
+    wall += sec;
     row.prompt_runs.push_back(double(opts.prompt) / sec);
     if (opts.progress)
       fmt::print(stderr, "  {} prompt {} tokens: {:.2f} tok/s\n", row.form, opts.prompt,
                  row.prompt_runs.back());
   }
+  if (wall > 0) row.prompt_cpu_share = (process_cpu_seconds() - cpu0) / (wall * threads);
+  wall = 0;
+  cpu0 = process_cpu_seconds();
   for (int r = 0; r < opts.repeats && opts.decode > 0; ++r) {
     const double sec = time_decode(s, dtoks);
+    wall += sec;
     row.decode_runs.push_back(double(opts.decode) / sec);
     if (opts.progress)
       fmt::print(stderr, "  {} decode {} tokens: {:.2f} tok/s\n", row.form, opts.decode,
                  row.decode_runs.back());
   }
+  if (wall > 0) row.decode_cpu_share = (process_cpu_seconds() - cpu0) / (wall * threads);
   row.prompt_tok_s = median(row.prompt_runs);
   row.decode_tok_s = median(row.decode_runs);
   if (opts.prompt > 0)
@@ -427,6 +452,8 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   rep.threads = opts.threads > 0 ? opts.threads : num_threads();
   rep.isa = kernels::isa_name(kernels::active_isa());
   rep.cpu = cpu_name();
+  rep.cores = int(std::thread::hardware_concurrency());
+  rep.load_before = load_average_1m();
   rep.bandwidth_gbs = kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
   if (opts.progress)
     fmt::print(stderr, "memory bandwidth ({} threads): {:.1f} GB/s\n", rep.threads,
@@ -459,6 +486,7 @@ BenchReport run_bench(const BenchOptions& opts_in) {
     row.build_seconds = build_s;
     rep.rows.push_back(std::move(row));
   }
+  rep.load_after = load_average_1m();
   return rep;
 }
 
@@ -471,6 +499,11 @@ std::string format_bench_report(const BenchReport& r) {
   s += fmt::format("machine:   {}, isa {}, {} thread{}\n", r.cpu, r.isa, r.threads,
                    r.threads == 1 ? "" : "s");
   s += fmt::format("bandwidth: {:.1f} GB/s measured ({} threads)\n", r.bandwidth_gbs, r.threads);
+  if (r.load_before >= 0)
+    s += fmt::format(
+        "load:      {:.2f} before, {:.2f} after (1-minute average, {} cores){}\n", r.load_before,
+        r.load_after, r.cores,
+        r.load_before > r.cores ? ": the machine was oversubscribed, speeds understated" : "");
   s +=
       fmt::format("test:      prompt {} tokens, decode {} tokens (batch 1, KV cache), median of {}",
                   r.opts.prompt, r.opts.decode, r.opts.repeats);
@@ -489,6 +522,14 @@ std::string format_bench_report(const BenchReport& r) {
         w.form, double(w.bytes.total()) / 1e6, w.prompt_tok_s, w.prompt_gflops, w.decode_tok_s,
         w.decode_gbs, 100.0 * w.roofline_fraction, w.roofline_tok_s);
   }
+  std::string shares;
+  for (const BenchRow& w : r.rows)
+    if (w.prompt_cpu_share > 0 || w.decode_cpu_share > 0)
+      shares += fmt::format("{}{} {:.0f}%/{:.0f}%", shares.empty() ? "" : ", ", w.form,
+                            100 * w.prompt_cpu_share, 100 * w.decode_cpu_share);
+  if (!shares.empty())
+    s +=
+        fmt::format("\nCPU share (process CPU time / wall x threads, prompt/decode): {}\n", shares);
   const BenchRow* f16 = nullptr;
   for (const BenchRow& w : r.rows)
     if (w.form == "f16") f16 = &w;
@@ -522,6 +563,9 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["isa"] = r.isa;
   j["cpu"] = r.cpu;
   j["bandwidth_gbs"] = r.bandwidth_gbs;
+  j["cores"] = r.cores;
+  j["load_before"] = r.load_before;
+  j["load_after"] = r.load_after;
   j["prompt_tokens"] = r.opts.prompt;
   j["decode_tokens"] = r.opts.decode;
   j["repeats"] = r.opts.repeats;
@@ -543,7 +587,9 @@ nlohmann::json bench_report_json(const BenchReport& r) {
                     {"decode_runs", w.decode_runs},
                     {"decode_gbs", w.decode_gbs},
                     {"roofline_fraction", w.roofline_fraction},
-                    {"roofline_tok_s", w.roofline_tok_s}});
+                    {"roofline_tok_s", w.roofline_tok_s},
+                    {"prompt_cpu_share", w.prompt_cpu_share},
+                    {"decode_cpu_share", w.decode_cpu_share}});
   }
   j["rows"] = rows;
   return j;

@@ -113,6 +113,9 @@ struct BenchRow {
   double decode_gbs = 0;                         // bytes.total() x decode_tok_s / 1e9
   double roofline_fraction = 0;                  // decode_gbs / bandwidth
   double roofline_tok_s = 0;                     // bandwidth / bytes.total()
+  // Process CPU time over the timed runs / (wall time x threads): well below 1 means the threads
+  // were waiting for cores (a busy machine) or for each other, and the speeds are understated.
+  double prompt_cpu_share = 0, decode_cpu_share = 0;
 };
 
 struct BenchReport {
@@ -121,7 +124,9 @@ struct BenchReport {
   BenchOptions opts;
   int threads = 0;
   std::string isa, cpu;
-  double bandwidth_gbs = 0;  // measured with `threads` threads, before the rows
+  double bandwidth_gbs = 0;                  // measured with `threads` threads, before the rows
+  double load_before = -1, load_after = -1;  // 1-minute load average (/proc/loadavg), -1 unknown
+  int cores = 0;                             // std::thread::hardware_concurrency()
   std::vector<BenchRow> rows;
 };
 
@@ -133,6 +138,8 @@ BenchReport run_bench(const BenchOptions& opts);
 BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandwidth_gbs);
 
 double median(std::vector<double> v);
+double load_average_1m();      // -1 when /proc/loadavg cannot be read
+double process_cpu_seconds();  // user + system time of the whole process so far
 std::string format_bench_report(const BenchReport& r);  // header lines and the table
 nlohmann::json bench_report_json(const BenchReport& r);
 

@@ -145,6 +145,8 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
     ASSERT_EQ(w.decode_runs.size(), 3u);
     for (double v : w.prompt_runs) EXPECT_GT(v, 0.0);
     for (double v : w.decode_runs) EXPECT_GT(v, 0.0);
+    EXPECT_GT(w.prompt_cpu_share, 0.0);  // measured, whatever the machine's load
+    EXPECT_GT(w.decode_cpu_share, 0.0);
     EXPECT_DOUBLE_EQ(w.decode_tok_s, median(w.decode_runs));
     EXPECT_DOUBLE_EQ(w.prompt_tok_s, median(w.prompt_runs));
     const double bytes = double(w.bytes.total());
