@@ -15,6 +15,9 @@
 namespace awq::kernels::detail {
 namespace {
 
+// Software prefetch distance for decode (see kernels_avx512.cpp).
+constexpr int64_t kPrefetchBytes = 32768;
+
 inline int64_t min64(int64_t a, int64_t b) {
   return a < b ? a : b;
 }
@@ -66,6 +69,8 @@ void w4a8_tile(const W4View& w, const Q8Acts& a, int64_t t0, const uint8_t* tile
   for (int t = 0; t < T; ++t)
     for (int h = 0; h < H; ++h) acc[t][h] = _mm256_setzero_ps();
   const uint8_t* c = tile;
+  const uint8_t* end = w.data + w.tiles * w.tile_stride;  // prefetch limit
+  constexpr bool kPrefetch = T <= 2 && H == 2;            // decode: one pass over the tile
   for (int64_t j = 0; j < w.groups; ++j) {
     __m256 g[T][H];
     for (int t = 0; t < T; ++t)
@@ -76,6 +81,8 @@ void w4a8_tile(const W4View& w, const Q8Acts& a, int64_t t0, const uint8_t* tile
         for (int h = 0; h < H; ++h) s16[t][h] = _mm256_setzero_si256();
       for (int cc = 0; cc < 4; ++cc, c += kChunkBytes) {
         const int64_t k = b * kQBlock + 8 * cc;
+        if (kPrefetch && c + kPrefetchBytes < end)
+          _mm_prefetch(reinterpret_cast<const char*>(c + kPrefetchBytes), _MM_HINT_T0);
         for (int h = 0; h < H; ++h) {
           const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(c + 32 * (h0 + h)));
           const __m256i lo = _mm256_and_si256(v, m4);
@@ -158,11 +165,15 @@ void w4a16_tile(const W4View& w, const float* x, const float* xsum, int64_t t0, 
   for (int t = 0; t < T; ++t)
     for (int h = 0; h < H; ++h) acc[t][h] = _mm256_setzero_ps();
   const uint8_t* c = tile;
+  const uint8_t* end = w.data + w.tiles * w.tile_stride;  // prefetch limit
+  constexpr bool kPrefetch = T <= 2;
   for (int64_t j = 0; j < w.groups; ++j) {
     __m256 g[T][H][2];
     for (int t = 0; t < T; ++t)
       for (int h = 0; h < H; ++h) g[t][h][0] = g[t][h][1] = _mm256_setzero_ps();
     for (int64_t k0 = j * w.group; k0 < (j + 1) * w.group; k0 += 8, c += kChunkBytes) {
+      if (kPrefetch && c + kPrefetchBytes < end)
+        _mm_prefetch(reinterpret_cast<const char*>(c + kPrefetchBytes), _MM_HINT_T0);
       for (int h = 0; h < H; ++h) {
         const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(c + 32 * (h0 + h)));
         for (int jj = 0; jj < 8; ++jj) {
