@@ -33,6 +33,11 @@ void gemm_f32(const float* x, int64_t n, const float* w, int64_t out, int64_t in
             "gemm_f32: shape n={} out={} in={} exceeds BLAS int range", n, out, in);
   if (n == 0 || out == 0) return;
   const detail::KernelTable& k = detail::active_table();
+  if (n <= detail::kDirectMaxN && k.f32_rows) {  // decode: stream W once (memory-bound)
+    parallel_for(out, detail::kDirectRowGrain,
+                 [&](int64_t o0, int64_t o1) { k.f32_rows(x, n, w, in, o0, o1, bias, y, out); });
+    return;
+  }
   if (k.f32_panel32 && k.panel32) {
     // Our own panel microkernel, not OpenBLAS, wherever the ISA has one: on this project's
     // machines it measured 150-155 GFLOP/s on one core (n = 512..2048) against 110-130 for

@@ -11,22 +11,15 @@
 namespace awq::kernels {
 namespace {
 
-// Up to this many tokens the streaming kernel wins: it reads W once from memory for all of them,
-// while the sgemm path pays a conversion of W to f32 that only a larger n amortizes.
-constexpr int64_t kDirectMaxN = 8;
-// Rows per chunk of the streaming kernel: fixed, so the split never depends on the thread count
-// (each row's result does not depend on it either); small enough to balance 2 cores on k/v.
-constexpr int64_t kDirectRowGrain = 32;
-
 void gemm_half(bool bf16, const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in,
                const float* bias, float* y) {
   const char* name = bf16 ? "gemm_bf16" : "gemm_f16";
   AWQ_CHECK(n >= 0 && out >= 0 && in > 0, "{}: bad shape n={} out={} in={}", name, n, out, in);
   if (n == 0 || out == 0) return;
   const detail::KernelTable& k = detail::active_table();
-  if (n <= kDirectMaxN) {
+  if (n <= detail::kDirectMaxN) {
     const auto rows = bf16 ? k.bf16_rows : k.f16_rows;
-    parallel_for(out, kDirectRowGrain,
+    parallel_for(out, detail::kDirectRowGrain,
                  [&](int64_t o0, int64_t o1) { rows(x, n, w, in, o0, o1, bias, y, out); });
     return;
   }

@@ -25,11 +25,14 @@ struct KernelTable {
                   const float* bias, float* y, int64_t ldy);
   // One token's row of in (a multiple of 32) activations to int8 blocks (see Q8Acts).
   void (*quantize_q8)(const float* x, int64_t in, int8_t* q, float* d, int32_t* sums);
-  // y[t, o] for t < n and o in [o0, o1) from half / bfloat16 rows; y has row stride ldy.
+  // y[t, o] for t < n and o in [o0, o1) from half / bfloat16 / f32 rows; y has row stride ldy.
+  // f32_rows is nullptr for the scalar ISA (OpenBLAS instead).
   void (*f16_rows)(const float* x, int64_t n, const uint16_t* w, int64_t in, int64_t o0, int64_t o1,
                    const float* bias, float* y, int64_t ldy);
   void (*bf16_rows)(const float* x, int64_t n, const uint16_t* w, int64_t in, int64_t o0,
                     int64_t o1, const float* bias, float* y, int64_t ldy);
+  void (*f32_rows)(const float* x, int64_t n, const float* w, int64_t in, int64_t o0, int64_t o1,
+                   const float* bias, float* y, int64_t ldy);
   // Rows [0, rows) (rows <= 32, row stride in) of an f32 / half / bfloat16 matrix as a panel for
   // panel32: panel[k * 32 + r], zero for r >= rows. nullptr where panel32 is.
   void (*f32_panel32)(const float* w, int64_t in, int64_t rows, float* panel);

@@ -327,10 +327,19 @@ inline __m256 load_half(const uint16_t* p) {
   return _mm256_cvtph_ps(h);
 }
 
+template <bool kBf16>
+inline __m256 load_row(const uint16_t* p) {
+  return load_half<kBf16>(p);
+}
+template <bool kBf16>
+inline __m256 load_row(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+
 // The last in % 8 columns go through a zero-padded copy (AVX2 has no 16-bit masked load).
-template <bool kBf16, int R, int T>
-void half_block(const float* x, int64_t in, const uint16_t* w, int64_t o, const float* bias,
-                float* y, int64_t ldy) {
+template <typename W, bool kBf16, int R, int T>
+void half_block(const float* x, int64_t in, const W* w, int64_t o, const float* bias, float* y,
+                int64_t ldy) {
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
@@ -339,19 +348,19 @@ void half_block(const float* x, int64_t in, const uint16_t* w, int64_t o, const 
     __m256 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * in + k);
     for (int r = 0; r < R; ++r) {
-      const __m256 wv = load_half<kBf16>(w + (o + r) * in + k);
+      const __m256 wv = load_row<kBf16>(w + (o + r) * in + k);
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
   if (full < in) {
     const int64_t rest = in - full;
     alignas(32) float xpad[T][8] = {};
-    alignas(16) uint16_t wpad[8] = {};
+    alignas(32) W wpad[8] = {};
     for (int t = 0; t < T; ++t)
       for (int64_t i = 0; i < rest; ++i) xpad[t][i] = x[t * in + full + i];
     for (int r = 0; r < R; ++r) {
       for (int64_t i = 0; i < rest; ++i) wpad[i] = w[(o + r) * in + full + i];
-      const __m256 wv = load_half<kBf16>(wpad);
+      const __m256 wv = load_row<kBf16>(wpad);
       for (int t = 0; t < T; ++t)
         acc[r][t] = _mm256_fmadd_ps(wv, _mm256_load_ps(xpad[t]), acc[r][t]);
     }
@@ -363,22 +372,23 @@ void half_block(const float* x, int64_t in, const uint16_t* w, int64_t o, const 
     }
 }
 
-template <bool kBf16, int T>
-void half_rows_t(const float* x, int64_t in, const uint16_t* w, int64_t o0, int64_t o1,
-                 const float* bias, float* y, int64_t ldy) {
+template <typename W, bool kBf16, int T>
+void half_rows_t(const float* x, int64_t in, const W* w, int64_t o0, int64_t o1, const float* bias,
+                 float* y, int64_t ldy) {
   int64_t o = o0;
-  for (; o + 4 <= o1; o += 4) half_block<kBf16, 4, T>(x, in, w, o, bias, y, ldy);
-  for (; o < o1; ++o) half_block<kBf16, 1, T>(x, in, w, o, bias, y, ldy);
+  for (; o + 4 <= o1; o += 4) half_block<W, kBf16, 4, T>(x, in, w, o, bias, y, ldy);
+  for (; o < o1; ++o) half_block<W, kBf16, 1, T>(x, in, w, o, bias, y, ldy);
 }
 
-template <bool kBf16>
-void half_rows(const float* x, int64_t n, const uint16_t* w, int64_t in, int64_t o0, int64_t o1,
+// Rows of f32 (W = float) or half / bfloat16 (W = uint16_t) weights.
+template <typename W, bool kBf16>
+void half_rows(const float* x, int64_t n, const W* w, int64_t in, int64_t o0, int64_t o1,
                const float* bias, float* y, int64_t ldy) {
   for (int64_t t0 = 0; t0 < n; t0 += 2) {
     if (n - t0 >= 2)
-      half_rows_t<kBf16, 2>(x + t0 * in, in, w, o0, o1, bias, y + t0 * ldy, ldy);
+      half_rows_t<W, kBf16, 2>(x + t0 * in, in, w, o0, o1, bias, y + t0 * ldy, ldy);
     else
-      half_rows_t<kBf16, 1>(x + t0 * in, in, w, o0, o1, bias, y + t0 * ldy, ldy);
+      half_rows_t<W, kBf16, 1>(x + t0 * in, in, w, o0, o1, bias, y + t0 * ldy, ldy);
   }
 }
 
@@ -476,8 +486,9 @@ const KernelTable kAvx2Table = {
     w4_dequant,
     panel32,
     quantize_q8,
-    half_rows<false>,
-    half_rows<true>,
+    half_rows<uint16_t, false>,
+    half_rows<uint16_t, true>,
+    half_rows<float, false>,
     f32_panel32,
     half_panel32<false>,
     half_panel32<true>,

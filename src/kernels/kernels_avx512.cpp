@@ -373,7 +373,8 @@ void quantize_q8(const float* x, int64_t in, int8_t* q, float* d, int32_t* sums)
 }
 
 // ---------------------------------------------------------------------------------------------
-// f16 / bf16 rows: R rows x T tokens of 16-lane partial sums, reduced across lanes at the end.
+// f32 / f16 / bf16 rows: R rows x T tokens of 16-lane partial sums, reduced across lanes at the
+// end.
 template <bool kBf16>
 inline __m512 load_half(const uint16_t* p, __mmask16 m) {
   const __m256i h = _mm256_maskz_loadu_epi16(m, p);
@@ -381,9 +382,18 @@ inline __m512 load_half(const uint16_t* p, __mmask16 m) {
   return _mm512_cvtph_ps(h);
 }
 
-template <bool kBf16, int R, int T>
-void half_block(const float* x, int64_t in, const uint16_t* w, int64_t o, const float* bias,
-                float* y, int64_t ldy) {
+template <bool kBf16>
+inline __m512 load_row(const uint16_t* p, __mmask16 m) {
+  return load_half<kBf16>(p, m);
+}
+template <bool kBf16>
+inline __m512 load_row(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+
+template <typename W, bool kBf16, int R, int T>
+void half_block(const float* x, int64_t in, const W* w, int64_t o, const float* bias, float* y,
+                int64_t ldy) {
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
@@ -392,7 +402,7 @@ void half_block(const float* x, int64_t in, const uint16_t* w, int64_t o, const 
     __m512 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, x + t * in + k);
     for (int r = 0; r < R; ++r) {
-      const __m512 wv = load_half<kBf16>(w + (o + r) * in + k, m);
+      const __m512 wv = load_row<kBf16>(w + (o + r) * in + k, m);
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
@@ -403,32 +413,33 @@ void half_block(const float* x, int64_t in, const uint16_t* w, int64_t o, const 
     }
 }
 
-template <bool kBf16, int T>
-void half_rows_t(const float* x, int64_t in, const uint16_t* w, int64_t o0, int64_t o1,
-                 const float* bias, float* y, int64_t ldy) {
+template <typename W, bool kBf16, int T>
+void half_rows_t(const float* x, int64_t in, const W* w, int64_t o0, int64_t o1, const float* bias,
+                 float* y, int64_t ldy) {
   int64_t o = o0;
-  for (; o + 4 <= o1; o += 4) half_block<kBf16, 4, T>(x, in, w, o, bias, y, ldy);
-  for (; o < o1; ++o) half_block<kBf16, 1, T>(x, in, w, o, bias, y, ldy);
+  for (; o + 4 <= o1; o += 4) half_block<W, kBf16, 4, T>(x, in, w, o, bias, y, ldy);
+  for (; o < o1; ++o) half_block<W, kBf16, 1, T>(x, in, w, o, bias, y, ldy);
 }
 
-template <bool kBf16>
-void half_rows(const float* x, int64_t n, const uint16_t* w, int64_t in, int64_t o0, int64_t o1,
+// Rows of f32 (W = float) or half / bfloat16 (W = uint16_t) weights.
+template <typename W, bool kBf16>
+void half_rows(const float* x, int64_t n, const W* w, int64_t in, int64_t o0, int64_t o1,
                const float* bias, float* y, int64_t ldy) {
   for (int64_t t0 = 0; t0 < n; t0 += 4) {
     const float* xt = x + t0 * in;
     float* yt = y + t0 * ldy;
     switch (min64(4, n - t0)) {
       case 1:
-        half_rows_t<kBf16, 1>(xt, in, w, o0, o1, bias, yt, ldy);
+        half_rows_t<W, kBf16, 1>(xt, in, w, o0, o1, bias, yt, ldy);
         break;
       case 2:
-        half_rows_t<kBf16, 2>(xt, in, w, o0, o1, bias, yt, ldy);
+        half_rows_t<W, kBf16, 2>(xt, in, w, o0, o1, bias, yt, ldy);
         break;
       case 3:
-        half_rows_t<kBf16, 3>(xt, in, w, o0, o1, bias, yt, ldy);
+        half_rows_t<W, kBf16, 3>(xt, in, w, o0, o1, bias, yt, ldy);
         break;
       default:
-        half_rows_t<kBf16, 4>(xt, in, w, o0, o1, bias, yt, ldy);
+        half_rows_t<W, kBf16, 4>(xt, in, w, o0, o1, bias, yt, ldy);
         break;
     }
   }
@@ -520,8 +531,9 @@ const KernelTable kAvx512Table = {
     w4_dequant,
     panel32,
     quantize_q8,
-    half_rows<false>,
-    half_rows<true>,
+    half_rows<uint16_t, false>,
+    half_rows<uint16_t, true>,
+    half_rows<float, false>,
     f32_panel32,
     half_panel32<false>,
     half_panel32<true>,

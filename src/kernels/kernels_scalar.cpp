@@ -151,6 +151,7 @@ const KernelTable kScalarTable = {
     nullptr,
     nullptr,
     nullptr,
+    nullptr,
     half_to_f32<f16_to_f32>,
     half_to_f32<bf16_to_f32>,
     sum_f32,

@@ -17,6 +17,13 @@
 namespace awq::kernels::detail {
 
 inline constexpr int64_t kPanelRows = 32;
+
+// Dense products with up to this many tokens use the streaming row kernels instead: they read W
+// once from memory for all tokens, while a panel costs a conversion that only a larger n
+// amortizes. Rows per chunk of the streaming kernels: fixed, so the split never depends on the
+// thread count (each row's result does not depend on it either).
+inline constexpr int64_t kDirectMaxN = 8;
+inline constexpr int64_t kDirectRowGrain = 32;
 inline constexpr int64_t kTokenBlock = 512;
 
 // fill(o0, rows, panel) writes rows [o0, o0 + rows) of W (rows <= 32) as a panel, zero beyond.
