@@ -9,9 +9,10 @@
 
 namespace awq::kernels {
 
-// With AVX2 / AVX-512: 32-row panels of W (transposed to k-major in L2) times blocks of tokens in
-// a register-blocked FMA microkernel. Scalar ISA: OpenBLAS sgemm, single-threaded inside,
-// parallel over fixed chunks of `out`.
+// With AVX2 / AVX-512: up to 8 tokens stream W once through a SIMD dot-product kernel (decode is
+// memory-bound); more tokens multiply 32-row panels of W (transposed to k-major, in L2) with
+// blocks of tokens in a register-blocked FMA microkernel. Scalar ISA: OpenBLAS sgemm,
+// single-threaded inside, parallel over fixed chunks of `out`.
 void gemm_f32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, const float* bias,
               float* y);
 
