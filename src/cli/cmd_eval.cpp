@@ -15,7 +15,7 @@ namespace awq::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, text, base, convention = "paper", weights = "native";
+  std::string model, text, base, convention = "paper", weights = "auto";
   int64_t ctx = 0, max_windows = -1, batch_tokens = 2048;
   bool json = false;
   int threads = 0;
@@ -24,7 +24,7 @@ struct EvalArgs {
 void run(const EvalArgs& a) {
   apply_threads(a.threads);
   Timer load_timer;
-  const LoadOptions lo = parse_weight_form(a.weights);
+  const LoadOptions lo = weight_form_for(a.model, a.weights);
   const PplConvention conv = parse_ppl_convention(a.convention);
   const Model model = Model::load(a.model, lo);
   std::optional<Model> base;
@@ -44,8 +44,9 @@ void run(const EvalArgs& a) {
                            ? 512
                            : std::min<int64_t>(2048, model.config().max_position_embeddings));
   if (o.ctx > model.config().max_position_embeddings)
-    fmt::print(stderr, "awq: warning: --ctx {} is longer than the model's max_position_embeddings {}\n", o.ctx,
-               model.config().max_position_embeddings);
+    fmt::print(stderr,
+               "awq: warning: --ctx {} is longer than the model's max_position_embeddings {}\n",
+               o.ctx, model.config().max_position_embeddings);
   o.max_windows = a.max_windows;
   o.batch_tokens = a.batch_tokens;
   o.progress = !a.json;
@@ -124,8 +125,9 @@ Registration reg([](CLI::App& app) {
                   "Tokens per forward pass (windows batched; default 2048)");
   sub->add_option("--base", a->base,
                   "Reference model directory: also report KL divergence and delta PPL");
-  sub->add_option("--weights", a->weights, "f32 | native (default) | w4 | w4a8")
-      ->check(CLI::IsMember({"f32", "native", "w4", "w4a8"}));
+  sub->add_option("--weights", a->weights,
+                  "auto (default: w4 for AWQ checkpoints, else native) | f32 | native | w4 | w4a8")
+      ->check(CLI::IsMember({"auto", "f32", "native", "w4", "w4a8"}));
   sub->add_flag("--json", a->json, "Machine-readable output");
   add_threads_option(sub, &a->threads);
   set_run(sub, [a] { run(*a); });

@@ -12,7 +12,7 @@ namespace awq::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, weights = "native";
+  std::string model, prompt, weights = "auto";
   int64_t n = 128;
   float temperature = 0.0f, top_p = 1.0f;
   uint64_t seed = 0;
@@ -22,7 +22,7 @@ struct GenerateArgs {
 
 void run(const GenerateArgs& a) {
   apply_threads(a.threads);
-  const LoadOptions lo = parse_weight_form(a.weights);
+  const LoadOptions lo = weight_form_for(a.model, a.weights);
   const Model model = Model::load(a.model, lo);
   const Tokenizer tok = load_model_tokenizer(a.model);
   const auto prompt = tok.encode(a.prompt, /*add_special=*/true);
@@ -67,8 +67,9 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--top-p", a->top_p, "Nucleus sampling mass, (0, 1] (default 1)");
   sub->add_option("--seed", a->seed, "Sampling seed (default 0)");
   sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating after the end-of-sequence token");
-  sub->add_option("--weights", a->weights, "f32 | native (default) | w4 | w4a8")
-      ->check(CLI::IsMember({"f32", "native", "w4", "w4a8"}));
+  sub->add_option("--weights", a->weights,
+                  "auto (default: w4 for AWQ checkpoints, else native) | f32 | native | w4 | w4a8")
+      ->check(CLI::IsMember({"auto", "f32", "native", "w4", "w4a8"}));
   add_threads_option(sub, &a->threads);
   set_run(sub, [a] { run(*a); });
 });

@@ -36,6 +36,13 @@ std::string weight_form_name(const LoadOptions& o) {
   return "?";
 }
 
+LoadOptions weight_form_for(const std::string& model_dir, const std::string& s) {
+  if (s != "auto") return parse_weight_form(s);
+  LoadOptions o;
+  o.weights = ModelConfig::load(model_dir).quant ? WeightForm::W4 : WeightForm::Native;
+  return o;
+}
+
 namespace {
 
 bool is_float(DType t) {

@@ -21,6 +21,9 @@ namespace awq {
 // "f32", "native", "w4", "w4a8" -> options; anything else is an awq::Error listing those.
 LoadOptions parse_weight_form(const std::string& s);
 std::string weight_form_name(const LoadOptions& o);
+// As parse_weight_form, plus "auto": W4 for an AWQ checkpoint (config.json has a
+// quantization_config), Native otherwise.
+LoadOptions weight_form_for(const std::string& model_dir, const std::string& s);
 
 class Model {
  public:

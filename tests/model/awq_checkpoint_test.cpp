@@ -88,6 +88,9 @@ TEST(AwqCheckpoint, LoadsInEveryFormAndTheFormsAgree) {
   const auto w = test::write_tiny_model(root / "fp", spec);
   const AwqModel am = write_awq_model(root / "fp", w, root / "awq", 32);
 
+  EXPECT_EQ(weight_form_for(am.dir.string(), "auto").weights, WeightForm::W4);
+  EXPECT_EQ(weight_form_for((root / "fp").string(), "auto").weights, WeightForm::Native);
+  EXPECT_EQ(weight_form_for((root / "fp").string(), "f32").weights, WeightForm::F32);
   const Model f32 = Model::load(am.dir.string(), {WeightForm::F32});
   // The working form holds exactly the quantizer's (code - zero) * scale.
   const auto& qm = am.q.at("model.layers.1.mlp.down_proj");
