@@ -55,6 +55,8 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--seed", a->opt.seed, "Seed of the random weights (--shape)");
   sub->add_option("--bw-bytes", a->opt.bandwidth_bytes,
                   "Buffer of the bandwidth probe in bytes (default 1 GiB or AWQ_BW_BYTES)");
+  sub->add_flag("--breakdown", a->opt.breakdown,
+                "Also time each linear role and the lm_head per decoded token (where time goes)");
   sub->add_flag("--json", a->json, "Print the report as JSON");
   sub->add_flag("-q,--quiet", a->quiet, "No progress lines on stderr");
   add_threads_option(sub, &a->opt.threads);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -390,6 +391,44 @@ double time_decode(BenchSession& s, const std::vector<int32_t>& toks) {
 
 }  // namespace
 
+std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double decode_tok_s) {
+  AWQ_CHECK(sweeps >= 1, "decode_breakdown: sweeps must be at least 1");
+  std::vector<DecodePart> parts(kNumLinearRoles + 1);
+  for (LinearRole r : kAllLinearRoles) parts[size_t(r)].name = linear_role_name(r);
+  parts.back().name = "lm_head";
+  // Inputs of every width a linear takes (hidden, q_dim, ffn), filled with something non-zero.
+  const int64_t width = std::max({m.cfg.hidden_size, m.cfg.q_dim(), m.cfg.intermediate_size});
+  std::vector<float> x(static_cast<size_t>(width));
+  std::vector<float> y(static_cast<size_t>(std::max(width, m.cfg.vocab_size)));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 7) - 3) * 0.25f;
+  auto timed = [&](const Linear& l, DecodePart& p) {
+    const auto t0 = std::chrono::steady_clock::now();
+    l.forward(x.data(), 1, y.data());
+    p.ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int s = -1; s < sweeps; ++s) {  // sweep -1 warms up and is not counted
+    if (s == 0)
+      for (auto& p : parts) p.ms = 0;
+    for (const auto& blk : m.blocks)
+      for (LinearRole r : kAllLinearRoles) timed(blk[r], parts[size_t(r)]);
+    timed(m.lm_head, parts.back());
+  }
+  double sum = 0;
+  for (auto& p : parts) {
+    p.ms /= sweeps;
+    sum += p.ms;
+  }
+  for (const auto& blk : m.blocks)
+    for (LinearRole r : kAllLinearRoles) parts[size_t(r)].bytes += blk[r].weight_bytes();
+  parts.back().bytes = m.lm_head.weight_bytes();
+  DecodePart other;
+  other.name = "other";
+  other.ms = decode_tok_s > 0 ? 1e3 / decode_tok_s - sum : 0;
+  parts.push_back(other);
+  return parts;
+}
+
 BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandwidth_gbs) {
   AWQ_CHECK(opts.prompt >= 0 && opts.decode >= 0, "bench: -p and -n must not be negative");
   AWQ_CHECK(opts.repeats >= 1, "bench: --repeats must be at least 1 (got {})", opts.repeats);
@@ -427,6 +466,7 @@ BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandw
   if (wall > 0) row.decode_cpu_share = (process_cpu_seconds() - cpu0) / (wall * threads);
   row.prompt_tok_s = median(row.prompt_runs);
   row.decode_tok_s = median(row.decode_runs);
+  if (opts.breakdown) row.parts = decode_breakdown(m, std::max(opts.repeats, 2), row.decode_tok_s);
   if (opts.prompt > 0)
     row.prompt_gflops = m.prefill_flops(opts.prompt) * row.prompt_tok_s / double(opts.prompt) / 1e9;
   const double bytes = double(row.bytes.total());
@@ -530,6 +570,16 @@ std::string format_bench_report(const BenchReport& r) {
   if (!shares.empty())
     s +=
         fmt::format("\nCPU share (process CPU time / wall x threads, prompt/decode): {}\n", shares);
+  for (const BenchRow& w : r.rows) {
+    if (w.parts.empty()) continue;
+    const double total = w.decode_tok_s > 0 ? 1e3 / w.decode_tok_s : 0;
+    s += fmt::format("\n{} decode, per token ({:.2f} ms):\n", w.form, total);
+    s += "| part      |      MB |     ms | share |   GB/s |\n";
+    s += "|-----------|--------:|-------:|------:|-------:|\n";
+    for (const DecodePart& p : w.parts)
+      s += fmt::format("| {:<9} | {:>7.1f} | {:>6.3f} | {:>4.1f}% | {:>6.1f} |\n", p.name,
+                       double(p.bytes) / 1e6, p.ms, total > 0 ? 100 * p.ms / total : 0.0, p.gbs());
+  }
   const BenchRow* f16 = nullptr;
   for (const BenchRow& w : r.rows)
     if (w.form == "f16") f16 = &w;
@@ -590,6 +640,12 @@ nlohmann::json bench_report_json(const BenchReport& r) {
                     {"roofline_tok_s", w.roofline_tok_s},
                     {"prompt_cpu_share", w.prompt_cpu_share},
                     {"decode_cpu_share", w.decode_cpu_share}});
+    if (!w.parts.empty()) {
+      json parts = json::array();
+      for (const DecodePart& p : w.parts)
+        parts.push_back({{"name", p.name}, {"bytes", p.bytes}, {"ms", p.ms}, {"gbs", p.gbs()}});
+      rows.back()["decode_breakdown"] = parts;
+    }
   }
   j["rows"] = rows;
   return j;

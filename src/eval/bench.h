@@ -101,7 +101,20 @@ struct BenchOptions {
   uint64_t seed = 1;
   int64_t bandwidth_bytes = 0;  // probe buffer; 0: the probe's default (1 GiB or AWQ_BW_BYTES)
   bool progress = false;        // one line per finished measurement on stderr
+  bool breakdown = false;       // also time each kind of matrix product in a decode-like sweep
 };
+
+// Where a decoded token's time goes: each linear role summed over the blocks, and the lm_head,
+// timed call by call in a sweep that streams the weights in decode order (so caches behave as in
+// decode); "other" is the decode time per token minus those (attention, norms, RoPE, embedding,
+// thread hand-offs).
+struct DecodePart {
+  std::string name;   // "q_proj", ..., "lm_head", "other"
+  int64_t bytes = 0;  // weights it reads per token (0 for "other")
+  double ms = 0;      // per token
+  double gbs() const { return ms > 0 ? double(bytes) / (ms * 1e6) : 0; }
+};
+std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double decode_tok_s);
 
 struct BenchRow {
   std::string form;
@@ -116,6 +129,7 @@ struct BenchRow {
   // Process CPU time over the timed runs / (wall time x threads): well below 1 means the threads
   // were waiting for cores (a busy machine) or for each other, and the speeds are understated.
   double prompt_cpu_share = 0, decode_cpu_share = 0;
+  std::vector<DecodePart> parts;  // with BenchOptions::breakdown
 };
 
 struct BenchReport {

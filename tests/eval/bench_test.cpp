@@ -165,6 +165,29 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
   EXPECT_EQ(j["rows"][1]["bytes_per_token"]["total"].get<int64_t>(), r.rows[1].bytes.total());
 }
 
+TEST(Bench, DecodeBreakdownCoversEveryWeightOnce) {
+  const ModelConfig c = synth_preset("tiny");
+  const BenchModel m = make_synthetic_bench_model(c, BenchForm::W4, 128, 5);
+  const auto parts = decode_breakdown(m, 2, /*decode_tok_s=*/100.0);
+  ASSERT_EQ(parts.size(), size_t(kNumLinearRoles + 2));
+  EXPECT_EQ(parts[0].name, "q_proj");
+  EXPECT_EQ(parts[kNumLinearRoles].name, "lm_head");
+  EXPECT_EQ(parts.back().name, "other");
+  int64_t bytes = 0;
+  double ms = 0;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    EXPECT_GT(parts[i].ms, 0.0) << parts[i].name;
+    bytes += parts[i].bytes;
+    ms += parts[i].ms;
+  }
+  const DecodeBytes want = expected_bytes(c, BenchForm::W4, 128, false);
+  EXPECT_EQ(bytes, want.linears + want.lm_head);
+  const auto sh = linear_shapes(c);
+  EXPECT_EQ(parts[4].bytes, c.num_hidden_layers * w4_bytes(sh[4].out, sh[4].in, 128));  // gate
+  EXPECT_NEAR(parts.back().ms, 10.0 - ms, 1e-9);  // 100 tok/s = 10 ms per token
+  EXPECT_EQ(parts.back().bytes, 0);
+}
+
 double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   double ab = 0, aa = 0, bb = 0;
   for (size_t i = 0; i < a.size(); ++i) {
