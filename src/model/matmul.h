@@ -1,8 +1,6 @@
-// The model layer's matrix products, behind one pair of functions so that switching to the
-// kernels layer (awq::kernels::gemm_*) is a one-line change here and nowhere else.
-//   y[n, out] = x[n, in] · W[out, in]^T (+ bias[out])
-// W is row-major [out, in], as Hugging Face stores linears. Call from the main thread, not from
-// inside parallel_for: the products parallelize themselves.
+// The model layer's matrix products, y[n, out] = x[n, in] · W[out, in]^T (+ bias[out]), in one
+// place: they forward to the kernels layer (kernels/gemm.h: OpenBLAS for f32, streaming or
+// convert-then-sgemm for f16/bf16). W is row-major [out, in], as Hugging Face stores linears.
 #pragma once
 #include <cstdint>
 
