@@ -11,7 +11,9 @@
 //       512 / (22 x layer time): the whole-model prompt rate of the linears.
 //   memory_bandwidth/threads:T   the read-bandwidth probe (measure_memory_bandwidth_gbs).
 //
-// AWQ_ISA=scalar|avx2|avx512 picks the kernels (default: the best the CPU has).
+// AWQ_ISA=scalar|avx2|avx512 picks the kernels (default: the best the CPU has). Rates use wall
+// time; on a shared machine read the CPU column of the 1-thread rows instead (it excludes the
+// time other processes held the core).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
