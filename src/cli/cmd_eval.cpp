@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "eval/perplexity.h"
 #include "eval/tokenizer_loader.h"
+#include "gguf/gguf_model.h"
 
 namespace awq::cli {
 namespace {
@@ -24,12 +25,13 @@ struct EvalArgs {
 void run(const EvalArgs& a) {
   apply_threads(a.threads);
   Timer load_timer;
-  const LoadOptions lo = weight_form_for(a.model, a.weights);
+  const LoadOptions lo = gguf::is_gguf_file(a.model) ? parse_weight_form(a.weights == "auto" ? "native" : a.weights)
+                                                      : weight_form_for(a.model, a.weights);
   const PplConvention conv = parse_ppl_convention(a.convention);
-  const Model model = Model::load(a.model, lo);
+  const Model model = gguf::load_any_model(a.model, lo);
   std::optional<Model> base;
-  if (!a.base.empty()) base.emplace(Model::load(a.base, LoadOptions{}));
-  const Tokenizer tok = load_model_tokenizer(a.model);
+  if (!a.base.empty()) base.emplace(gguf::load_any_model(a.base, LoadOptions{}));
+  const Tokenizer tok = gguf::is_gguf_file(a.model) ? gguf::load_gguf_tokenizer(a.model) : load_model_tokenizer(a.model);
   const double load_s = load_timer.seconds();
 
   Timer tok_timer;

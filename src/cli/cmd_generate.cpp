@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "eval/generate.h"
 #include "eval/tokenizer_loader.h"
+#include "gguf/gguf_model.h"
 
 namespace awq::cli {
 namespace {
@@ -22,9 +23,10 @@ struct GenerateArgs {
 
 void run(const GenerateArgs& a) {
   apply_threads(a.threads);
-  const LoadOptions lo = weight_form_for(a.model, a.weights);
-  const Model model = Model::load(a.model, lo);
-  const Tokenizer tok = load_model_tokenizer(a.model);
+  const LoadOptions lo = gguf::is_gguf_file(a.model) ? parse_weight_form(a.weights == "auto" ? "native" : a.weights)
+                                                      : weight_form_for(a.model, a.weights);
+  const Model model = gguf::load_any_model(a.model, lo);
+  const Tokenizer tok = gguf::is_gguf_file(a.model) ? gguf::load_gguf_tokenizer(a.model) : load_model_tokenizer(a.model);
   const auto prompt = tok.encode(a.prompt, /*add_special=*/true);
   GenerateOptions o;
   o.max_new_tokens = a.n;

@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "gguf/gguf_model.h"
+#include "gguf/inspect_gguf.h"
 #include "tools/inspect.h"
 
 namespace awq::cli {
@@ -10,15 +12,16 @@ namespace {
 Registration reg([](CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
-  auto* sub = app.add_subcommand("inspect", "Describe a model directory");
-  sub->add_option("model", *path, "Model directory")->required();
+  auto* sub = app.add_subcommand("inspect", "Describe a model directory or GGUF file");
+  sub->add_option("model", *path, "Model directory or .gguf file")->required();
   sub->add_flag("--json", *json, "Machine-readable output (includes every tensor)");
   set_run(sub, [path, json] {
-    const auto j = inspect_model(*path);
+    const bool is_gguf = gguf::is_gguf_file(*path);
+    const auto j = is_gguf ? gguf::inspect_gguf(*path) : inspect_model(*path);
     if (*json) {
       fmt::print("{}\n", j.dump(2));
     } else {
-      fmt::print("{}", format_inspection(j));
+      fmt::print("{}", is_gguf ? gguf::format_gguf_inspection(j) : format_inspection(j));
     }
   });
 });
