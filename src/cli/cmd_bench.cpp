@@ -50,6 +50,8 @@ Registration reg([](CLI::App& app) {
       ->check(CLI::IsMember({"f16", "f32", "w4", "w4a8"}));
   sub->add_option("--group-size", a->opt.group_size,
                   "W4 group size for RTN quantization (default 128; -1 = one group per row)");
+  sub->add_flag("--lm-head-w4", a->opt.lm_head_w4,
+                "W4 rows: quantize the lm_head too (a what-if; AWQ checkpoints keep it f16)");
   sub->add_option("-r,--repeats", a->opt.repeats,
                   "Runs per test; the median is reported (default 3)");
   sub->add_option("--seed", a->opt.seed, "Seed of the random weights (--shape)");

@@ -196,6 +196,13 @@ void BenchModel::set_w4a8(bool on) {
   if (is_w4(form)) form = on ? BenchForm::W4A8 : BenchForm::W4;
 }
 
+void BenchModel::quantize_lm_head(int group_size) {
+  AWQ_CHECK(is_w4(form), "quantize_lm_head: the model is {}, not a W4 form", bench_form_name(form));
+  Linear q = linear_in_form(lm_head.weight_f32(), form, group_size, "lm_head", storage);
+  q.bias = std::move(lm_head.bias);
+  lm_head = std::move(q);
+}
+
 BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, int group_size,
                                       uint64_t seed) {
   const Architecture& arch = arch_of(cfg, "bench shape");
@@ -514,6 +521,7 @@ BenchReport run_bench(const BenchOptions& opts_in) {
       m = std::make_unique<BenchModel>(
           opts.shape.empty() ? make_checkpoint_bench_model(opts.model_dir, f, opts.group_size)
                              : make_synthetic_bench_model(rep.cfg, f, opts.group_size, opts.seed));
+      if (is_w4(f) && opts.lm_head_w4) m->quantize_lm_head(opts.group_size);
       if (is_w4(f)) w4 = std::move(m);
     }
     const BenchModel& model = is_w4(f) ? *w4 : *m;
@@ -548,7 +556,8 @@ std::string format_bench_report(const BenchReport& r) {
       fmt::format("test:      prompt {} tokens, decode {} tokens (batch 1, KV cache), median of {}",
                   r.opts.prompt, r.opts.decode, r.opts.repeats);
   if (std::any_of(r.rows.begin(), r.rows.end(), [](const BenchRow& w) { return w.form[0] == 'w'; }))
-    s += fmt::format("; W4: RTN g{} asymmetric", r.opts.group_size);
+    s += fmt::format("; W4: RTN g{} asymmetric, lm_head {}", r.opts.group_size,
+                     r.opts.lm_head_w4 ? "W4 too" : "f16");
   s += "\n\n";
   s += fmt::format("| {:<7} | {:>9} | {:>13} | {:>13} | {:>14} | {:>6} | {:>12} | {:>14} |\n",
                    "weights", "MB/token", "prompt tok/s", "prompt GFLOP/s", "decode tok/s", "GB/s",
@@ -620,6 +629,7 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["decode_tokens"] = r.opts.decode;
   j["repeats"] = r.opts.repeats;
   j["group_size"] = r.opts.group_size;
+  j["lm_head_w4"] = r.opts.lm_head_w4;
   json rows = json::array();
   for (const BenchRow& w : r.rows) {
     rows.push_back({{"weights", w.form},

@@ -61,6 +61,9 @@ struct BenchModel {
   double prefill_flops(int64_t T) const;
   // Switches every W4 linear between w4 (f32 activations) and w4a8 (int8 activations).
   void set_w4a8(bool on);
+  // Replaces the lm_head by its RTN 4-bit form (groups of `group_size`, asymmetric), as a
+  // what-if: AWQ checkpoints keep it f16, llama.cpp's Q4_0 files make it Q6_K.
+  void quantize_lm_head(int group_size);
 };
 
 // Random weights of `cfg`'s shape (seeded, bit-identical for any thread count). For W4/W4A8 the
@@ -97,6 +100,7 @@ struct BenchOptions {
   int64_t decode = 128;          // n; 0 skips the decode test
   std::vector<BenchForm> forms;  // empty: f16 and w4
   int group_size = 128;
+  bool lm_head_w4 = false;  // W4 forms: lm_head quantized too (BenchModel::quantize_lm_head)
   int repeats = 3;
   uint64_t seed = 1;
   int64_t bandwidth_bytes = 0;  // probe buffer; 0: the probe's default (1 GiB or AWQ_BW_BYTES)

@@ -165,6 +165,31 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
   EXPECT_EQ(j["rows"][1]["bytes_per_token"]["total"].get<int64_t>(), r.rows[1].bytes.total());
 }
 
+TEST(Bench, QuantizedLmHeadIsCountedAsPackedW4) {
+  const ModelConfig c = synth_preset("tiny");
+  BenchModel m = make_synthetic_bench_model(c, BenchForm::W4, 128, 2);
+  BenchSession s(m, 8);
+  const std::vector<int32_t> toks = {5, 6, 7};
+  const auto before = s.feed(toks);
+  m.quantize_lm_head(32);
+  DecodeBytes want = expected_bytes(c, BenchForm::W4, 128, false);
+  want.lm_head = w4_bytes(c.vocab_size, c.hidden_size, 32);
+  expect_bytes_eq(m.decode_bytes(), want, "w4 lm_head");
+  s.reset();
+  const auto after = s.feed(toks);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < after.size(); ++i) {
+    num += (after[i] - before[i]) * (after[i] - before[i]);
+    den += before[i] * before[i];
+  }
+  EXPECT_GT(num, 0.0);         // the head is quantized now
+  EXPECT_LT(num, 0.05 * den);  // and still close
+  m.set_w4a8(true);
+  EXPECT_TRUE(m.lm_head.w4a8);
+  BenchModel f16_copy = make_synthetic_bench_model(c, BenchForm::F16, 128, 2);
+  EXPECT_THROW(f16_copy.quantize_lm_head(32), Error);
+}
+
 TEST(Bench, DecodeBreakdownCoversEveryWeightOnce) {
   const ModelConfig c = synth_preset("tiny");
   const BenchModel m = make_synthetic_bench_model(c, BenchForm::W4, 128, 5);
