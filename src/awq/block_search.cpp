@@ -53,15 +53,33 @@ Linear borrow(const Linear& l) {
   return b;
 }
 
+// Every stride-th row of x (stride max(1, rows / n_tokens), AutoAWQ's clip sampling).
+Mat sample_rows(const Mat& x, int64_t n_tokens) {
+  const int64_t stride = std::max<int64_t>(1, x.rows / n_tokens);
+  const int64_t t = (x.rows + stride - 1) / stride;
+  Mat xs(t, x.cols);
+  for (int64_t i = 0; i < t; ++i)
+    std::copy(x.row(i * stride), x.row(i * stride) + x.cols, xs.row(i));
+  return xs;
+}
+
 // Q(W·s)/s from the untouched original (AutoAWQ: weight.mul_(s); pseudo_quantize(weight) / s).
+// With `xs` (sampled inputs, unscaled), W·s is first clipped as the clip search would clip it.
 Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const QuantSpec& spec,
-                         const std::string& name) {
+                         const std::string& name, const Mat* xs, const ClipOptions& copt) {
   Linear l;
   l.in = orig.in;
   l.out = orig.out;
   l.bias = orig.bias;
   l.w = orig.w;  // a real copy: the original stays untouched for the next candidate
   scale_columns(l.w, s);
+  if (xs) {
+    Mat x = *xs;
+    divide_columns(x, s);
+    const std::vector<float> mv =
+        search_clip(l.w.data.data(), l.out, l.in, x.data.data(), x.rows, spec, copt, name);
+    apply_clip(l.w.data.data(), l.out, l.in, mv, spec.group_for(l.in));
+  }
   fake_quantize(l.w.data.data(), l.out, l.in, spec, name);
   divide_columns(l.w, s);
   return l;
@@ -161,12 +179,21 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     inspect({}, ref);
     const double flops_one = inspect_flops(cfg, g.inspect, g.layers[0], n_seq, T);
     const std::string what = fmt::format("layer {} group {}", layer, g.name);
+    Mat xs;  // sampled inputs for clip-aware scoring
+    if (opt.clip_aware) xs = sample_rows(x, opt.clip_tokens);
+    auto clipped = [&](LinearRole l) {
+      if (!opt.clip_aware) return false;
+      for (LinearRole c : arch.clip_skip)
+        if (c == l) return false;
+      return true;
+    };
     auto loss_of = [&](const std::vector<float>& s) {
       std::vector<Linear> q;
       q.reserve(g.layers.size());
       std::vector<std::pair<LinearRole, const Linear*>> sub;
       for (LinearRole l : g.layers)
-        q.push_back(scaled_fake_quant(w[l], s, opt.spec, arch.linear_name(layer, l)));
+        q.push_back(scaled_fake_quant(w[l], s, opt.spec, arch.linear_name(layer, l),
+                                      clipped(l) ? &xs : nullptr, opt.clip_opts));
       for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
       Mat out;
       inspect(sub, out);
@@ -253,12 +280,8 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
     for (LinearRole s : arch.clip_skip) skip |= s == role;
     if (skip) continue;
     const Linear& l = w[role];
-    const Mat& x = capture_input(cap, role);
-    const int64_t stride = std::max<int64_t>(1, x.rows / n_tokens);
-    const int64_t t = (x.rows + stride - 1) / stride;
-    Mat xs(t, x.cols);
-    for (int64_t i = 0; i < t; ++i)
-      std::copy(x.row(i * stride), x.row(i * stride) + x.cols, xs.row(i));
+    const Mat xs = sample_rows(capture_input(cap, role), n_tokens);
+    const int64_t t = xs.rows;
     const std::string name = arch.linear_name(layer, role);
     const std::vector<float> mv =
         search_clip(l.w.data.data(), l.out, l.in, xs.data.data(), t, spec, copt, name);

@@ -240,6 +240,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   rep.group_size = o.spec.group_size;
   rep.zero_point = o.spec.zero_point;
   rep.scale_mode = scale_mode_name(o.scale_mode);
+  rep.scale_loss = o.clip && o.clip_aware_search ? "clipped" : "plain";
   rep.n_layers = cfg.num_hidden_layers;
   rep.threads = num_threads();
 
@@ -296,6 +297,9 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   ScaleSearchOptions sopt;
   sopt.spec = o.spec;
   sopt.mode = o.scale_mode;
+  sopt.clip_aware = o.clip && o.clip_aware_search;
+  sopt.clip_opts = o.clip_opts;
+  sopt.clip_tokens = o.clip_tokens;
   {
     const double N = double(n_seq * T);
     const double per_cand = 4.0 * (N * double(2 * qcfg.intermediate_size + 2 * qcfg.hidden_size +
@@ -331,9 +335,9 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       t_stage.reset();
       br.groups = search_block_scales(qcfg, arch, layer, w, cap, n_seq, T, sopt);
       for (const auto& g : br.groups) rep.search_flops += g.flops;
+      apply_block_scales(arch, layer, w, &cap, br.groups);
       rep.times.scale_search += t_stage.seconds();
       t_stage.reset();
-      apply_block_scales(arch, layer, w, &cap, br.groups);
       if (o.clip) {
         stage("clip search");
         br.clips = search_block_clips(arch, layer, w, cap, o.spec, o.clip_opts, o.clip_tokens);

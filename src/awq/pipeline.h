@@ -31,6 +31,10 @@ struct QuantizeOptions {
   QuantSpec spec;  // 4 bits, group 128, zero point
   ScaleMode scale_mode = ScaleMode::Both;
   bool clip = true;
+  // Score each scale candidate with the clipping it will get (the default: the loss then measures
+  // the weights that are written), or plainly as Q(W·s)/s like AutoAWQ and llm-awq (false). See
+  // ScaleSearchOptions::clip_aware. Without clipping the two are the same.
+  bool clip_aware_search = true;
   ClipOptions clip_opts;
   int64_t clip_tokens = 512;
   int64_t calib_samples = 128, calib_seqlen = 512;

@@ -10,7 +10,8 @@ namespace {
 
 struct QuantizeArgs {
   QuantizeOptions opt;
-  std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq";
+  std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq",
+              scale_loss = "clipped";
   bool symmetric = false, no_clip = false;
   int64_t shuffle = -1;
   int threads = 0;
@@ -39,6 +40,11 @@ Registration reg([](CLI::App& app) {
                   "x (llm-awq) | duo (AutoAWQ) | both (default: both grids, the best of either)")
       ->check(CLI::IsMember({"x", "duo", "both"}));
   sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
+  sub->add_option(
+         "--scale-loss", a->scale_loss,
+         "How scale candidates are scored: clipped (default: Q(clip(W·s))/s, the weights that are "
+         "written) | plain (Q(W·s)/s, exactly AutoAWQ / llm-awq)")
+      ->check(CLI::IsMember({"clipped", "plain"}));
   sub->add_option("--calib-samples", a->opt.calib_samples, "Documents to take (default 128)");
   sub->add_option("--calib-seqlen", a->opt.calib_seqlen,
                   "Tokens per calibration block (default 512)");
@@ -73,6 +79,7 @@ Registration reg([](CLI::App& app) {
     o.format = parse_output_format(a->format);
     o.spec.zero_point = !a->symmetric;
     o.clip = !a->no_clip;
+    o.clip_aware_search = a->scale_loss == "clipped";
     if (a->shuffle >= 0) o.shuffle_seed = uint64_t(a->shuffle);
     const QuantizeReport r = quantize_model(o);
     fmt::print("{}", r.format_table());

@@ -144,6 +144,21 @@ TEST(ScaleSearch, ChosenLossNeverAboveIdentityWhichIsRtn) {
     EXPECT_EQ(par[i].loss, groups[i].loss);
     EXPECT_EQ(par[i].scales, groups[i].scales);
   }
+  // Clip-aware scoring: each candidate's linears (v, gate, up, down) are clipped as they will be;
+  // still never above its own identity, and still independent of the execution order.
+  ScaleSearchOptions ca = opt;
+  ca.clip_aware = true;
+  ca.parallel_candidates = false;
+  const auto ca_seq = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, ca);
+  ca.parallel_candidates = true;
+  const auto ca_par = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, ca);
+  for (size_t i = 0; i < groups.size(); ++i) {
+    EXPECT_LE(ca_seq[i].loss, ca_seq[i].rtn_loss) << ca_seq[i].name;
+    EXPECT_EQ(ca_seq[i].loss, ca_par[i].loss);
+    EXPECT_EQ(ca_seq[i].scales, ca_par[i].scales);
+  }
+  // Clipping changes the MLP group's losses (gate and up are clipped; q and k never are).
+  EXPECT_NE(ca_seq[2].rtn_loss, groups[2].rtn_loss);
   // x-only and duo alone are never better than both.
   for (ScaleMode m : {ScaleMode::X, ScaleMode::Duo}) {
     opt.mode = m;
