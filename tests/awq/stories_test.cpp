@@ -64,8 +64,9 @@ class Stories : public ::testing::Test {
       EXPECT_EQ(r.calib_blocks, 94) << name;
       for (const auto& b : r.blocks)
         for (const auto& g : b.groups)
-          if (g.applied)
+          if (g.applied) {
             EXPECT_LE(g.loss, g.rtn_loss) << name << " layer " << b.layer << " " << g.name;
+          }
     }
     const Model m = Model::load(o.out_dir, LoadOptions{WeightForm::F32});
     PerplexityOptions po;
@@ -107,14 +108,19 @@ TEST_F(Stories, W4MatchesOrBeatsAutoAwq) {
   EXPECT_LE(awq, 4.8143);
 }
 
-// The W3 g32 row. Known gap (README): measured RTN 7.7834 is 0.32% below AutoAWQ's 7.8086 and AWQ
-// 6.4307 is 1.0% above AutoAWQ's 6.3660. Asserted here is what holds today, so a regression shows:
-// RTN within 0.5% of the reference and AWQ within 1.5% of AutoAWQ's and far below RTN.
-TEST_F(Stories, W3CloseToAutoAwq) {
+// The W3 g32 row: AWQ at or below AutoAWQ's (with the default clip-aware scale loss; the plain
+// reference objective measured 6.4307, 1.0% above).
+//
+// RTN is checked to 0.5% here, not 0.2%: our quantizer's one deliberate difference shows at 3 bits.
+// It rounds each scale to f16 before choosing the codes (so an AutoAWQ GEMM checkpoint reproduces
+// the fake-quant weights bit-exactly), while the reference ran in fp32 with unrounded scales.
+// Measured: f16 scales give 7.7834 at W3 g32 (-0.32%) and 10.3950 at W3 g64 (+0.45%); the same
+// quantizer with f32 scales gives 7.8087 and 10.3505, within 0.02% of the reference.
+TEST_F(Stories, W3MatchesOrBeatsAutoAwq) {
   const double rtn = quantize_and_eval("rtn_w3g32", QuantMethod::Rtn, 3, 32, 64);
   EXPECT_NEAR(rtn / 7.8086, 1.0, 0.005);
   const double awq = quantize_and_eval("awq_w3g32", QuantMethod::Awq, 3, 32, 64);
-  EXPECT_LE(awq, 6.3660 * 1.015);
+  EXPECT_LE(awq, 6.3660);
   EXPECT_LT(awq, 0.85 * rtn);
 }
 
