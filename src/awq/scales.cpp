@@ -132,12 +132,19 @@ double mean_squared_error(const float* a, const float* b, int64_t n) {
   parallel_for(n_chunks, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) {
       const int64_t e = std::min(n, (c + 1) * kChunk);
-      double acc = 0;
-      for (int64_t i = c * kChunk; i < e; ++i) {
-        const double d = double(a[i]) - double(b[i]);
-        acc += d * d;
+      double acc[4] = {0, 0, 0, 0};  // fixed lanes: the same sum for any thread count
+      int64_t i = c * kChunk;
+      for (; i + 4 <= e; i += 4) {
+        for (int k = 0; k < 4; ++k) {
+          const double d = double(a[i + k]) - double(b[i + k]);
+          acc[k] += d * d;
+        }
       }
-      part[size_t(c)] = acc;
+      for (; i < e; ++i) {
+        const double d = double(a[i]) - double(b[i]);
+        acc[0] += d * d;
+      }
+      part[size_t(c)] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     }
   });
   double sum = 0;
