@@ -23,24 +23,29 @@ struct W4Source {
   const uint8_t* zeros = nullptr;  // [out, in / g], or nullptr for symmetric (8)
 };
 
+// The packed bytes are immutable once packed, so copies (and row views) share them.
 class W4Matrix {
  public:
-  W4Matrix() = default;
-  W4Matrix(const W4Matrix& other);
-  W4Matrix& operator=(const W4Matrix& other);
-  W4Matrix(W4Matrix&&) noexcept = default;
-  W4Matrix& operator=(W4Matrix&&) noexcept = default;
-
   // Validates the source (shape, group size, code and zero range) and repacks it. Throws
   // awq::Error naming what is wrong.
   static W4Matrix pack(const W4Source& src);
+
+  // The rows of `parts` stacked in order, as one matrix (q|k|v or gate|up for decode: one kernel
+  // call instead of several). Every part must have the same input width and group size, and all
+  // but the last a multiple of 16 rows (tiles are copied whole). Each output row of the result
+  // is computed exactly as the same row of its part (a row's arithmetic does not depend on where
+  // its tile sits), so splitting the output gives bit-identical results.
+  static W4Matrix concat(const W4Matrix* const* parts, int n_parts);
+  // Rows [row0, row0 + rows) as a matrix sharing this one's bytes (no copy); row0 a multiple of
+  // 16, and rows too unless the view ends at the last row.
+  W4Matrix rows_view(int64_t row0, int64_t rows) const;
 
   int64_t out() const { return out_; }
   int64_t in() const { return in_; }
   int group() const { return int(group_); }   // the effective group size (in when built with -1)
   int64_t groups() const { return groups_; }  // groups per row
   size_t bytes() const { return size_t(tiles_ * tile_stride_); }  // what one full pass streams
-  const uint8_t* data() const { return data_.get(); }
+  const uint8_t* data() const { return data_; }
   int64_t tiles() const { return tiles_; }
   int64_t tile_stride() const { return tile_stride_; }
 
@@ -52,11 +57,9 @@ class W4Matrix {
   uint8_t zero(int64_t o, int64_t group_index) const;
 
  private:
-  struct Free {
-    void operator()(uint8_t* p) const;
-  };
   int64_t out_ = 0, in_ = 0, group_ = 0, groups_ = 0, tiles_ = 0, tile_stride_ = 0;
-  std::unique_ptr<uint8_t[], Free> data_;
+  std::shared_ptr<uint8_t> storage_;  // 64-byte aligned allocation (shared by views)
+  const uint8_t* data_ = nullptr;     // first tile of this matrix inside storage_
 };
 
 // y[n, out] = x[n, in] · W^T (+ bias). The same function as dequantize-then-f32-matmul, up to the

@@ -13,39 +13,17 @@ namespace awq::kernels {
 using detail::kChunkBytes;
 using detail::kTileRows;
 
-void W4Matrix::Free::operator()(uint8_t* p) const {
-  std::free(p);
-}
-
 namespace {
 
-uint8_t* alloc_zeroed(size_t bytes) {
+std::shared_ptr<uint8_t> alloc_zeroed(size_t bytes) {
   const size_t rounded = (bytes + 63) / 64 * 64;
   auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, rounded ? rounded : 64));
   if (!p) fail("out of memory allocating {} bytes for a packed W4 matrix", bytes);
   std::memset(p, 0, rounded);
-  return p;
+  return std::shared_ptr<uint8_t>(p, [](uint8_t* q) { std::free(q); });
 }
 
 }  // namespace
-
-W4Matrix::W4Matrix(const W4Matrix& o)
-    : out_(o.out_),
-      in_(o.in_),
-      group_(o.group_),
-      groups_(o.groups_),
-      tiles_(o.tiles_),
-      tile_stride_(o.tile_stride_) {
-  if (o.data_) {
-    data_.reset(alloc_zeroed(o.bytes()));
-    std::memcpy(data_.get(), o.data_.get(), o.bytes());
-  }
-}
-
-W4Matrix& W4Matrix::operator=(const W4Matrix& o) {
-  if (this != &o) *this = W4Matrix(o);
-  return *this;
-}
 
 W4Matrix W4Matrix::pack(const W4Source& src) {
   AWQ_CHECK(src.out > 0 && src.in > 0, "W4 matrix: shape [{} x {}] must be positive", src.out,
@@ -67,7 +45,8 @@ W4Matrix W4Matrix::pack(const W4Source& src) {
   m.tiles_ = (src.out + kTileRows - 1) / kTileRows;
   const int64_t raw = 8 * src.in + (4 + 1) * kTileRows * m.groups_;
   m.tile_stride_ = (raw + 63) / 64 * 64;
-  m.data_.reset(alloc_zeroed(m.bytes()));
+  m.storage_ = alloc_zeroed(m.bytes());
+  m.data_ = m.storage_.get();
 
   // Range checks first, so that a bad tensor is reported rather than silently truncated.
   const int64_t n_codes = src.out * src.in;
@@ -87,7 +66,7 @@ W4Matrix W4Matrix::pack(const W4Source& src) {
   }
 
   const int64_t in = src.in, groups = m.groups_;
-  uint8_t* base = m.data_.get();
+  uint8_t* base = m.storage_.get();
   const int64_t stride = m.tile_stride_;
   parallel_for(m.tiles_, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -113,21 +92,64 @@ W4Matrix W4Matrix::pack(const W4Source& src) {
   return m;
 }
 
+W4Matrix W4Matrix::concat(const W4Matrix* const* parts, int n_parts) {
+  AWQ_CHECK(n_parts >= 1, "W4 concat: no matrices");
+  const W4Matrix& first = *parts[0];
+  W4Matrix m;
+  m.in_ = first.in_;
+  m.group_ = first.group_;
+  m.groups_ = first.groups_;
+  m.tile_stride_ = first.tile_stride_;
+  for (int i = 0; i < n_parts; ++i) {
+    const W4Matrix& p = *parts[i];
+    AWQ_CHECK(p.data_ != nullptr, "W4 concat: part {} is empty", i);
+    AWQ_CHECK(p.in_ == m.in_ && p.group_ == m.group_,
+              "W4 concat: part {} is [{} x {}] with groups of {}, part 0 has {} inputs and groups "
+              "of {}",
+              i, p.out_, p.in_, p.group_, m.in_, m.group_);
+    AWQ_CHECK(i == n_parts - 1 || p.out_ % kTileRows == 0,
+              "W4 concat: part {} has {} rows, not a multiple of {}", i, p.out_, kTileRows);
+    m.out_ += p.out_;
+    m.tiles_ += p.tiles_;
+  }
+  m.storage_ = alloc_zeroed(m.bytes());
+  m.data_ = m.storage_.get();
+  uint8_t* dst = m.storage_.get();
+  for (int i = 0; i < n_parts; ++i) {
+    std::memcpy(dst, parts[i]->data_, parts[i]->bytes());
+    dst += parts[i]->bytes();
+  }
+  return m;
+}
+
+W4Matrix W4Matrix::rows_view(int64_t row0, int64_t rows) const {
+  AWQ_CHECK(row0 >= 0 && rows > 0 && row0 + rows <= out_,
+            "W4 matrix [{} x {}]: rows [{}, {}) out of range", out_, in_, row0, row0 + rows);
+  AWQ_CHECK(row0 % kTileRows == 0 && (rows % kTileRows == 0 || row0 + rows == out_),
+            "W4 matrix [{} x {}]: a view of rows [{}, {}) must start and end on a tile of {}", out_,
+            in_, row0, row0 + rows, kTileRows);
+  W4Matrix m = *this;
+  m.out_ = rows;
+  m.tiles_ = (rows + kTileRows - 1) / kTileRows;
+  m.data_ = data_ + (row0 / kTileRows) * tile_stride_;
+  return m;
+}
+
 uint8_t W4Matrix::code(int64_t o, int64_t i) const {
-  const uint8_t* tile = data_.get() + (o / kTileRows) * tile_stride_;
+  const uint8_t* tile = data_ + (o / kTileRows) * tile_stride_;
   const uint8_t byte = tile[(i / 8) * kChunkBytes + 4 * (o % kTileRows) + (i % 4)];
   return (i % 8) < 4 ? (byte & 0x0F) : (byte >> 4);
 }
 
 float W4Matrix::scale(int64_t o, int64_t j) const {
-  const uint8_t* tile = data_.get() + (o / kTileRows) * tile_stride_;
+  const uint8_t* tile = data_ + (o / kTileRows) * tile_stride_;
   float s;
   std::memcpy(&s, tile + 8 * in_ + 4 * (kTileRows * j + o % kTileRows), sizeof s);
   return s;
 }
 
 uint8_t W4Matrix::zero(int64_t o, int64_t j) const {
-  const uint8_t* tile = data_.get() + (o / kTileRows) * tile_stride_;
+  const uint8_t* tile = data_ + (o / kTileRows) * tile_stride_;
   return tile[8 * in_ + 4 * kTileRows * groups_ + kTileRows * j + o % kTileRows];
 }
 
