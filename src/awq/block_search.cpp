@@ -150,11 +150,13 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       w_mean = weight_mean_normalized(ws, opt.spec.group_size);
     }
 
-    // The inspected module's forward with some linears replaced; `sub` maps roles to weights.
-    auto inspect = [&](const std::vector<std::pair<LinearRole, const Linear*>>& sub, Mat& out) {
+    // The inspected module's forward on `xin` (ns sequences) with some linears replaced; `sub`
+    // maps roles to weights.
+    using Sub = std::vector<std::pair<LinearRole, const Linear*>>;
+    auto inspect = [&](const Sub& sub, const Mat& xin, int64_t ns, Mat& out) {
       if (g.inspect == InspectKind::Linear) {
         const Linear* l = sub.empty() ? &w[g.layers[0]] : sub[0].second;
-        l->forward(x, out);
+        l->forward(xin, out);
         return;
       }
       BlockWeights v;  // borrows every linear of the module, replaced ones from `sub`
@@ -169,14 +171,14 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
         v[role] = borrow(*src);
       }
       if (attn) {
-        attention_forward(cfg, v, x, n_seq, T, out);
+        attention_forward(cfg, v, xin, ns, T, out);
       } else {
-        mlp_forward(cfg, v, x, out);
+        mlp_forward(cfg, v, xin, out);
       }
     };
 
     Mat ref;
-    inspect({}, ref);
+    inspect({}, x, n_seq, ref);
     const double flops_one = inspect_flops(cfg, g.inspect, g.layers[0], n_seq, T);
     const std::string what = fmt::format("layer {} group {}", layer, g.name);
     Mat xs;  // sampled inputs for clip-aware scoring
@@ -187,25 +189,51 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
         if (c == l) return false;
       return true;
     };
-    auto loss_of = [&](const std::vector<float>& s) {
+    // The loss of scales s on inputs xin (ns sequences) against the unmodified output ref_out.
+    // The candidate's weights (and their clipping, from the sampled xs) do not depend on xin.
+    auto loss_on = [&](const std::vector<float>& s, const Mat& xin, int64_t ns,
+                       const Mat& ref_out) {
       std::vector<Linear> q;
       q.reserve(g.layers.size());
-      std::vector<std::pair<LinearRole, const Linear*>> sub;
+      Sub sub;
       for (LinearRole l : g.layers)
         q.push_back(scaled_fake_quant(w[l], s, opt.spec, arch.linear_name(layer, l),
                                       clipped(l) ? &xs : nullptr, opt.clip_opts));
       for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
       Mat out;
-      inspect(sub, out);
-      return mean_squared_error(ref.data.data(), out.data.data(), ref.size());
+      inspect(sub, xin, ns, out);
+      return mean_squared_error(ref_out.data.data(), out.data.data(), ref_out.size());
     };
-    ScaleSearchResult sr =
-        search_scales(x_mean, w_mean, opt.mode, loss_of, opt.parallel_candidates, what);
+    const ScaleLoss loss_of = [&](const std::vector<float>& s) {
+      return loss_on(s, x, n_seq, ref);
+    };
+    // Screening subset: every k-th sequence, and the reference output on it.
+    const bool screen = opt.screen_seqs > 0 && opt.screen_seqs < n_seq;
+    Mat x_sub, ref_sub;
+    int64_t n_sub = 0;
+    if (screen) {
+      const int64_t stride = n_seq / opt.screen_seqs;
+      n_sub = opt.screen_seqs;
+      x_sub.resize(n_sub * T, x.cols);
+      for (int64_t i = 0; i < n_sub; ++i)
+        std::copy(x.row(i * stride * T), x.row(i * stride * T + T), x_sub.row(i * T));
+      inspect({}, x_sub, n_sub, ref_sub);
+    }
+    const ScaleLoss screen_loss_of = [&](const std::vector<float>& s) {
+      return loss_on(s, x_sub, n_sub, ref_sub);
+    };
+    ScaleSearchResult sr = search_scales_screened(x_mean, w_mean, opt.mode, loss_of,
+                                                  screen ? &screen_loss_of : nullptr, opt.finalists,
+                                                  opt.parallel_candidates, what);
     r.choice = sr.best;
     r.loss = sr.loss;
     r.rtn_loss = sr.identity_loss;
     r.scales = std::move(sr.scales);
-    r.flops = flops_one * double(sr.losses.size() + 1);  // candidates + the reference
+    // The reference and the candidates scored on all the data, then the screening forwards.
+    r.flops = flops_one * double(sr.n_full + 1);
+    if (screen)
+      r.flops += inspect_flops(cfg, g.inspect, g.layers[0], n_sub, T) *
+                 double(sr.screen_losses.size() + 1);
     results.push_back(std::move(r));
   }
   return results;

@@ -36,6 +36,11 @@ struct ScaleSearchOptions {
   bool clip_aware = false;
   ClipOptions clip_opts;
   int64_t clip_tokens = 512;
+  // Screening (see search_scales_screened): every candidate is first scored on `screen_seqs`
+  // calibration sequences (every k-th), then the `finalists` best and the identity on all of
+  // them. 0, or a value >= the number of sequences: every candidate on all the data.
+  int64_t screen_seqs = 0;
+  int finalists = 4;
 };
 
 // Searches the scales of every group of `arch` on the unmodified block `w` with the captured

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -103,6 +104,9 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
   }
   AWQ_CHECK(o.calib_samples > 0, "--calib-samples must be positive (got {})", o.calib_samples);
   AWQ_CHECK(o.calib_seqlen > 0, "--calib-seqlen must be positive (got {})", o.calib_seqlen);
+  AWQ_CHECK(o.scale_screen > 0 && o.scale_screen <= 1,
+            "--scale-screen {}: expected a fraction of the calibration in (0, 1]", o.scale_screen);
+  AWQ_CHECK(o.scale_finalists >= 1, "--scale-finalists {}: expected at least 1", o.scale_finalists);
   const int64_t seqlen = o.calib_tokens ? o.calib_tokens->seqlen : o.calib_seqlen;
   if (o.method == QuantMethod::Awq && o.load_search.empty() && seqlen > cfg.max_position_embeddings)
     warnings.push_back(
@@ -300,6 +304,15 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   sopt.clip_aware = o.clip && o.clip_aware_search;
   sopt.clip_opts = o.clip_opts;
   sopt.clip_tokens = o.clip_tokens;
+  if (o.scale_screen < 1.0) {
+    sopt.screen_seqs = std::max<int64_t>(4, int64_t(std::ceil(double(n_seq) * o.scale_screen)));
+    if (sopt.screen_seqs >= n_seq) sopt.screen_seqs = 0;
+  }
+  sopt.finalists = o.scale_finalists;
+  if (search) {
+    rep.screen_seqs = sopt.screen_seqs;
+    rep.finalists = sopt.screen_seqs > 0 ? sopt.finalists : 0;
+  }
   {
     const double N = double(n_seq * T);
     const double per_cand = 4.0 * (N * double(2 * qcfg.intermediate_size + 2 * qcfg.hidden_size +

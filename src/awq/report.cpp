@@ -32,6 +32,8 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
   j["group_size"] = group_size;
   j["zero_point"] = zero_point;
   j["scale_mode"] = scale_mode;
+  j["screen_seqs"] = screen_seqs;
+  j["finalists"] = finalists;
   j["scale_loss"] = scale_loss;
   j["threads"] = threads;
   j["calibration"] = {{"blocks", calib_blocks},

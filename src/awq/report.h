@@ -22,6 +22,7 @@ struct QuantizeReport {
   int bits = 4, group_size = 128;
   bool zero_point = true;
   std::string scale_mode, scale_loss;
+  int64_t screen_seqs = 0, finalists = 0;  // two-stage search (0: every candidate on all data)
   int64_t n_layers = 0;
   // Calibration.
   int64_t calib_blocks = 0, calib_seqlen = 0, calib_docs = 0, calib_docs_too_long = 0,

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -152,24 +153,63 @@ double mean_squared_error(const float* a, const float* b, int64_t n) {
   return sum / double(n);
 }
 
-ScaleSearchResult search_scales(std::span<const float> x_mean, std::span<const float> w_mean,
-                                ScaleMode mode,
-                                const std::function<double(const std::vector<float>& s)>& loss_of,
-                                bool parallel, const std::string& what) {
-  const std::vector<ScaleCandidate> grid = scale_grid(mode);
-  ScaleSearchResult r;
-  r.losses.assign(grid.size(), std::numeric_limits<double>::quiet_NaN());
-  auto eval = [&](int64_t i) {
-    const std::vector<float> s = candidate_scales(x_mean, w_mean, grid[size_t(i)]);
-    r.losses[size_t(i)] = loss_of(s);
+namespace {
+
+// Scores candidates `which` of `grid` into `losses`, concurrently when asked.
+void score(const std::vector<ScaleCandidate>& grid, const std::vector<int64_t>& which,
+           std::span<const float> x_mean, std::span<const float> w_mean, const ScaleLoss& loss_of,
+           bool parallel, std::vector<double>& losses) {
+  auto eval = [&](int64_t k) {
+    const int64_t i = which[size_t(k)];
+    losses[size_t(i)] = loss_of(candidate_scales(x_mean, w_mean, grid[size_t(i)]));
   };
+  const int64_t n = int64_t(which.size());
   if (parallel) {
-    parallel_for(int64_t(grid.size()), 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) eval(i);
+    parallel_for(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) eval(k);
     });
   } else {
-    for (int64_t i = 0; i < int64_t(grid.size()); ++i) eval(i);
+    for (int64_t k = 0; k < n; ++k) eval(k);
   }
+}
+
+}  // namespace
+
+ScaleSearchResult search_scales_screened(std::span<const float> x_mean,
+                                         std::span<const float> w_mean, ScaleMode mode,
+                                         const ScaleLoss& loss_of, const ScaleLoss* screen_loss_of,
+                                         int n_finalists, bool parallel, const std::string& what) {
+  const std::vector<ScaleCandidate> grid = scale_grid(mode);
+  const int64_t n = int64_t(grid.size());
+  ScaleSearchResult r;
+  r.losses.assign(size_t(n), std::numeric_limits<double>::quiet_NaN());
+  std::vector<int64_t> finalists;
+  if (screen_loss_of && n_finalists + 1 < n) {
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) all[size_t(i)] = i;
+    r.screen_losses.assign(size_t(n), std::numeric_limits<double>::quiet_NaN());
+    score(grid, all, x_mean, w_mean, *screen_loss_of, parallel, r.screen_losses);
+    // Order by screening loss (NaN last, ties by grid order: deterministic), take the best few.
+    std::vector<int64_t> order = all;
+    auto key = [&](int64_t i) {
+      const double l = r.screen_losses[size_t(i)];
+      return std::isfinite(l) ? l : std::numeric_limits<double>::infinity();
+    };
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return key(a) < key(b); });
+    for (int64_t i = 0; i < n && int64_t(finalists.size()) < n_finalists; ++i)
+      if (!grid[size_t(order[size_t(i)])].identity) finalists.push_back(order[size_t(i)]);
+    for (int64_t i = 0; i < n; ++i)
+      if (grid[size_t(i)].identity) finalists.push_back(i);
+    std::sort(finalists.begin(), finalists.end());  // grid order: ties resolve as without screening
+  } else {
+    for (int64_t i = 0; i < n; ++i) finalists.push_back(i);
+  }
+  r.n_full = int64_t(finalists.size());
+  // After screening, the few finalists run one at a time with the parallelism inside each forward
+  // (a handful of candidates would leave threads idle, and each holds a full-size working set).
+  const bool screened = !r.screen_losses.empty();
+  score(grid, finalists, x_mean, w_mean, loss_of, parallel && !screened, r.losses);
   int best = -1;
   double best_loss = std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < grid.size(); ++i) {
@@ -187,6 +227,12 @@ ScaleSearchResult search_scales(std::span<const float> x_mean, std::span<const f
   r.loss = best_loss;
   r.scales = candidate_scales(x_mean, w_mean, r.best);
   return r;
+}
+
+ScaleSearchResult search_scales(std::span<const float> x_mean, std::span<const float> w_mean,
+                                ScaleMode mode, const ScaleLoss& loss_of, bool parallel,
+                                const std::string& what) {
+  return search_scales_screened(x_mean, w_mean, mode, loss_of, nullptr, 0, parallel, what);
 }
 
 }  // namespace awq

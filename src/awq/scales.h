@@ -43,11 +43,27 @@ std::vector<float> candidate_scales(std::span<const float> x_mean, std::span<con
 
 struct ScaleSearchResult {
   ScaleCandidate best;
-  std::vector<float> scales;   // the chosen s
-  double loss = 0;             // its loss
-  double identity_loss = 0;    // loss of s ≡ 1 (= round-to-nearest on this group)
-  std::vector<double> losses;  // per candidate, in grid order
+  std::vector<float> scales;          // the chosen s
+  double loss = 0;                    // its loss
+  double identity_loss = 0;           // loss of s ≡ 1 (= round-to-nearest on this group)
+  std::vector<double> losses;         // per candidate, in grid order (NaN: screened out)
+  std::vector<double> screen_losses;  // per candidate on the screening subset (empty: none)
+  int64_t n_full = 0;                 // candidates scored on the full data
 };
+
+using ScaleLoss = std::function<double(const std::vector<float>& s)>;
+
+// Two-stage search. Stage 1 scores every candidate with `screen_loss_of` (the loss on a subset of
+// the calibration data); stage 2 scores the `n_finalists` best of them, plus the identity, with
+// `loss_of` (all the data) and keeps the best of those. The identity is always a finalist, so the
+// result is never worse than no scaling on the full loss. Without `screen_loss_of` (or when
+// n_finalists covers the grid) every candidate is scored on all the data, as search_scales does.
+// `parallel` applies to the candidates scored on all the data only without screening; the
+// finalists run one after the other (each loss_of call may then use the thread pool itself).
+ScaleSearchResult search_scales_screened(std::span<const float> x_mean,
+                                         std::span<const float> w_mean, ScaleMode mode,
+                                         const ScaleLoss& loss_of, const ScaleLoss* screen_loss_of,
+                                         int n_finalists, bool parallel, const std::string& what);
 
 // Evaluates every candidate (loss_of may run candidates concurrently: see `parallel`), keeps the
 // first with the strictly smallest finite loss. Throws awq::Error naming `what` if no loss is

@@ -39,6 +39,12 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--scale-mode", a->scale_mode,
                   "x (llm-awq) | duo (AutoAWQ) | both (default: both grids, the best of either)")
       ->check(CLI::IsMember({"x", "duo", "both"}));
+  sub->add_option("--scale-screen", a->opt.scale_screen,
+                  "Score every scale candidate on this fraction of the calibration sequences "
+                  "first (at least 4), then the best --scale-finalists and the identity on all of "
+                  "them (default 0.125; 1: every candidate on everything, as the reference)");
+  sub->add_option("--scale-finalists", a->opt.scale_finalists,
+                  "Candidates re-scored on all the calibration data after screening (default 4)");
   sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
   sub->add_option(
          "--scale-loss", a->scale_loss,

@@ -145,11 +145,15 @@ TEST(Pipeline, AutoAwqReadBackEqualsFakeQuantWeights) {
 TEST(Pipeline, ByteIdenticalForOneAndTwoThreadsAndRepeatedRuns) {
   test::TinyModelOptions mo;
   mo.kv_heads = 2;
-  const Fixture f = make("determinism", mo);
+  Fixture f = make("determinism", mo);
+  f.calib = test::random_calib(12, 16, mo.vocab, 5);  // enough sequences to screen on 4 of them
   const int saved = num_threads();
   QuantizeOptions o = options(f, "t1");
+  o.scale_screen = 0.25;
   set_num_threads(1);
-  quantize_model(o);
+  const QuantizeReport rep = quantize_model(o);
+  EXPECT_EQ(rep.screen_seqs, 4);
+  EXPECT_EQ(rep.finalists, 4);
   set_num_threads(2);
   o.out_dir = (f.root / "t2").string();
   quantize_model(o);
@@ -292,6 +296,14 @@ TEST(Pipeline, BadOptionsFailBeforeAnyOutput) {
   o = options(f, "out");
   o.no_quantize = true;  // needs fake-quant
   expect_error(o, "fake-quant");
+  for (double screen : {0.0, 1.5}) {
+    o = options(f, "out");
+    o.scale_screen = screen;
+    expect_error(o, "--scale-screen");
+  }
+  o = options(f, "out");
+  o.scale_finalists = 0;
+  expect_error(o, "--scale-finalists");
 }
 
 }  // namespace

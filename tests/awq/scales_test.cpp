@@ -121,6 +121,61 @@ TEST(Scales, SearchKeepsFirstStrictMinimumAndNeverWorseThanIdentity) {
                Error);
 }
 
+// Screening: the finalists are the best few on the screening loss plus the identity, the winner is
+// the best finalist on the full loss, and every other candidate is never scored on the full loss.
+TEST(Scales, ScreenedSearchScoresOnlyFinalistsOnTheFullLoss) {
+  const std::vector<float> xm{1.0f, 3.0f, 0.5f, 2.0f}, wm{0.5f, 0.25f, 0.5f, 1.0f};
+  const std::vector<ScaleCandidate> grid = scale_grid(ScaleMode::Both);
+  auto dist = [&](const std::vector<float>& s, const std::vector<float>& t) {
+    double d = 0;
+    for (size_t i = 0; i < s.size(); ++i) d += (s[i] - t[i]) * (s[i] - t[i]);
+    return d;
+  };
+  // The screening loss prefers x a=0.30; the full loss prefers duo a=0.60, which the screening
+  // ranks far down: with 3 finalists it is never seen, so x a=0.30's neighbourhood wins.
+  const auto screen_t = candidate_scales(xm, wm, {false, false, 0.30f});
+  const auto full_t = candidate_scales(xm, wm, {false, true, 0.60f});
+  int full_calls = 0;
+  const ScaleLoss screen = [&](const std::vector<float>& s) { return dist(s, screen_t); };
+  const ScaleLoss full = [&](const std::vector<float>& s) {
+    ++full_calls;
+    return dist(s, full_t);
+  };
+  const auto r = search_scales_screened(xm, wm, ScaleMode::Both, full, &screen, 3, false, "t");
+  EXPECT_EQ(full_calls, 4);  // 3 finalists + the identity
+  EXPECT_EQ(r.n_full, 4);
+  ASSERT_EQ(r.screen_losses.size(), grid.size());
+  int finite = 0;
+  for (size_t i = 0; i < grid.size(); ++i) {
+    EXPECT_TRUE(std::isfinite(r.screen_losses[i]));
+    if (std::isfinite(r.losses[i])) {
+      ++finite;
+      // A finalist: the identity or among the three best screening losses.
+      int better = 0;
+      for (size_t k = 0; k < grid.size(); ++k)
+        better += !grid[k].identity && r.screen_losses[k] < r.screen_losses[i];
+      EXPECT_TRUE(grid[i].identity || better < 3) << grid[i].label();
+    }
+  }
+  EXPECT_EQ(finite, 4);
+  EXPECT_FALSE(r.best.duo && r.best.alpha == 0.60f);  // screened out
+  EXPECT_LE(r.loss, r.identity_loss);
+  // With the finalists covering the grid (or no screening loss) it is the exhaustive search.
+  const auto all = search_scales(xm, wm, ScaleMode::Both, full, false, "t");
+  EXPECT_TRUE(all.best.duo);
+  EXPECT_FLOAT_EQ(all.best.alpha, 0.60f);
+  const auto wide =
+      search_scales_screened(xm, wm, ScaleMode::Both, full, &screen, int(grid.size()), true, "t");
+  EXPECT_TRUE(wide.screen_losses.empty());
+  EXPECT_EQ(wide.best.label(), all.best.label());
+  EXPECT_EQ(wide.loss, all.loss);
+  // A screening loss that is NaN everywhere still leaves the identity as a finalist.
+  const ScaleLoss nan_screen = [](const std::vector<float>&) { return double(NAN); };
+  const auto r2 = search_scales_screened(xm, wm, ScaleMode::Both, full, &nan_screen, 2, true, "t");
+  EXPECT_TRUE(std::isfinite(r2.identity_loss));
+  EXPECT_LE(r2.loss, r2.identity_loss);
+}
+
 TEST(Scales, MeanSquaredError) {
   std::vector<float> a(100000), b(100000);
   for (size_t i = 0; i < a.size(); ++i) {

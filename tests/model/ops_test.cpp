@@ -116,10 +116,12 @@ TEST(Ops, AttendCausalMatchesNaiveOnEveryIsa) {
       // Whole sequence at once (the prefill path: transposed keys, four queries per pass).
       std::vector<float> all(size_t(T * hd));
       attend_causal(q.data(), hd, T, 0, k.data(), v.data(), hd, hd, scale, all.data(), hd);
+      // Tolerance: at head_dim 64 the raw scores reach ~100 (q, k of std 2), so the f32 rounding
+      // of one score (6e-6) moves its softmax weight by ~1e-6 relative; outputs are O(1).
       for (int64_t i = 0; i < T; ++i) {
         const auto ref = naive_attend(q, k, v, T, hd, i);
         for (int64_t c = 0; c < hd; ++c)
-          ASSERT_NEAR(all[size_t(i * hd + c)], ref[size_t(c)], 2e-6) << i << "," << c;
+          ASSERT_NEAR(all[size_t(i * hd + c)], ref[size_t(c)], 4e-6) << i << "," << c;
       }
       // One query at a time against the keys so far (the decode path): equal to rounding.
       for (int64_t i = 0; i < T; ++i) {
