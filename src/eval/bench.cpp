@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -201,6 +202,16 @@ void BenchModel::quantize_lm_head(int group_size) {
   Linear q = linear_in_form(lm_head.weight_f32(), form, group_size, "lm_head", storage);
   q.bias = std::move(lm_head.bias);
   lm_head = std::move(q);
+}
+
+int BenchModel::fuse_w4_groups() {
+  int n = 0;
+  for (auto& b : blocks) {
+    Linear* qkv[] = {&b[LinearRole::Q], &b[LinearRole::K], &b[LinearRole::V]};
+    Linear* gate_up[] = {&b[LinearRole::Gate], &b[LinearRole::Up]};
+    n += int(fuse_w4(qkv)) + int(fuse_w4(gate_up));
+  }
+  return n;
 }
 
 BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, int group_size,
@@ -400,35 +411,86 @@ double time_decode(BenchSession& s, const std::vector<int32_t>& toks) {
 
 std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double decode_tok_s) {
   AWQ_CHECK(sweeps >= 1, "decode_breakdown: sweeps must be at least 1");
-  std::vector<DecodePart> parts(kNumLinearRoles + 1);
-  for (LinearRole r : kAllLinearRoles) parts[size_t(r)].name = linear_role_name(r);
-  parts.back().name = "lm_head";
-  // Inputs of every width a linear takes (hidden, q_dim, ffn), filled with something non-zero.
-  const int64_t width = std::max({m.cfg.hidden_size, m.cfg.q_dim(), m.cfg.intermediate_size});
-  std::vector<float> x(static_cast<size_t>(width));
-  std::vector<float> y(static_cast<size_t>(std::max(width, m.cfg.vocab_size)));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 7) - 3) * 0.25f;
-  auto timed = [&](const Linear& l, DecodePart& p) {
+  // The kernel calls of one block as decode makes them: fused groups are one call.
+  struct Call {
+    std::vector<LinearRole> roles;
+    size_t part;
+  };
+  std::vector<DecodePart> parts;
+  auto part_index = [&](const std::string& name) {
+    for (size_t i = 0; i < parts.size(); ++i)
+      if (parts[i].name == name) return i;
+    parts.push_back({name, 0, 0});
+    return parts.size() - 1;
+  };
+  std::vector<std::vector<Call>> calls(m.blocks.size());
+  for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
+    const BlockWeights& b = m.blocks[bi];
+    auto add = [&](std::vector<LinearRole> roles) {
+      std::vector<const Linear*> ls;
+      for (LinearRole r : roles) ls.push_back(&b[r]);
+      if (roles.size() > 1 && !is_fused_group(ls)) {
+        for (LinearRole r : roles) calls[bi].push_back({{r}, part_index(linear_role_name(r))});
+        return;
+      }
+      std::string name;
+      for (LinearRole r : roles) {
+        std::string n = linear_role_name(r);
+        if (roles.size() > 1 && n.size() > 5 && n.ends_with("_proj")) n.resize(n.size() - 5);
+        name += (name.empty() ? "" : "|") + n;
+      }
+      calls[bi].push_back({roles, part_index(name)});
+    };
+    add({LinearRole::Q, LinearRole::K, LinearRole::V});
+    add({LinearRole::O});
+    add({LinearRole::Gate, LinearRole::Up});
+    add({LinearRole::Down});
+  }
+  const size_t head = part_index("lm_head");
+  // One input row of every width a linear takes (hidden, q_dim, ffn), non-zero.
+  std::vector<Mat> xs(3);
+  for (Mat& x : xs) x.resize(1, 0);
+  auto input = [&](int64_t in) -> const Mat& {
+    for (Mat& x : xs)
+      if (x.cols == in || x.cols == 0) {
+        if (x.cols == 0) {
+          x.resize(1, in);
+          for (int64_t i = 0; i < in; ++i) x.data[size_t(i)] = float(int(i % 7) - 3) * 0.25f;
+        }
+        return x;
+      }
+    fail("decode_breakdown: more than 3 input widths");
+  };
+  std::vector<Mat> ys(3);
+  auto timed = [&](std::span<const Linear* const> ls, DecodePart& p) {
+    Mat* outs[] = {&ys[0], &ys[1], &ys[2]};
+    const Mat& x = input(ls[0]->in);
     const auto t0 = std::chrono::steady_clock::now();
-    l.forward(x.data(), 1, y.data());
+    forward_group(ls, x, std::span<Mat* const>(outs, ls.size()));
     p.ms +=
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
   for (int s = -1; s < sweeps; ++s) {  // sweep -1 warms up and is not counted
     if (s == 0)
       for (auto& p : parts) p.ms = 0;
-    for (const auto& blk : m.blocks)
-      for (LinearRole r : kAllLinearRoles) timed(blk[r], parts[size_t(r)]);
-    timed(m.lm_head, parts.back());
+    for (size_t bi = 0; bi < m.blocks.size(); ++bi)
+      for (const Call& c : calls[bi]) {
+        std::vector<const Linear*> ls;
+        for (LinearRole r : c.roles) ls.push_back(&m.blocks[bi][r]);
+        timed(ls, parts[c.part]);
+      }
+    const Linear* h[] = {&m.lm_head};
+    timed(h, parts[head]);
   }
   double sum = 0;
   for (auto& p : parts) {
     p.ms /= sweeps;
     sum += p.ms;
   }
-  for (const auto& blk : m.blocks)
-    for (LinearRole r : kAllLinearRoles) parts[size_t(r)].bytes += blk[r].weight_bytes();
-  parts.back().bytes = m.lm_head.weight_bytes();
+  for (size_t bi = 0; bi < m.blocks.size(); ++bi)
+    for (const Call& c : calls[bi])
+      for (LinearRole r : c.roles) parts[c.part].bytes += m.blocks[bi][r].weight_bytes();
+  parts[head].bytes = m.lm_head.weight_bytes();
   DecodePart other;
   other.name = "other";
   other.ms = decode_tok_s > 0 ? 1e3 / decode_tok_s - sum : 0;
@@ -490,6 +552,8 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   AWQ_CHECK(opts.model_dir.empty() != opts.shape.empty(),
             "bench: give exactly one of --model DIR and --shape NAME");
   if (opts.forms.empty()) opts.forms = {BenchForm::F16, BenchForm::W4};
+  if (const char* env = std::getenv("AWQ_FUSE"); env && std::string(env) == "0")
+    opts.fuse_w4 = false;
   BenchReport rep;
   rep.opts = opts;
   rep.source = opts.shape.empty() ? opts.model_dir : "shape " + opts.shape;
@@ -522,6 +586,7 @@ BenchReport run_bench(const BenchOptions& opts_in) {
           opts.shape.empty() ? make_checkpoint_bench_model(opts.model_dir, f, opts.group_size)
                              : make_synthetic_bench_model(rep.cfg, f, opts.group_size, opts.seed));
       if (is_w4(f) && opts.lm_head_w4) m->quantize_lm_head(opts.group_size);
+      if (is_w4(f) && opts.fuse_w4) m->fuse_w4_groups();
       if (is_w4(f)) w4 = std::move(m);
     }
     const BenchModel& model = is_w4(f) ? *w4 : *m;
@@ -556,8 +621,9 @@ std::string format_bench_report(const BenchReport& r) {
       fmt::format("test:      prompt {} tokens, decode {} tokens (batch 1, KV cache), median of {}",
                   r.opts.prompt, r.opts.decode, r.opts.repeats);
   if (std::any_of(r.rows.begin(), r.rows.end(), [](const BenchRow& w) { return w.form[0] == 'w'; }))
-    s += fmt::format("; W4: RTN g{} asymmetric, lm_head {}", r.opts.group_size,
-                     r.opts.lm_head_w4 ? "W4 too" : "f16");
+    s += fmt::format("; W4: RTN g{} asymmetric, lm_head {}, {}", r.opts.group_size,
+                     r.opts.lm_head_w4 ? "W4 too" : "f16",
+                     r.opts.fuse_w4 ? "q|k|v and gate|up fused" : "unfused");
   s += "\n\n";
   s += fmt::format("| {:<7} | {:>9} | {:>13} | {:>13} | {:>14} | {:>6} | {:>12} | {:>14} |\n",
                    "weights", "MB/token", "prompt tok/s", "prompt GFLOP/s", "decode tok/s", "GB/s",
@@ -630,6 +696,7 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["repeats"] = r.opts.repeats;
   j["group_size"] = r.opts.group_size;
   j["lm_head_w4"] = r.opts.lm_head_w4;
+  j["fuse_w4"] = r.opts.fuse_w4;
   json rows = json::array();
   for (const BenchRow& w : r.rows) {
     rows.push_back({{"weights", w.form},

@@ -64,6 +64,9 @@ struct BenchModel {
   // Replaces the lm_head by its RTN 4-bit form (groups of `group_size`, asymmetric), as a
   // what-if: AWQ checkpoints keep it f16, llama.cpp's Q4_0 files make it Q6_K.
   void quantize_lm_head(int group_size);
+  // Stacks each block's q|k|v and gate|up W4 matrices into one (fuse_w4), as Model::load does
+  // for W4: decode then runs one kernel call per group. Returns the number of groups fused.
+  int fuse_w4_groups();
 };
 
 // Random weights of `cfg`'s shape (seeded, bit-identical for any thread count). For W4/W4A8 the
@@ -106,14 +109,15 @@ struct BenchOptions {
   int64_t bandwidth_bytes = 0;  // probe buffer; 0: the probe's default (1 GiB or AWQ_BW_BYTES)
   bool progress = false;        // one line per finished measurement on stderr
   bool breakdown = false;       // also time each kind of matrix product in a decode-like sweep
+  bool fuse_w4 = true;          // W4 forms: q|k|v and gate|up fused (AWQ_FUSE=0 turns it off)
 };
 
-// Where a decoded token's time goes: each linear role summed over the blocks, and the lm_head,
-// timed call by call in a sweep that streams the weights in decode order (so caches behave as in
-// decode); "other" is the decode time per token minus those (attention, norms, RoPE, embedding,
-// thread hand-offs).
+// Where a decoded token's time goes: each matrix product as decode calls it (a linear role, or a
+// fused group such as "q|k|v"), summed over the blocks, and the lm_head, timed call by call in a
+// sweep that streams the weights in decode order (so caches behave as in decode); "other" is the
+// decode time per token minus those (attention, norms, RoPE, embedding, thread hand-offs).
 struct DecodePart {
-  std::string name;   // "q_proj", ..., "lm_head", "other"
+  std::string name;   // "q_proj", ..., "q|k|v", "gate|up", "lm_head", "other"
   int64_t bytes = 0;  // weights it reads per token (0 for "other")
   double ms = 0;      // per token
   double gbs() const { return ms > 0 ? double(bytes) / (ms * 1e6) : 0; }

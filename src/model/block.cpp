@@ -110,6 +110,15 @@ Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architect
   return l;
 }
 
+// q|k|v and gate|up as one W4 matrix each (decode runs one kernel call per group; see
+// forward_group). Where a group cannot be fused its linears stay as they are.
+void fuse_block_w4(BlockWeights& b) {
+  Linear* qkv[] = {&b[LinearRole::Q], &b[LinearRole::K], &b[LinearRole::V]};
+  Linear* gate_up[] = {&b[LinearRole::Gate], &b[LinearRole::Up]};
+  fuse_w4(qkv);
+  fuse_w4(gate_up);
+}
+
 }  // namespace
 
 BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
@@ -125,6 +134,7 @@ BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Arch
   b.attn_norm = ck.read_vec(an, cfg.hidden_size);
   b.mlp_norm = ck.read_vec(mn, cfg.hidden_size);
   for (LinearRole r : kAllLinearRoles) b[r] = load_linear(ck, cfg, arch, layer, r, opts);
+  if (opts.weights == WeightForm::W4) fuse_block_w4(b);
   return b;
 }
 
@@ -164,9 +174,9 @@ void attention_impl(const ModelConfig& c, const BlockWeights& w, const Mat& xn, 
             "attention: input is [{} x {}], expected [{} x {}]", xn.rows, xn.cols, N,
             c.hidden_size);
   Mat q, k, v;
-  w[LinearRole::Q].forward(xn, q);
-  w[LinearRole::K].forward(xn, k);
-  w[LinearRole::V].forward(xn, v);
+  const Linear* qkv[] = {&w[LinearRole::Q], &w[LinearRole::K], &w[LinearRole::V]};
+  Mat* qkv_out[] = {&q, &k, &v};
+  forward_group(qkv, xn, qkv_out);
   apply_rope(c, q, nh, T, pos0);
   apply_rope(c, k, nkv, T, pos0);
   const float* kp = k.data.data();
@@ -239,8 +249,9 @@ void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, M
   AWQ_CHECK(xn.cols == cfg.hidden_size, "mlp: input has {} columns, expected {}", xn.cols,
             cfg.hidden_size);
   Mat gate, up;
-  w[LinearRole::Gate].forward(xn, gate);
-  w[LinearRole::Up].forward(xn, up);
+  const Linear* gate_up[] = {&w[LinearRole::Gate], &w[LinearRole::Up]};
+  Mat* gate_up_out[] = {&gate, &up};
+  forward_group(gate_up, xn, gate_up_out);
   parallel_for(gate.size(), 1 << 14, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
       gate.data[size_t(i)] = silu(gate.data[size_t(i)]) * up.data[size_t(i)];

@@ -1,6 +1,7 @@
 #include "model/linear.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/error.h"
 #include "kernels/w4.h"
@@ -54,6 +55,87 @@ Mat Linear::weight_f32() const {
     fail("Linear [{} x {}]: no weight loaded", out, in);
   }
   return m;
+}
+
+}  // namespace awq
+
+namespace awq {
+
+namespace {
+
+// True when `parts` are exactly one fused group, in order.
+bool is_whole_group(std::span<const Linear* const> parts) {
+  const auto& f = parts[0]->fused;
+  if (!f) return false;
+  int64_t row0 = 0;
+  for (const Linear* p : parts) {
+    if (p->fused != f || p->fused_row0 != row0) return false;
+    row0 += p->out;
+  }
+  return row0 == f->w4->out();
+}
+
+}  // namespace
+
+bool is_fused_group(std::span<const Linear* const> parts) {
+  return !parts.empty() && is_whole_group(parts);
+}
+
+bool fuse_w4(std::span<Linear* const> parts) {
+  if (parts.size() < 2) return false;
+  std::vector<const Linear*> cparts(parts.begin(), parts.end());
+  if (is_whole_group(cparts)) return true;  // already one group
+  const Linear& first = *parts[0];
+  std::vector<const kernels::W4Matrix*> mats;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Linear& p = *parts[i];
+    if (!p.w4 || p.in != first.in || p.w4->group() != first.w4->group() ||
+        p.bias.empty() != first.bias.empty())
+      return false;
+    if (i + 1 < parts.size() && p.out % 16 != 0) return false;  // tiles are copied whole
+    mats.push_back(p.w4.get());
+  }
+  auto fused = std::make_shared<W4Fused>();
+  fused->w4 = std::make_shared<const kernels::W4Matrix>(
+      kernels::W4Matrix::concat(mats.data(), int(mats.size())));
+  int64_t row0 = 0;
+  for (Linear* p : parts) {
+    fused->bias.insert(fused->bias.end(), p->bias.begin(), p->bias.end());
+    p->w4 = std::make_shared<const kernels::W4Matrix>(fused->w4->rows_view(row0, p->out));
+    p->fused_row0 = row0;
+    row0 += p->out;
+  }
+  for (Linear* p : parts) p->fused = fused;
+  return true;
+}
+
+void forward_group(std::span<const Linear* const> parts, const Mat& x, std::span<Mat* const> ys) {
+  AWQ_CHECK(parts.size() == ys.size() && !parts.empty(), "forward_group: {} linears but {} outputs",
+            parts.size(), ys.size());
+  bool fused = x.rows <= kFusedMaxTokens && is_whole_group(parts);
+  for (const Linear* p : parts) fused = fused && p->w4a8 == parts[0]->w4a8;
+  if (!fused) {
+    for (size_t i = 0; i < parts.size(); ++i) parts[i]->forward(x, *ys[i]);
+    return;
+  }
+  const W4Fused& f = *parts[0]->fused;
+  const int64_t n = x.rows, total = f.w4->out();
+  AWQ_CHECK(x.cols == f.w4->in(), "Linear: input has {} columns, expected {}", x.cols, f.w4->in());
+  thread_local std::vector<float> y;
+  y.resize(size_t(n * total));
+  const float* b = f.bias.empty() ? nullptr : f.bias.data();
+  if (parts[0]->w4a8) {
+    kernels::gemm_w4a8(x.data.data(), n, *f.w4, b, y.data());
+  } else {
+    kernels::gemm_w4a16(x.data.data(), n, *f.w4, b, y.data());
+  }
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Linear& p = *parts[i];
+    Mat& out = *ys[i];
+    if (out.rows != n || out.cols != p.out) out.resize(n, p.out);
+    for (int64_t t = 0; t < n; ++t)
+      std::memcpy(out.row(t), y.data() + t * total + p.fused_row0, size_t(p.out) * sizeof(float));
+  }
 }
 
 }  // namespace awq

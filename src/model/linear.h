@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "base/mat.h"
@@ -16,6 +17,14 @@ namespace kernels {
 class W4Matrix;
 }
 
+// Linears that read the same input (q|k|v, gate|up) may share one W4 matrix holding their rows
+// stacked (fuse_w4), so that decode runs one kernel call (one parallel_for, one quantization of
+// the activations) for all of them.
+struct W4Fused {
+  std::shared_ptr<const kernels::W4Matrix> w4;  // the parts' rows, stacked in order
+  std::vector<float> bias;                      // stacked, or empty when no part has one
+};
+
 struct Linear {
   int64_t in = 0, out = 0;
   Mat w;                          // f32 [out, in], or empty
@@ -25,6 +34,9 @@ struct Linear {
   const float* w32 = nullptr;  // f32 [out, in] inside a mapping
   std::shared_ptr<const kernels::W4Matrix> w4;
   bool w4a8 = false;  // w4 with activations quantized to 8 bits on the fly
+  // Set by fuse_w4: w4 is then a view of rows [fused_row0, fused_row0 + out) of fused->w4.
+  std::shared_ptr<const W4Fused> fused;
+  int64_t fused_row0 = 0;
 
   bool has_weight() const { return !w.empty() || w16 || w32 || w4; }
   // Bytes of weight the form reads per forward (for bandwidth reports).
@@ -34,5 +46,22 @@ struct Linear {
   // The weight as an f32 [out, in] matrix, whatever its form (a copy).
   Mat weight_f32() const;
 };
+
+// Stacks W4 linears that read the same input into one matrix; each part's w4 becomes a view into
+// it (the packed bytes are not duplicated). Returns false, changing nothing, when they cannot be
+// fused: a part not W4, different input widths or group sizes, bias on some parts only, or a
+// part other than the last whose row count is not a multiple of 16 (the W4 tile).
+bool fuse_w4(std::span<Linear* const> parts);
+// True when `parts` are exactly the linears of one fuse_w4 group, in order.
+bool is_fused_group(std::span<const Linear* const> parts);
+
+// Up to this many tokens, forward_group runs fused parts as one kernel call (decode and small
+// batches, where the call overhead matters); beyond, each part runs alone.
+inline constexpr int64_t kFusedMaxTokens = 8;
+
+// *ys[i] = parts[i]->forward(x) for every i, bit-identical to calling them one by one: when the
+// parts are the whole of one fuse_w4 group with the same activation form and x has at most
+// kFusedMaxTokens rows, one product over the stacked matrix whose columns are split after.
+void forward_group(std::span<const Linear* const> parts, const Mat& x, std::span<Mat* const> ys);
 
 }  // namespace awq

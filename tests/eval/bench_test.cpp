@@ -6,11 +6,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
+#include "base/files.h"
 #include "eval/bench.h"
+#include "formats/checkpoint_writer.h"
 #include "model/model.h"
+#include "quant/awq_gemm_pack.h"
+#include "quant/quantize.h"
 #include "test_util.h"
 #include "tools/synth.h"
 
@@ -272,6 +279,138 @@ TEST(Bench, CheckpointModelMatchesTheModelLayer) {
   expect_bytes_eq(w4.decode_bytes(), expected_bytes(w4.cfg, BenchForm::W4, 64, false), "ckpt w4");
   BenchSession s4(w4, 16);
   EXPECT_GT(cosine(s4.feed(toks), want), 0.95);
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// A copy of `m`'s W4 blocks whose linears run one by one (the unfused path): the same packed
+// rows, without the fused groups.
+std::vector<BlockWeights> unfused_blocks(const std::vector<BlockWeights>& blocks) {
+  std::vector<BlockWeights> out = blocks;
+  for (auto& b : out)
+    for (auto& l : b.lin) l.fused.reset();
+  return out;
+}
+
+// Fusing q|k|v and gate|up (one kernel call per group in decode) changes no bit of the logits:
+// decode token by token, short prefills (fused path) and long ones (per-linear path), with
+// q/k/v biases (qwen2), for both activation forms.
+TEST(Bench, FusedW4GroupsAreBitIdenticalToUnfused) {
+  const ModelConfig c = qwen_like_tiny();
+  BenchModel fused = make_synthetic_bench_model(c, BenchForm::W4, 32, 7);
+  BenchModel plain = make_synthetic_bench_model(c, BenchForm::W4, 32, 7);
+  EXPECT_EQ(fused.fuse_w4_groups(), 2 * int(c.num_hidden_layers));
+  EXPECT_EQ(fused.fuse_w4_groups(), 2 * int(c.num_hidden_layers));  // idempotent
+  const Linear* qkv[] = {&fused.blocks[0][LinearRole::Q], &fused.blocks[0][LinearRole::K],
+                         &fused.blocks[0][LinearRole::V]};
+  ASSERT_TRUE(is_fused_group(qkv));
+  ASSERT_FALSE(fused.blocks[0][LinearRole::Q].bias.empty());  // biases are stacked too
+  expect_bytes_eq(fused.decode_bytes(), plain.decode_bytes(), "fused");
+  const std::vector<int32_t> toks = {1, 50, 7, 300, 511, 2, 99, 128, 5, 17, 400, 3, 8};
+  for (bool a8 : {false, true}) {
+    fused.set_w4a8(a8);
+    plain.set_w4a8(a8);
+    BenchSession sf(fused, 32), sp(plain, 32);
+    for (size_t i = 0; i < toks.size(); ++i) {
+      const auto a = sf.feed(std::span<const int32_t>(&toks[i], 1));
+      const auto b = sp.feed(std::span<const int32_t>(&toks[i], 1));
+      ASSERT_TRUE(same_bits(a, b)) << (a8 ? "w4a8" : "w4") << " decode token " << i;
+    }
+    for (size_t n : {size_t(5), size_t(8), size_t(13)}) {  // <= 8 tokens: fused; 13: per linear
+      sf.reset();
+      sp.reset();
+      const std::span<const int32_t> p(toks.data(), n);
+      ASSERT_TRUE(same_bits(sf.feed(p), sp.feed(p))) << (a8 ? "w4a8" : "w4") << " prefill " << n;
+    }
+  }
+}
+
+// The same through the model layer: an AutoAWQ checkpoint loaded with --weights w4 / w4a8 is
+// fused at load (Model::load), and its logits equal those of the same linears run one by one.
+TEST(Bench, LoadedAwqModelIsFusedAndBitIdenticalToUnfused) {
+  const auto dir = test::scratch_dir("bench_fused_awq");
+  SynthOptions so;
+  so.shape = "tiny";
+  so.out_dir = (dir / "fp").string();
+  so.dtype = DType::F16;
+  write_synthetic_model(so);
+  // RTN to an AutoAWQ GEMM checkpoint (g32), everything else copied as f16.
+  const Checkpoint src = Checkpoint::open(so.out_dir);
+  StagedDir sd((dir / "awq").string());
+  {
+    CheckpointWriter cw(sd);
+    for (const auto& name : src.names()) {
+      const auto& t = src.get(name);
+      std::vector<float> v(size_t(t.numel()));
+      convert_to_f32(t.dtype, t.data, t.numel(), v.data());
+      if (name.find("_proj.weight") == std::string::npos) {
+        cw.add_f32_as(name, DType::F16, t.shape, v);
+        continue;
+      }
+      QuantSpec spec;
+      spec.group_size = 32;
+      const AwqGemmTensors g =
+          pack_awq_gemm(quantize(v.data(), t.shape[0], t.shape[1], spec, name));
+      auto bytes = [](const auto& vec) {
+        std::vector<uint8_t> b(vec.size() * sizeof(vec[0]));
+        std::memcpy(b.data(), vec.data(), b.size());
+        return b;
+      };
+      const std::string prefix = name.substr(0, name.size() - 7);
+      cw.add(prefix + ".qweight", DType::I32, {g.K, g.N / 8}, bytes(g.qweight));
+      cw.add(prefix + ".qzeros", DType::I32, {g.K / g.group, g.N / 8}, bytes(g.qzeros));
+      cw.add(prefix + ".scales", DType::F16, {g.K / g.group, g.N}, bytes(g.scales_f16));
+    }
+    cw.finish();
+  }
+  auto cfg = nlohmann::json::parse(read_text_file(so.out_dir + "/config.json"));
+  cfg["quantization_config"] = {{"quant_method", "awq"},
+                                {"bits", 4},
+                                {"group_size", 32},
+                                {"zero_point", true},
+                                {"version", "gemm"}};
+  write_text_file_atomic(sd.path("config.json").string(), cfg.dump(2));
+  sd.commit();
+
+  const std::string awq_dir = (dir / "awq").string();
+  const std::vector<int32_t> toks = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5};
+  for (bool a8 : {false, true}) {
+    const Model fused = Model::load(awq_dir, {WeightForm::W4, a8});
+    const Linear* gate_up[] = {&fused.block(1)[LinearRole::Gate], &fused.block(1)[LinearRole::Up]};
+    ASSERT_TRUE(is_fused_group(gate_up));
+    std::vector<BlockWeights> blocks;
+    for (int64_t l = 0; l < fused.n_layers(); ++l) blocks.push_back(fused.block(l));
+    const Model plain = Model::from_blocks(std::make_shared<Checkpoint>(Checkpoint::open(awq_dir)),
+                                           fused.config(), unfused_blocks(blocks));
+    ASSERT_FALSE(plain.block(1)[LinearRole::Gate].fused);
+    auto sf = fused.session(16), sp = plain.session(16);
+    for (size_t i = 0; i < toks.size(); ++i)
+      ASSERT_TRUE(same_bits(sf.feed(toks[i]), sp.feed(toks[i])))
+          << (a8 ? "w4a8" : "w4") << " token " << i;
+    for (int64_t T : {4, 11}) {
+      const Mat a = fused.forward(toks.data(), 1, T), b = plain.forward(toks.data(), 1, T);
+      ASSERT_TRUE(same_bits(a.data, b.data)) << (a8 ? "w4a8" : "w4") << " prefill " << T;
+    }
+  }
+}
+
+TEST(Bench, DecodeBreakdownOfAFusedModelTimesEachGroupOnce) {
+  const ModelConfig c = synth_preset("tiny");
+  BenchModel m = make_synthetic_bench_model(c, BenchForm::W4A8, 128, 5);
+  m.fuse_w4_groups();
+  const auto parts = decode_breakdown(m, 2, /*decode_tok_s=*/100.0);
+  std::vector<std::string> names;
+  for (const auto& p : parts) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"q|k|v", "o_proj", "gate|up", "down_proj", "lm_head",
+                                             "other"}));
+  int64_t bytes = 0;
+  for (const auto& p : parts) bytes += p.bytes;
+  const DecodeBytes want = expected_bytes(c, BenchForm::W4, 128, false);
+  EXPECT_EQ(bytes, want.linears + want.lm_head);
+  const auto sh = linear_shapes(c);
+  EXPECT_EQ(parts[2].bytes, 2 * c.num_hidden_layers * w4_bytes(sh[4].out, sh[4].in, 128));
 }
 
 TEST(Bench, BadOptionsAreErrors) {
