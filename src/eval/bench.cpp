@@ -18,6 +18,7 @@
 #include "base/thread_pool.h"
 #include "formats/checkpoint.h"
 #include "kernels/kernels.h"
+#include "kernels/weight_memory.h"
 #include "model/architecture.h"
 #include "model/ops.h"
 #include "quant/quantize.h"
@@ -111,9 +112,12 @@ void fill_uniform(float* dst, int64_t n, uint64_t seed, uint64_t id, float stdde
   });
 }
 
-std::shared_ptr<std::vector<uint16_t>> to_f16(const float* src, int64_t n) {
-  auto buf = std::make_shared<std::vector<uint16_t>>(size_t(n));
-  uint16_t* d = buf->data();
+// f16 copies live in the same kind of memory as the packed W4 matrices (kernels/weight_memory.h:
+// huge pages where the kernel grants them), so that f16 and W4 rows compare kernels, not pages.
+std::shared_ptr<uint16_t> to_f16(const float* src, int64_t n) {
+  auto bytes = kernels::alloc_weight_bytes(size_t(n) * 2);
+  auto buf = std::shared_ptr<uint16_t>(bytes, reinterpret_cast<uint16_t*>(bytes.get()));
+  uint16_t* d = buf.get();
   parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) d[i] = f32_to_f16(src[i]);
   });
@@ -132,7 +136,7 @@ Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string
       break;
     case BenchForm::F16: {
       auto buf = to_f16(w.data.data(), w.size());
-      l.w16 = buf->data();
+      l.w16 = buf.get();
       l.w16_type = DType::F16;
       storage.push_back(std::move(buf));
       break;
@@ -226,7 +230,7 @@ BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, in
     Mat e(V, d);
     fill_uniform(e.data.data(), e.size(), seed, 1, 0.02f);
     auto buf = to_f16(e.data.data(), e.size());
-    m.embed = reinterpret_cast<const uint8_t*>(buf->data());
+    m.embed = reinterpret_cast<const uint8_t*>(buf.get());
     m.embed_dtype = DType::F16;
     m.storage.push_back(buf);
   }
@@ -238,7 +242,7 @@ BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, in
     Mat h(V, d);
     fill_uniform(h.data.data(), h.size(), seed, 2, 0.02f);
     auto buf = to_f16(h.data.data(), h.size());
-    m.lm_head.w16 = buf->data();
+    m.lm_head.w16 = buf.get();
     m.storage.push_back(std::move(buf));
   }
   m.final_norm.assign(size_t(d), 1.0f);

@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "kernels/kernel_table.h"
+#include "kernels/weight_memory.h"
 
 namespace awq::kernels {
 
@@ -25,12 +26,10 @@ double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes) {
   }
   const int64_t per_thread = std::max<int64_t>(buffer_bytes / threads / 4096, 1) * 1024;  // floats
   const int64_t n = per_thread * threads;
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> buf(static_cast<float*>(std::aligned_alloc(64, size_t(n) * 4)));
-  AWQ_CHECK(buf != nullptr, "bandwidth probe: cannot allocate {} bytes", n * 4);
-  float* p = buf.get();
+  // The same kind of memory as the weights the decode kernels stream (huge pages where granted),
+  // so that the roofline compares like with like.
+  const std::shared_ptr<uint8_t> buf = alloc_weight_bytes(size_t(n) * 4);
+  float* p = reinterpret_cast<float*>(buf.get());
   const auto& k = detail::active_table();
 
   std::vector<double> gbs;
@@ -42,7 +41,6 @@ double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes) {
     for (int t = 0; t < threads; ++t) {
       pool.emplace_back([&, t] {
         float* slice = p + t * per_thread;
-        if (run == 0) std::memset(slice, 0, size_t(per_thread) * 4);  // first touch by its reader
         ready.fetch_add(1);
         while (!go.load(std::memory_order_acquire)) {
         }

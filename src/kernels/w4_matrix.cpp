@@ -7,6 +7,7 @@
 #include "base/thread_pool.h"
 #include "kernels/w4.h"
 #include "kernels/w4_layout.h"
+#include "kernels/weight_memory.h"
 
 namespace awq::kernels {
 
@@ -16,11 +17,7 @@ using detail::kTileRows;
 namespace {
 
 std::shared_ptr<uint8_t> alloc_zeroed(size_t bytes) {
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, rounded ? rounded : 64));
-  if (!p) fail("out of memory allocating {} bytes for a packed W4 matrix", bytes);
-  std::memset(p, 0, rounded);
-  return std::shared_ptr<uint8_t>(p, [](uint8_t* q) { std::free(q); });
+  return alloc_weight_bytes(bytes);
 }
 
 }  // namespace
