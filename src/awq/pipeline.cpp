@@ -104,6 +104,8 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
   }
   AWQ_CHECK(o.calib_samples > 0, "--calib-samples must be positive (got {})", o.calib_samples);
   AWQ_CHECK(o.calib_seqlen > 0, "--calib-seqlen must be positive (got {})", o.calib_seqlen);
+  AWQ_CHECK(o.spec.f16_scales || o.format == OutputFormat::FakeQuant,
+            "--scale-dtype f32: the AutoAWQ layout stores f16 scales; use --format fake-quant");
   AWQ_CHECK(o.scale_screen > 0 && o.scale_screen <= 1,
             "--scale-screen {}: expected a fraction of the calibration in (0, 1]", o.scale_screen);
   AWQ_CHECK(o.scale_finalists >= 1, "--scale-finalists {}: expected at least 1", o.scale_finalists);
@@ -243,6 +245,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   rep.bits = o.spec.bits;
   rep.group_size = o.spec.group_size;
   rep.zero_point = o.spec.zero_point;
+  rep.f16_scales = o.spec.f16_scales;
   rep.scale_mode = scale_mode_name(o.scale_mode);
   rep.scale_loss = o.clip && o.clip_aware_search ? "clipped" : "plain";
   rep.n_layers = cfg.num_hidden_layers;
@@ -256,6 +259,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   header.bits = o.spec.bits;
   header.group_size = o.spec.group_size;
   header.zero_point = o.spec.zero_point;
+  header.f16_scales = o.spec.f16_scales;
   header.clip_grid = o.clip_opts.n_grid;
   std::vector<BlockResult> loaded;
   if (replay) loaded = load_search(o.load_search, header, arch);

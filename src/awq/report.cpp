@@ -31,6 +31,7 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
   j["bits"] = bits;
   j["group_size"] = group_size;
   j["zero_point"] = zero_point;
+  j["scale_dtype"] = f16_scales ? "f16" : "f32";
   j["scale_mode"] = scale_mode;
   j["screen_seqs"] = screen_seqs;
   j["finalists"] = finalists;

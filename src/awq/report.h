@@ -21,6 +21,7 @@ struct QuantizeReport {
   std::string method, format, model_dir, out_dir;
   int bits = 4, group_size = 128;
   bool zero_point = true;
+  bool f16_scales = true;
   std::string scale_mode, scale_loss;
   int64_t screen_seqs = 0, finalists = 0;  // two-stage search (0: every candidate on all data)
   int64_t n_layers = 0;

@@ -43,6 +43,7 @@ void save_search(const std::string& path, const SearchHeader& h,
   j["bits"] = h.bits;
   j["group_size"] = h.group_size;
   j["zero_point"] = h.zero_point;
+  j["f16_scales"] = h.f16_scales;
   j["clip_grid"] = h.clip_grid;
   json layers = json::array();
   for (const auto& b : blocks) {
@@ -109,6 +110,11 @@ std::vector<BlockResult> load_search(const std::string& path, const SearchHeader
     expect("bits", h.bits);
     expect("group_size", h.group_size);
     expect("zero_point", h.zero_point);
+    // Files written before the field existed used f16 scales.
+    AWQ_CHECK(j.value("f16_scales", true) == h.f16_scales,
+              "{}: the search was made with {} scales, this run quantizes with {} scales "
+              "(--scale-dtype)",
+              path, j.value("f16_scales", true) ? "f16" : "f32", h.f16_scales ? "f16" : "f32");
     expect("clip_grid", h.clip_grid);
     const json& layers = j.at("layers");
     AWQ_CHECK(layers.is_array() && int64_t(layers.size()) == h.num_layers, "{}: expected {} layers",

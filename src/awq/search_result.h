@@ -45,6 +45,7 @@ struct SearchHeader {
   int64_t num_layers = 0, hidden_size = 0, intermediate_size = 0;  // after --pad-intermediate
   int bits = 4, group_size = 128;
   bool zero_point = true;
+  bool f16_scales = true;
   int clip_grid = 20;
 };
 

@@ -10,6 +10,7 @@ namespace {
 
 struct QuantizeArgs {
   QuantizeOptions opt;
+  std::string scale_dtype = "auto";
   std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq",
               scale_loss = "clipped";
   bool symmetric = false, no_clip = false;
@@ -45,6 +46,11 @@ Registration reg([](CLI::App& app) {
                   "them (default 0.125; 1: every candidate on everything, as the reference)");
   sub->add_option("--scale-finalists", a->opt.scale_finalists,
                   "Candidates re-scored on all the calibration data after screening (default 4)");
+  sub->add_option("--scale-dtype", a->scale_dtype,
+                  "Precision of the group scales the codes are chosen with: auto (default: f16 for "
+                  "--format autoawq, which stores f16 scales; f32 for fake-quant, as the reference "
+                  "computes) | f16 | f32")
+      ->check(CLI::IsMember({"auto", "f16", "f32"}));
   sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
   sub->add_option(
          "--scale-loss", a->scale_loss,
@@ -84,6 +90,8 @@ Registration reg([](CLI::App& app) {
     o.propagate_quantized = parse_propagate(a->propagate);
     o.format = parse_output_format(a->format);
     o.spec.zero_point = !a->symmetric;
+    o.spec.f16_scales =
+        a->scale_dtype == "f16" || (a->scale_dtype == "auto" && o.format == OutputFormat::AutoAwq);
     o.clip = !a->no_clip;
     o.clip_aware_search = a->scale_loss == "clipped";
     if (a->shuffle >= 0) o.shuffle_seed = uint64_t(a->shuffle);

@@ -91,6 +91,7 @@ std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const fl
   job.group = g;
   job.bits = spec.bits;
   job.zero_point = spec.zero_point;
+  job.f16_scale = spec.f16_scales;
   job.n_cand = n_cand;
   job.shrink = shrink.data();
 

@@ -13,14 +13,15 @@
 
 namespace awq::qk {
 
-GroupParams group_params(float minv, float maxv, int bits, bool zero_point) {
+GroupParams group_params(float minv, float maxv, int bits, bool zero_point, bool f16_scale) {
+  auto rounded = [&](float s) { return f16_scale ? round_to_f16(s) : s; };
   if (!zero_point) {
     const float absmax = std::max(maxv, -minv);
-    const float scale = round_to_f16(std::max(absmax, 1e-5f) / float((1 << (bits - 1)) - 1));
+    const float scale = rounded(std::max(absmax, 1e-5f) / float((1 << (bits - 1)) - 1));
     return {scale, float(1 << (bits - 1))};
   }
   const int maxq = (1 << bits) - 1;
-  const float scale = round_to_f16(std::max(maxv - minv, 1e-5f) / float(maxq));
+  const float scale = rounded(std::max(maxv - minv, 1e-5f) / float(maxq));
   // -round(min / scale), clamped. The clamp to +-2^20 first keeps the conversion defined and
   // cannot change the result (the zero is clamped to [0, 255] anyway).
   const float y = std::clamp(minv / scale, -1048576.0f, 1048576.0f);

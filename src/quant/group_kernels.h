@@ -10,13 +10,14 @@
 
 namespace awq::qk {
 
-// Scale and zero of one group, from the group's min and max (AutoAWQ pseudo_quantize_tensor with
-// the scale rounded to f16). zero is integer-valued. scale is +inf when it overflows f16.
+// Scale and zero of one group, from the group's min and max (AutoAWQ pseudo_quantize_tensor, the
+// scale rounded to f16 when f16_scale). zero is integer-valued. scale is +inf when it overflows
+// f16 (with f16_scale).
 struct GroupParams {
   float scale;
   float zero;
 };
-GroupParams group_params(float minv, float maxv, int bits, bool zero_point);
+GroupParams group_params(float minv, float maxv, int bits, bool zero_point, bool f16_scale = true);
 
 // Outcome of quantize_rows: the first row (in the job) that failed, and why.
 struct RowsStatus {
@@ -31,6 +32,7 @@ struct RowsJob {
   int64_t rows = 0, in = 0;
   int group = 0, bits = 4;
   bool zero_point = true;
+  bool f16_scale = true;
   uint8_t* codes = nullptr;  // [rows, in]
   float* deq = nullptr;      // [rows, in]
   float* scales = nullptr;   // [rows, in/group]
@@ -45,6 +47,7 @@ struct ClipJob {
   int64_t out = 0, in = 0;
   int group = 0, bits = 4;
   bool zero_point = true;
+  bool f16_scale = true;
   int n_cand = 0;  // candidates m = m0 * shrink[c], c = 0..n_cand-1, shrink[0] = 1
   const float* shrink = nullptr;
   const float* const* a = nullptr;

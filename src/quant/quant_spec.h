@@ -11,6 +11,11 @@ struct QuantSpec {
   int bits = 4;
   int group_size = 128;  // -1: one group per row (the whole input dimension)
   bool zero_point = true;
+  // Round each group's scale to f16 before the codes are chosen (the AutoAWQ GEMM layout stores
+  // f16 scales, so the written file then dequantizes to exactly the weights that were scored).
+  // false: f32 scales, the arithmetic of the reference runs (fake-quant output has no stored
+  // scales).
+  bool f16_scales = true;
 
   // The group length for a row of `in` inputs: group_size, or `in` when group_size is -1.
   int group_for(int64_t in) const;

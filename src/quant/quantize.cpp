@@ -65,6 +65,7 @@ QuantizedMatrix quantize(const float* w, int64_t out, int64_t in, const QuantSpe
   job.group = q.group;
   job.bits = spec.bits;
   job.zero_point = spec.zero_point;
+  job.f16_scale = spec.f16_scales;
   job.codes = q.codes.data();
   job.scales = q.scales.data();
   job.zeros = q.zeros.data();
@@ -81,6 +82,7 @@ void fake_quantize(float* w, int64_t out, int64_t in, const QuantSpec& spec,
   job.group = spec.group_for(in);
   job.bits = spec.bits;
   job.zero_point = spec.zero_point;
+  job.f16_scale = spec.f16_scales;
   job.deq = w;
   run_rows(job, w, out, tensor);
 }

@@ -302,6 +302,9 @@ TEST(Pipeline, BadOptionsFailBeforeAnyOutput) {
     expect_error(o, "--scale-screen");
   }
   o = options(f, "out");
+  o.spec.f16_scales = false;  // the AutoAWQ layout stores f16 scales
+  expect_error(o, "--scale-dtype");
+  o = options(f, "out");
   o.scale_finalists = 0;
   expect_error(o, "--scale-finalists");
 }

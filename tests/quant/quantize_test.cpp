@@ -92,6 +92,34 @@ TEST(Quantize, ConstantZeroAndOneSidedGroups) {
   EXPECT_EQ(q.zeros, (std::vector<uint8_t>{0, 0, 15, 0, 15}));
 }
 
+// f16_scales = false keeps the scale (max - min) / (2^b - 1) in f32, as the reference computes
+// it; the default rounds it to f16 first. Every kernel variant agrees in either mode.
+TEST(Quantize, F32ScalesAreUnroundedAndF16ScalesRounded) {
+  // One group of 8: min 0, max 1 -> scale 1/15 (not an f16 value).
+  const std::vector<float> w = {0.0f, 1.0f, 0.3f, 0.5f, 0.7f, 0.1f, 0.9f, 0.2f};
+  QuantSpec f16 = spec_of(4, 8, true), f32 = f16;
+  f32.f16_scales = false;
+  const float exact = 1.0f / 15.0f;
+  ASSERT_NE(round_to_f16(exact), exact);
+  for (const qk::KernelTable* t : qk::usable_kernels()) {
+    SCOPED_TRACE(t->name);
+    qk::override_kernels(t);
+    const QuantizedMatrix a = quantize(w.data(), 1, 8, f16, "w");
+    const QuantizedMatrix b = quantize(w.data(), 1, 8, f32, "w");
+    EXPECT_EQ(a.scales[0], round_to_f16(exact));
+    EXPECT_EQ(b.scales[0], exact);
+    // Codes from the scale in use: round(w / scale) + zero.
+    for (int i = 0; i < 8; ++i) {
+      EXPECT_EQ(b.codes[size_t(i)], uint8_t(std::nearbyint(w[size_t(i)] / exact))) << i;
+      EXPECT_EQ(a.codes[size_t(i)], uint8_t(std::nearbyint(w[size_t(i)] / a.scales[0]))) << i;
+    }
+    std::vector<float> fq = w;
+    fake_quantize(fq.data(), 1, 8, f32, "w");
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(fq[size_t(i)], b.dequant(0, i)) << i;
+  }
+  qk::override_kernels(nullptr);
+}
+
 TEST(Quantize, SymmetricHandWorked) {
   const std::vector<float> w = {-7, 7, 2.5f, 3.5f, -2.5f, 0.5f, -6.5f, 1.0f};
   const QuantizedMatrix q = quantize(w.data(), 1, 8, spec_of(4, -1, false), "sym");
