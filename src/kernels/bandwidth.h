@@ -6,7 +6,9 @@ namespace awq::kernels {
 
 // Sums a buffer much larger than the last-level cache with `threads` threads (each its own
 // contiguous slice) and returns the median over a few runs, in GB/s (1e9 bytes/s). The buffer
-// is `buffer_bytes` (default 1 GiB, or AWQ_BW_BYTES).
+// is `buffer_bytes` (default 1 GiB, or AWQ_BW_BYTES), in the same kind of memory as packed
+// weights (weight_memory.h), read with the software prefetch the decode kernels use: the
+// fastest read a core was measured to make, so that decode's "% of roofline" cannot flatter.
 double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes = 0);
 
 }  // namespace awq::kernels
