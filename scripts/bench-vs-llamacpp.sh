@@ -15,7 +15,7 @@
 #   2. awq export-gguf --type f16 -> the F16 GGUF; llama-quantize -> Q4_0 (output.weight Q6_K,
 #      llama.cpp's default mix)
 #   3. for each thread count: awq bench (f16, w4, w4a8; weights built in memory, W4 = RTN g128
-#      asymmetric) and llama-bench on the Q4_0 and F16 files, the same -p/-n
+#      asymmetric; with --breakdown) and llama-bench on the Q4_0 and F16 files, the same -p/-n
 #   4. a summary table (needs jq)
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n '2,20p' "$0"; exit 2; }
@@ -52,7 +52,7 @@ mkdir -p "$out"
 } | tee "$out/env.txt"
 for t in $threads; do
   echo "== $t thread(s); load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/env.txt"
-  "$awq" bench --shape "$shape" -t "$t" -p "$p" -n "$n" -r "$r" --weights f16,w4,w4a8 --json \
+  "$awq" bench --shape "$shape" -t "$t" -p "$p" -n "$n" -r "$r" --weights f16,w4,w4a8 --breakdown --json \
     >"$out/awq-t$t.json" 2>"$out/awq-t$t.log"
   "$llama/bin/llama-bench" -m "$q40" -m "$f16" -p "$p" -n "$n" -t "$t" -r "$r" -o json \
     >"$out/llama-t$t.json" 2>"$out/llama-t$t.log"
@@ -75,7 +75,17 @@ if command -v jq >/dev/null; then
         "$out/llama-t$t.json"
     done
     for t in $threads; do
-      echo "measured bandwidth, $t thread(s): $(jq -r '.bandwidth_gbs*10|round/10' "$out/awq-t$t.json") GB/s"
+      echo "measured bandwidth, $t thread(s): $(jq -r '.bandwidth_gbs*10|round/10' "$out/awq-t$t.json") GB/s;" \
+        "awq bench load $(jq -r '"\(.load_before) before, \(.load_after) after"' "$out/awq-t$t.json");" \
+        "CPU share prompt/decode: $(jq -r '[.rows[] | "\(.weights) \(.prompt_cpu_share*100|round)%/\(.decode_cpu_share*100|round)%"] | join(", ")' "$out/awq-t$t.json")"
+    done
+    for t in $threads; do
+      echo
+      echo "awq.cpp w4a8 decode, $t thread(s), per token (awq bench --breakdown):"
+      echo "| part | MB | ms | GB/s |"
+      echo "|---|---:|---:|---:|"
+      jq -r '.rows[] | select(.weights == "w4a8") | .decode_breakdown[] |
+        "| \(.name) | \(.bytes/1e5|round/10) | \(.ms*1000|round/1000) | \(.gbs*10|round/10) |"' "$out/awq-t$t.json"
     done
   } | tee "$out/summary.md"
 fi
