@@ -34,7 +34,7 @@ void gemm_f32(const float* x, int64_t n, const float* w, int64_t out, int64_t in
   if (n == 0 || out == 0) return;
   const detail::KernelTable& k = detail::active_table();
   if (n <= detail::kDirectMaxN && k.f32_rows) {  // decode: stream W once (memory-bound)
-    parallel_for(out, detail::kDirectRowGrain,
+    parallel_for(out, detail::direct_row_grain(out),
                  [&](int64_t o0, int64_t o1) { k.f32_rows(x, n, w, in, o0, o1, bias, y, out); });
     return;
   }

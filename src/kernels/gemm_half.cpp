@@ -19,7 +19,7 @@ void gemm_half(bool bf16, const float* x, int64_t n, const uint16_t* w, int64_t 
   const detail::KernelTable& k = detail::active_table();
   if (n <= detail::kDirectMaxN) {
     const auto rows = bf16 ? k.bf16_rows : k.f16_rows;
-    parallel_for(out, detail::kDirectRowGrain,
+    parallel_for(out, detail::direct_row_grain(out),
                  [&](int64_t o0, int64_t o1) { rows(x, n, w, in, o0, o1, bias, y, out); });
     return;
   }

@@ -20,10 +20,16 @@ inline constexpr int64_t kPanelRows = 32;
 
 // Dense products with up to this many tokens use the streaming row kernels instead: they read W
 // once from memory for all tokens, while a panel costs a conversion that only a larger n
-// amortizes. Rows per chunk of the streaming kernels: fixed, so the split never depends on the
-// thread count (each row's result does not depend on it either).
+// amortizes. Rows per chunk of the streaming kernels: a function of the matrix only, so the split
+// never depends on the thread count (each row's result does not depend on it either): 8 chunks
+// of at least 32 rows, so that each thread streams long runs (the row kernels prefetch within a
+// chunk only) and 8 chunks share out evenly over 1, 2 or 4 threads.
 inline constexpr int64_t kDirectMaxN = 8;
 inline constexpr int64_t kDirectRowGrain = 32;
+inline int64_t direct_row_grain(int64_t out) {
+  const int64_t g = (out + 7) / 8;
+  return g < kDirectRowGrain ? kDirectRowGrain : (g + 3) / 4 * 4;
+}
 inline constexpr int64_t kTokenBlock = 512;
 
 // fill(o0, rows, panel) writes rows [o0, o0 + rows) of W (rows <= 32) as a panel, zero beyond.
