@@ -7,6 +7,8 @@
 
 #include "cli/commands.h"
 #include "eval/bench.h"
+#include "gguf/gguf_bench.h"
+#include "gguf/gguf_model.h"
 #include "tools/synth.h"
 
 namespace awq::cli {
@@ -23,6 +25,8 @@ void run(BenchArgs& a) {
   apply_threads(a.opt.threads);
   for (const auto& w : a.weights) a.opt.forms.push_back(parse_bench_form(w));
   a.opt.progress = !a.quiet;
+  if (!a.opt.model_dir.empty() && gguf::is_gguf_file(a.opt.model_dir))
+    gguf::set_gguf_bench_source(a.opt, a.opt.model_dir);
   const BenchReport r = run_bench(a.opt);
   if (a.json) {
     std::fputs((bench_report_json(r).dump(2) + "\n").c_str(), stdout);
@@ -38,7 +42,9 @@ Registration reg([](CLI::App& app) {
   for (const auto& p : synth_presets()) presets += (presets.empty() ? "" : ", ") + p;
   auto* sub = app.add_subcommand(
       "bench", "Prompt and decode speed (f16 vs W4) against the measured memory bandwidth");
-  auto* model = sub->add_option("--model", a->opt.model_dir, "Model directory (HF checkpoint)");
+  auto* model = sub->add_option(
+      "--model", a->opt.model_dir,
+      "Model directory (HF checkpoint) or GGUF file (W4 forms run its Q4_0/Q4_1 codes)");
   auto* shape = sub->add_option("--shape", a->opt.shape,
                                 "Random weights of a known shape, built in memory: " + presets);
   model->excludes(shape);

@@ -555,13 +555,16 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   BenchOptions opts = opts_in;
   AWQ_CHECK(opts.model_dir.empty() != opts.shape.empty(),
             "bench: give exactly one of --model DIR and --shape NAME");
+  const bool custom = bool(opts.build_model);
   if (opts.forms.empty()) opts.forms = {BenchForm::F16, BenchForm::W4};
   if (const char* env = std::getenv("AWQ_FUSE"); env && std::string(env) == "0")
     opts.fuse_w4 = false;
   BenchReport rep;
   rep.opts = opts;
   rep.source = opts.shape.empty() ? opts.model_dir : "shape " + opts.shape;
-  rep.cfg = opts.shape.empty() ? ModelConfig::load(opts.model_dir) : synth_preset(opts.shape);
+  rep.cfg = custom               ? opts.build_model_cfg
+            : opts.shape.empty() ? ModelConfig::load(opts.model_dir)
+                                 : synth_preset(opts.shape);
   arch_of(rep.cfg, rep.source);
   const int build_threads = std::max(1u, std::thread::hardware_concurrency());
   rep.threads = opts.threads > 0 ? opts.threads : num_threads();
@@ -587,8 +590,10 @@ BenchReport run_bench(const BenchOptions& opts_in) {
       w4->set_w4a8(f == BenchForm::W4A8);
     } else {
       m = std::make_unique<BenchModel>(
-          opts.shape.empty() ? make_checkpoint_bench_model(opts.model_dir, f, opts.group_size)
-                             : make_synthetic_bench_model(rep.cfg, f, opts.group_size, opts.seed));
+          custom ? opts.build_model(f)
+          : opts.shape.empty()
+              ? make_checkpoint_bench_model(opts.model_dir, f, opts.group_size)
+              : make_synthetic_bench_model(rep.cfg, f, opts.group_size, opts.seed));
       if (is_w4(f) && opts.lm_head_w4) m->quantize_lm_head(opts.group_size);
       if (is_w4(f) && opts.fuse_w4) m->fuse_w4_groups();
       if (is_w4(f)) w4 = std::move(m);
@@ -625,8 +630,14 @@ std::string format_bench_report(const BenchReport& r) {
       fmt::format("test:      prompt {} tokens, decode {} tokens (batch 1, KV cache), median of {}",
                   r.opts.prompt, r.opts.decode, r.opts.repeats);
   if (std::any_of(r.rows.begin(), r.rows.end(), [](const BenchRow& w) { return w.form[0] == 'w'; }))
-    s += fmt::format("; W4: RTN g{} asymmetric, lm_head {}, {}", r.opts.group_size,
-                     r.opts.lm_head_w4 ? "W4 too" : "f16",
+    s += fmt::format("; W4: {}, lm_head {}, {}",
+                     r.opts.build_model ? std::string("the file's Q4_0/Q4_1 codes")
+                     : r.cfg.quant && r.opts.shape.empty()
+                         ? std::string("the checkpoint's codes")
+                         : fmt::format("RTN g{} asymmetric", r.opts.group_size),
+                     r.opts.lm_head_w4      ? "W4 too"
+                     : r.opts.shape.empty() ? "as stored"
+                                            : "f16",
                      r.opts.fuse_w4 ? "q|k|v and gate|up fused" : "unfused");
   s += "\n\n";
   s += fmt::format("| {:<7} | {:>9} | {:>13} | {:>13} | {:>14} | {:>6} | {:>12} | {:>14} |\n",

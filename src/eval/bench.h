@@ -15,6 +15,7 @@
 // Embeddings and lm_head stay f16, as in an AWQ checkpoint.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -110,6 +111,10 @@ struct BenchOptions {
   bool progress = false;        // one line per finished measurement on stderr
   bool breakdown = false;       // also time each kind of matrix product in a decode-like sweep
   bool fuse_w4 = true;          // W4 forms: q|k|v and gate|up fused (AWQ_FUSE=0 turns it off)
+  // A source this layer cannot read itself (a GGUF file: its reader is in the layer above): the
+  // model's config and a builder of each form. When set, model_dir only names it in the report.
+  std::function<BenchModel(BenchForm)> build_model;
+  ModelConfig build_model_cfg;
 };
 
 // Where a decoded token's time goes: each matrix product as decode calls it (a linear role, or a

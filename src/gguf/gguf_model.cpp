@@ -220,10 +220,6 @@ BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t 
   return b;
 }
 
-namespace {
-
-// Stages the tensors the model layer reads from a Checkpoint (embeddings, final norm, output) in
-// a temporary safetensors file, maps it and unlinks it.
 std::shared_ptr<Checkpoint> staged_checkpoint(const GgufFile& f, const ModelConfig& cfg,
                                               const Architecture& arch) {
   static std::atomic<int> counter{0};
@@ -258,8 +254,6 @@ std::shared_ptr<Checkpoint> staged_checkpoint(const GgufFile& f, const ModelConf
   w.write((dir / "model.safetensors").string());
   return std::make_shared<Checkpoint>(Checkpoint::open(dir.string()));
 }
-
-}  // namespace
 
 GgufLoad load_gguf(const std::string& path, const LoadOptions& opts) {
   const GgufFile f(path);

@@ -36,6 +36,12 @@ BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t 
 // A tensor as f32 [rows = product of ne[1..], cols = ne[0]], dequantized as ggml does.
 Mat gguf_tensor_f32(const GgufTensor& t);
 
+// Stages the tensors the model layer reads from a Checkpoint (embeddings, final norm, output) in
+// a temporary safetensors file, maps it and unlinks it (F16/F32 keep their type, others become
+// f32).
+std::shared_ptr<Checkpoint> staged_checkpoint(const GgufFile& f, const ModelConfig& cfg,
+                                              const Architecture& arch);
+
 struct GgufLoad {
   Model model;
   Tokenizer tokenizer;

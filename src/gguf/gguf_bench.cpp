@@ -1,0 +1,85 @@
+#include "gguf/gguf_bench.h"
+
+#include <memory>
+#include <vector>
+
+#include "base/error.h"
+#include "base/half.h"
+#include "gguf/gguf_model.h"
+
+namespace awq::gguf {
+namespace {
+
+bool is_w4_form(BenchForm f) {
+  return f == BenchForm::W4 || f == BenchForm::W4A8;
+}
+
+// An f32 weight as f16 rows owned by `storage` (the bench's f16 form).
+void to_f16_rows(Linear& l, std::vector<std::shared_ptr<const void>>& storage) {
+  const Mat w = l.weight_f32();
+  auto rows = std::make_shared<std::vector<uint16_t>>(w.data.size());
+  for (size_t i = 0; i < w.data.size(); ++i) (*rows)[i] = f32_to_f16(w.data[i]);
+  Linear h;
+  h.in = l.in;
+  h.out = l.out;
+  h.bias = std::move(l.bias);
+  h.w16 = rows->data();
+  h.w16_type = DType::F16;
+  storage.push_back(std::move(rows));
+  l = std::move(h);
+}
+
+// A linear reading `t` of `ck` in place (f16/f32), else an f32 copy.
+Linear mapped_linear(const TensorInfo& t, int64_t out, int64_t in) {
+  Linear l;
+  l.out = out;
+  l.in = in;
+  const auto addr = reinterpret_cast<uintptr_t>(t.data);
+  if (t.dtype == DType::F16 && addr % 2 == 0) {
+    l.w16 = reinterpret_cast<const uint16_t*>(t.data);
+    l.w16_type = DType::F16;
+  } else if (t.dtype == DType::F32 && addr % 4 == 0) {
+    l.w32 = reinterpret_cast<const float*>(t.data);
+  } else {
+    l.w.resize(out, in);
+    convert_to_f32(t.dtype, t.data, out * in, l.w.data.data());
+  }
+  return l;
+}
+
+}  // namespace
+
+BenchModel make_gguf_bench_model(const std::string& path, BenchForm form) {
+  const GgufFile f(path);
+  BenchModel m;
+  m.cfg = config_from_gguf(f);
+  m.form = form;
+  const ModelConfig& cfg = m.cfg;
+  const Architecture& arch = *find_architecture(cfg.model_type);
+  const int64_t d = cfg.hidden_size, V = cfg.vocab_size;
+  auto ck = staged_checkpoint(f, cfg, arch);
+  const TensorInfo& e = ck->get(arch.embed_name, {V, d});
+  m.embed = e.data;
+  m.embed_dtype = e.dtype;
+  m.final_norm = ck->read_vec(arch.final_norm_name, d);
+  m.lm_head = mapped_linear(cfg.tie_word_embeddings ? e : ck->get(arch.lm_head_name, {V, d}), V, d);
+  LoadOptions lo;
+  lo.weights = is_w4_form(form) ? WeightForm::W4 : WeightForm::F32;
+  lo.w4a8 = form == BenchForm::W4A8;
+  for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
+    BlockWeights b = load_gguf_block(f, cfg, layer, lo, nullptr);
+    if (form == BenchForm::F16)
+      for (LinearRole r : kAllLinearRoles) to_f16_rows(b[r], m.storage);
+    m.blocks.push_back(std::move(b));
+  }
+  m.storage.push_back(std::move(ck));
+  return m;
+}
+
+void set_gguf_bench_source(BenchOptions& opts, const std::string& path) {
+  opts.model_dir = path;
+  opts.build_model_cfg = config_from_gguf(GgufFile(path));
+  opts.build_model = [path](BenchForm form) { return make_gguf_bench_model(path, form); };
+}
+
+}  // namespace awq::gguf
