@@ -15,7 +15,7 @@
 #include "base/sysinfo.h"
 #include "base/thread_pool.h"
 #include "formats/checkpoint.h"
-#include "kernels/gemm.h"
+#include "kernels/bandwidth.h"
 #include "model/block.h"
 #include "quant/quantize.h"
 #include "tokenizer/tokenizer.h"
@@ -42,25 +42,6 @@ bool parse_propagate(const std::string& s) {
 }
 
 namespace {
-
-// [out, in] of each linear role under `c`.
-std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
-  switch (r) {
-    case LinearRole::Q:
-      return {c.q_dim(), c.hidden_size};
-    case LinearRole::K:
-    case LinearRole::V:
-      return {c.kv_dim(), c.hidden_size};
-    case LinearRole::O:
-      return {c.hidden_size, c.q_dim()};
-    case LinearRole::Gate:
-    case LinearRole::Up:
-      return {c.intermediate_size, c.hidden_size};
-    case LinearRole::Down:
-      return {c.hidden_size, c.intermediate_size};
-  }
-  return {0, 0};
-}
 
 bool same_path(const std::string& a, const std::string& b) {
   std::error_code ec1, ec2;
@@ -172,22 +153,6 @@ Mat embed_tokens(const Checkpoint& ck, const ModelConfig& cfg, const Architectur
     convert_to_f32(t.dtype, t.data + size_t(id) * size_t(d) * esz, d, x.row(int64_t(i)));
   }
   return x;
-}
-
-double sgemm_probe_gflops() {
-  const int64_t n = 1024;
-  std::vector<float> a(size_t(n * n)), b(size_t(n * n)), c(size_t(n * n));
-  for (size_t i = 0; i < a.size(); ++i) {
-    a[i] = float(int(i % 17) - 8) * 0.01f;
-    b[i] = float(int(i % 13) - 6) * 0.01f;
-  }
-  double best = 1e30;
-  for (int rep = 0; rep < 3; ++rep) {
-    Timer t;
-    kernels::gemm_f32(a.data(), n, b.data(), n, n, nullptr, c.data());
-    best = std::min(best, t.seconds());
-  }
-  return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
 }
 
 // The weights the written model computes with: what --propagate quantized feeds the next block.
@@ -404,7 +369,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   if (search) {
     rep.search_gflops =
         rep.times.scale_search > 0 ? rep.search_flops / rep.times.scale_search / 1e9 : 0;
-    rep.sgemm_gflops = sgemm_probe_gflops();
+    rep.sgemm_gflops = kernels::measure_sgemm_gflops();
   }
   rep.times.total = total.seconds();
   rep.peak_rss_bytes = peak_rss_bytes();

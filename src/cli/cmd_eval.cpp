@@ -14,7 +14,7 @@
 #include "eval/perplexity.h"
 #include "eval/tokenizer_loader.h"
 #include "gguf/gguf_model.h"
-#include "kernels/gemm.h"
+#include "kernels/bandwidth.h"
 
 namespace awq::cli {
 namespace {
@@ -25,25 +25,6 @@ struct EvalArgs {
   bool json = false;
   int threads = 0;
 };
-
-// This machine's f32 matrix-product rate, the yardstick for the prefill rate: a 1024^3 gemm_f32
-// (the kernel the f32 path and the f16 prefill's panels run on), best of three, ~0.1 s. The same
-// probe as `awq quantize --report`'s (src/awq/pipeline.cpp keeps its copy private).
-double sgemm_probe_gflops() {
-  const int64_t n = 1024;
-  std::vector<float> a(size_t(n * n)), b(size_t(n * n)), c(size_t(n * n));
-  for (size_t i = 0; i < a.size(); ++i) {
-    a[i] = float(int(i % 17) - 8) * 0.01f;
-    b[i] = float(int(i % 13) - 6) * 0.01f;
-  }
-  double best = 1e30;
-  for (int rep = 0; rep < 3; ++rep) {
-    Timer t;
-    kernels::gemm_f32(a.data(), n, b.data(), n, n, nullptr, c.data());
-    best = std::min(best, t.seconds());
-  }
-  return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
-}
 
 void run(const EvalArgs& a) {
   apply_threads(a.threads);
@@ -81,7 +62,7 @@ void run(const EvalArgs& a) {
   const PerplexityResult r = perplexity(model, tokens, bos, o, base ? &*base : nullptr);
   // Peak RSS before the probe's 12 MiB, so it is the evaluation's own.
   const double rss_mib = double(peak_rss_bytes()) / (1024.0 * 1024.0);
-  const double sgemm = sgemm_probe_gflops();
+  const double sgemm = kernels::measure_sgemm_gflops();
   const double fraction = sgemm > 0 ? r.prefill_gflops / sgemm : 0.0;
 
   if (a.json) {

@@ -52,38 +52,6 @@ bool is_w4(BenchForm f) {
   return f == BenchForm::W4 || f == BenchForm::W4A8;
 }
 
-// [out, in] of each linear role (the shapes block_forward checks).
-std::pair<int64_t, int64_t> role_shape(const ModelConfig& c, LinearRole r) {
-  switch (r) {
-    case LinearRole::Q:
-      return {c.q_dim(), c.hidden_size};
-    case LinearRole::K:
-    case LinearRole::V:
-      return {c.kv_dim(), c.hidden_size};
-    case LinearRole::O:
-      return {c.hidden_size, c.q_dim()};
-    case LinearRole::Gate:
-    case LinearRole::Up:
-      return {c.intermediate_size, c.hidden_size};
-    case LinearRole::Down:
-      return {c.hidden_size, c.intermediate_size};
-  }
-  return {0, 0};
-}
-
-bool role_has_bias(const ModelConfig& c, const Architecture& a, LinearRole r) {
-  switch (r) {
-    case LinearRole::Q:
-    case LinearRole::K:
-    case LinearRole::V:
-      return c.attention_bias || a.qkv_bias;
-    case LinearRole::O:
-      return c.o_bias;
-    default:
-      return c.mlp_bias;
-  }
-}
-
 const Architecture& arch_of(const ModelConfig& cfg, const std::string& what) {
   const Architecture* a = find_architecture(cfg.model_type);
   AWQ_CHECK(a != nullptr, "{}: unsupported model_type '{}' (supported: {})", what, cfg.model_type,
@@ -252,13 +220,13 @@ BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, in
     b.attn_norm.assign(size_t(d), 1.0f);
     b.mlp_norm.assign(size_t(d), 1.0f);
     for (LinearRole r : kAllLinearRoles) {
-      const auto [out, in] = role_shape(cfg, r);
+      const auto [out, in] = linear_shape(cfg, r);
       const uint64_t id = 16 + uint64_t(layer) * 16 + uint64_t(r);
       Mat w(out, in);
       // Kaiming-like scale keeps the residual stream bounded through many random blocks.
       fill_uniform(w.data.data(), w.size(), seed, id, 1.0f / std::sqrt(float(in)));
       b[r] = linear_in_form(std::move(w), form, group_size, arch.linear_name(layer, r), m.storage);
-      if (role_has_bias(cfg, arch, r)) {
+      if (linear_has_bias(cfg, r)) {
         b[r].bias.resize(size_t(out));
         fill_uniform(b[r].bias.data(), out, seed, id + 8, 0.02f);
       }
@@ -286,18 +254,7 @@ BenchModel make_checkpoint_bench_model(const std::string& dir, BenchForm form, i
   const TensorInfo& h = cfg.tie_word_embeddings ? e : ck->get(arch.lm_head_name, {V, d});
   AWQ_CHECK(is_float(h.dtype), "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", h.file,
             arch.lm_head_name, dtype_name(h.dtype));
-  m.lm_head.out = V;
-  m.lm_head.in = d;
-  const auto addr = reinterpret_cast<uintptr_t>(h.data);
-  if ((h.dtype == DType::F16 || h.dtype == DType::BF16) && addr % 2 == 0) {
-    m.lm_head.w16 = reinterpret_cast<const uint16_t*>(h.data);
-    m.lm_head.w16_type = h.dtype;
-  } else if (h.dtype == DType::F32 && addr % 4 == 0) {
-    m.lm_head.w32 = reinterpret_cast<const float*>(h.data);
-  } else {
-    m.lm_head.w.resize(V, d);
-    convert_to_f32(h.dtype, h.data, V * d, m.lm_head.w.data.data());
-  }
+  m.lm_head = linear_in_place(h.data, h.dtype, V, d);
 
   const bool awq_checkpoint = cfg.quant.has_value();
   for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {

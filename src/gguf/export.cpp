@@ -17,6 +17,7 @@
 #include "gguf/llama_layout.h"
 #include "model/architecture.h"
 #include "model/awq_dequant.h"
+#include "model/block.h"
 #include "model/config.h"
 #include "quant/ggml_blocks.h"
 #include "quant/quant_spec.h"
@@ -28,24 +29,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int64_t kBlock = 32;
-
-std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
-  switch (r) {
-    case LinearRole::Q:
-      return {c.q_dim(), c.hidden_size};
-    case LinearRole::K:
-    case LinearRole::V:
-      return {c.kv_dim(), c.hidden_size};
-    case LinearRole::O:
-      return {c.hidden_size, c.q_dim()};
-    case LinearRole::Gate:
-    case LinearRole::Up:
-      return {c.intermediate_size, c.hidden_size};
-    case LinearRole::Down:
-      return {c.hidden_size, c.intermediate_size};
-  }
-  return {0, 0};
-}
 
 GgmlType parse_type(const std::string& s, const char* option) {
   if (s == "q4_1") return GgmlType::Q4_1;

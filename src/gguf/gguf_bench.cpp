@@ -29,24 +29,6 @@ void to_f16_rows(Linear& l, std::vector<std::shared_ptr<const void>>& storage) {
   l = std::move(h);
 }
 
-// A linear reading `t` of `ck` in place (f16/f32), else an f32 copy.
-Linear mapped_linear(const TensorInfo& t, int64_t out, int64_t in) {
-  Linear l;
-  l.out = out;
-  l.in = in;
-  const auto addr = reinterpret_cast<uintptr_t>(t.data);
-  if (t.dtype == DType::F16 && addr % 2 == 0) {
-    l.w16 = reinterpret_cast<const uint16_t*>(t.data);
-    l.w16_type = DType::F16;
-  } else if (t.dtype == DType::F32 && addr % 4 == 0) {
-    l.w32 = reinterpret_cast<const float*>(t.data);
-  } else {
-    l.w.resize(out, in);
-    convert_to_f32(t.dtype, t.data, out * in, l.w.data.data());
-  }
-  return l;
-}
-
 }  // namespace
 
 BenchModel make_gguf_bench_model(const std::string& path, BenchForm form) {
@@ -62,7 +44,8 @@ BenchModel make_gguf_bench_model(const std::string& path, BenchForm form) {
   m.embed = e.data;
   m.embed_dtype = e.dtype;
   m.final_norm = ck->read_vec(arch.final_norm_name, d);
-  m.lm_head = mapped_linear(cfg.tie_word_embeddings ? e : ck->get(arch.lm_head_name, {V, d}), V, d);
+  const TensorInfo& h = cfg.tie_word_embeddings ? e : ck->get(arch.lm_head_name, {V, d});
+  m.lm_head = linear_in_place(h.data, h.dtype, V, d);
   LoadOptions lo;
   lo.weights = is_w4_form(form) ? WeightForm::W4 : WeightForm::F32;
   lo.w4a8 = form == BenchForm::W4A8;

@@ -24,24 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
-  switch (r) {
-    case LinearRole::Q:
-      return {c.q_dim(), c.hidden_size};
-    case LinearRole::K:
-    case LinearRole::V:
-      return {c.kv_dim(), c.hidden_size};
-    case LinearRole::O:
-      return {c.hidden_size, c.q_dim()};
-    case LinearRole::Gate:
-    case LinearRole::Up:
-      return {c.intermediate_size, c.hidden_size};
-    case LinearRole::Down:
-      return {c.hidden_size, c.intermediate_size};
-  }
-  return {0, 0};
-}
-
 // The tensor `name` with ggml shape ne = {cols, rows} (or {n} for rows == 0).
 const GgufTensor& shaped(const GgufFile& f, const std::string& name, int64_t cols,
                          int64_t rows = 0) {
@@ -209,12 +191,8 @@ BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t 
       l.bias = read_vector(f, bias, out);
       if (!unperm.empty()) l.bias = permute_rows(l.bias, unperm);
     } else {
-      const bool required = (r == LinearRole::Q || r == LinearRole::K || r == LinearRole::V)
-                                ? cfg.attention_bias
-                            : r == LinearRole::O ? cfg.o_bias
-                                                 : cfg.mlp_bias;
-      AWQ_CHECK(!required, "{}: tensor '{}' not found (the architecture has biases)", f.path(),
-                bias);
+      AWQ_CHECK(!linear_has_bias(cfg, r), "{}: tensor '{}' not found (the architecture has biases)",
+                f.path(), bias);
     }
   }
   return b;

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/sysinfo.h"
+#include "kernels/gemm.h"
 #include "kernels/kernel_table.h"
 #include "kernels/weight_memory.h"
 
@@ -59,6 +61,22 @@ double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes) {
   }
   std::sort(gbs.begin(), gbs.end());
   return gbs[gbs.size() / 2];
+}
+
+double measure_sgemm_gflops() {
+  const int64_t n = 1024;
+  std::vector<float> a(size_t(n * n)), b(size_t(n * n)), c(size_t(n * n));
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = float(int(i % 17) - 8) * 0.01f;
+    b[i] = float(int(i % 13) - 6) * 0.01f;
+  }
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    Timer t;
+    gemm_f32(a.data(), n, b.data(), n, n, nullptr, c.data());
+    best = std::min(best, t.seconds());
+  }
+  return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
 }
 
 }  // namespace awq::kernels

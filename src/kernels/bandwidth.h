@@ -11,4 +11,9 @@ namespace awq::kernels {
 // fastest read a core was measured to make, so that decode's "% of roofline" cannot flatter.
 double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes = 0);
 
+// The machine's f32 matrix-product rate: one 1024³ gemm_f32 on the current thread pool (the
+// kernel the f32 path, prefill panels and the AWQ search run on), best of three, ~0.1 s and
+// 12 MiB. The reference that `awq quantize` and `awq eval` report their own GFLOP/s against.
+double measure_sgemm_gflops();
+
 }  // namespace awq::kernels

@@ -10,9 +10,7 @@
 #include "model/awq_dequant.h"
 
 namespace awq {
-namespace {
 
-// [out, in] of each linear role.
 std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
   switch (r) {
     case LinearRole::Q:
@@ -31,18 +29,24 @@ std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
   return {0, 0};
 }
 
-bool bias_required(const ModelConfig& c, LinearRole r) {
+bool linear_has_bias(const ModelConfig& c, LinearRole r) {
   switch (r) {
     case LinearRole::Q:
     case LinearRole::K:
-    case LinearRole::V:
-      return c.attention_bias;
+    case LinearRole::V: {
+      // A config read from config.json already has the architecture's q/k/v bias folded into
+      // attention_bias; one built in code (tests, bench shapes) may not.
+      const Architecture* a = find_architecture(c.model_type);
+      return c.attention_bias || (a != nullptr && a->qkv_bias);
+    }
     case LinearRole::O:
       return c.o_bias;
     default:
       return c.mlp_bias;
   }
 }
+
+namespace {
 
 bool is_float_dtype(DType t) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::F64;
@@ -91,19 +95,15 @@ Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architect
     }
   } else {
     const TensorInfo& t = float_tensor(ck, name + ".weight", {out, in});
-    if (native && (t.dtype == DType::F16 || t.dtype == DType::BF16) &&
-        reinterpret_cast<uintptr_t>(t.data) % 2 == 0) {
-      l.w16 = reinterpret_cast<const uint16_t*>(t.data);
-      l.w16_type = t.dtype;
-    } else if (native && t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % 4 == 0) {
-      l.w32 = reinterpret_cast<const float*>(t.data);
+    if (native) {
+      l = linear_in_place(t.data, t.dtype, out, in);
     } else {
       l.w.resize(out, in);
       convert_to_f32(t.dtype, t.data, out * in, l.w.data.data());
     }
   }
   const std::string bias = name + ".bias";
-  if (bias_required(cfg, r) || ck.has(bias)) {
+  if (linear_has_bias(cfg, r) || ck.has(bias)) {
     float_tensor(ck, bias, {out});
     l.bias = ck.read_vec(bias, out);
   }

@@ -4,6 +4,7 @@
 // generation (Model, which adds the KV-cache variant block_forward_cached).
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "base/mat.h"
@@ -14,6 +15,12 @@
 #include "model/ops.h"
 
 namespace awq {
+
+// [out, in] of each linear role under `c` (the shapes load_block reads and block_forward checks).
+std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r);
+// Whether linear `r` has a bias: q/k/v when attention_bias or the architecture says so (Qwen2),
+// o when o_bias, the MLP's when mlp_bias.
+bool linear_has_bias(const ModelConfig& c, LinearRole r);
 
 // How a model's linears are held at run time.
 enum class WeightForm {

@@ -41,6 +41,23 @@ void Linear::forward(const Mat& x, Mat& y) const {
   forward(x.data.data(), x.rows, y.data.data());
 }
 
+Linear linear_in_place(const void* data, DType dtype, int64_t out, int64_t in) {
+  Linear l;
+  l.out = out;
+  l.in = in;
+  const auto addr = reinterpret_cast<uintptr_t>(data);
+  if ((dtype == DType::F16 || dtype == DType::BF16) && addr % 2 == 0) {
+    l.w16 = static_cast<const uint16_t*>(data);
+    l.w16_type = dtype;
+  } else if (dtype == DType::F32 && addr % 4 == 0) {
+    l.w32 = static_cast<const float*>(data);
+  } else {
+    l.w.resize(out, in);
+    convert_to_f32(dtype, data, out * in, l.w.data.data());
+  }
+  return l;
+}
+
 Mat Linear::weight_f32() const {
   Mat m(out, in);
   if (!w.empty()) {

@@ -47,6 +47,11 @@ struct Linear {
   Mat weight_f32() const;
 };
 
+// A linear reading a [out, in] float matrix of `dtype` at `data` in place (f16/bf16 as w16, f32 as
+// w32: nothing copied, the mapping must outlive it), or an f32 copy when misaligned (or another
+// type that convert_to_f32 reads).
+Linear linear_in_place(const void* data, DType dtype, int64_t out, int64_t in);
+
 // Stacks W4 linears that read the same input into one matrix; each part's w4 becomes a view into
 // it (the packed bytes are not duplicated). Returns false, changing nothing, when they cannot be
 // fused: a part not W4, different input widths or group sizes, bias on some parts only, or a

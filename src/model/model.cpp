@@ -49,24 +49,6 @@ bool is_float(DType t) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16;
 }
 
-// A linear reading a [rows, cols] float tensor in place (f16/bf16/f32), or a copy when misaligned.
-Linear linear_in_place(const TensorInfo& t, int64_t rows, int64_t cols) {
-  Linear l;
-  l.out = rows;
-  l.in = cols;
-  const auto addr = reinterpret_cast<uintptr_t>(t.data);
-  if ((t.dtype == DType::F16 || t.dtype == DType::BF16) && addr % 2 == 0) {
-    l.w16 = reinterpret_cast<const uint16_t*>(t.data);
-    l.w16_type = t.dtype;
-  } else if (t.dtype == DType::F32 && addr % 4 == 0) {
-    l.w32 = reinterpret_cast<const float*>(t.data);
-  } else {
-    l.w.resize(rows, cols);
-    convert_to_f32(t.dtype, t.data, rows * cols, l.w.data.data());
-  }
-  return l;
-}
-
 }  // namespace
 
 void Model::load_shared(const LoadOptions&) {
@@ -88,7 +70,7 @@ void Model::load_shared(const LoadOptions&) {
     AWQ_CHECK(is_float(head->dtype), "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16",
               head->file, arch_->lm_head_name, dtype_name(head->dtype));
   }
-  lm_head_ = linear_in_place(*head, V, d);
+  lm_head_ = linear_in_place(head->data, head->dtype, V, d);
 }
 
 Model Model::load(const std::string& dir, const LoadOptions& opts) {

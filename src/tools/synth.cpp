@@ -8,6 +8,7 @@
 #include "base/thread_pool.h"
 #include "formats/checkpoint_writer.h"
 #include "model/architecture.h"
+#include "model/block.h"
 #include "tokenizer/tokenizer.h"
 
 namespace awq {
@@ -32,7 +33,8 @@ constexpr Preset kPresets[] = {
 };
 
 // Counter-based random numbers (splitmix64 of seed, tensor and index): any element can be
-// generated independently, so filling a tensor in parallel gives the same bits for any thread count.
+// generated independently, so filling a tensor in parallel gives the same bits for any thread
+// count.
 uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -105,14 +107,17 @@ void write_synthetic_model(const SynthOptions& opt) {
     }
     cfg = ModelConfig::from_json(j, opt.config_path);
   }
-  AWQ_CHECK(opt.dtype == DType::F16 || opt.dtype == DType::BF16 || opt.dtype == DType::F32, "synth: --dtype must be f16, bf16 or f32");
+  AWQ_CHECK(opt.dtype == DType::F16 || opt.dtype == DType::BF16 || opt.dtype == DType::F32,
+            "synth: --dtype must be f16, bf16 or f32");
   AWQ_CHECK(opt.outlier_channels >= 0 && opt.outlier_channels <= cfg.hidden_size,
             "synth: --outliers K must be between 0 and hidden_size {}", cfg.hidden_size);
   AWQ_CHECK(opt.outlier_gain > 0, "synth: outlier gain must be positive");
   const Architecture& arch = *find_architecture(cfg.model_type);
-  cfg.torch_dtype = opt.dtype == DType::F16 ? "float16" : opt.dtype == DType::BF16 ? "bfloat16" : "float32";
+  cfg.torch_dtype = opt.dtype == DType::F16    ? "float16"
+                    : opt.dtype == DType::BF16 ? "bfloat16"
+                                               : "float32";
   cfg.quant.reset();
-  const int64_t d = cfg.hidden_size, f = cfg.intermediate_size;
+  const int64_t d = cfg.hidden_size;
   const float sd = 0.02f;  // HF initializer_range
 
   StagedDir out(opt.out_dir);
@@ -141,18 +146,14 @@ void write_synthetic_model(const SynthOptions& opt) {
     w.add_f32_as(name, opt.dtype, {d}, v);
   };
   add(arch.embed_name, {cfg.vocab_size, d}, sd);
-  const int64_t widths_out[] = {cfg.q_dim(), cfg.kv_dim(), cfg.kv_dim(), d, f, f, d};
-  const int64_t widths_in[] = {d, d, d, cfg.q_dim(), d, d, f};
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
     add_norm(arch.norm_name(l, NormRole::Attn));
     add_norm(arch.norm_name(l, NormRole::Mlp));
     for (LinearRole r : kAllLinearRoles) {
       const std::string base = arch.linear_name(l, r);
-      add(base + ".weight", {widths_out[int(r)], widths_in[int(r)]}, sd);
-      const bool has_bias = (r == LinearRole::Q || r == LinearRole::K || r == LinearRole::V) ? cfg.attention_bias
-                            : r == LinearRole::O                                            ? cfg.o_bias
-                                                                                            : cfg.mlp_bias;
-      if (has_bias) add(base + ".bias", {widths_out[int(r)]}, sd);
+      const auto [out, in] = linear_shape(cfg, r);
+      add(base + ".weight", {out, in}, sd);
+      if (linear_has_bias(cfg, r)) add(base + ".bias", {out}, sd);
     }
   }
   add_norm(arch.final_norm_name);
@@ -162,7 +163,8 @@ void write_synthetic_model(const SynthOptions& opt) {
   write_text_file_atomic(out.path("config.json").string(), cfg.to_json().dump(2) + "\n");
   if (!opt.tokenizer_dir.empty()) {
     bool any = false;
-    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"}) {
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                             "tokenizer.model"}) {
       const fs::path src = fs::path(opt.tokenizer_dir) / name;
       if (fs::exists(src)) {
         fs::copy_file(src, out.path(name));
@@ -171,8 +173,9 @@ void write_synthetic_model(const SynthOptions& opt) {
     }
     AWQ_CHECK(any, "{}: no tokenizer.json to copy", opt.tokenizer_dir);
     const Tokenizer tok = Tokenizer::from_dir(out.tmp().string());
-    AWQ_CHECK(tok.vocab_size() <= cfg.vocab_size, "{}: tokenizer has {} tokens but the model's vocab_size is {}",
-              opt.tokenizer_dir, tok.vocab_size(), cfg.vocab_size);
+    AWQ_CHECK(tok.vocab_size() <= cfg.vocab_size,
+              "{}: tokenizer has {} tokens but the model's vocab_size is {}", opt.tokenizer_dir,
+              tok.vocab_size(), cfg.vocab_size);
   } else {
     const GeneratedTokenizer g = synthetic_byte_level_tokenizer(cfg.vocab_size);
     write_text_file_atomic(out.path("tokenizer.json").string(), g.tokenizer_json);
