@@ -53,9 +53,19 @@ Linear borrow(const Linear& l) {
   return b;
 }
 
-// Every stride-th row of x (stride max(1, rows / n_tokens), AutoAWQ's clip sampling).
+// How many tokens the clip search of a layer with groups of `group` inputs samples: `requested`
+// when positive; otherwise every token while the objective takes the triangular form (groups up
+// to 1024 wide: its cost then does not grow with the tokens), and the reference's 512 for wider
+// groups (whole rows of wide layers), whose objective reads X itself.
+int64_t clip_sample_tokens(int64_t requested, int64_t group) {
+  if (requested > 0) return requested;
+  return group <= 1024 ? 0 : 512;
+}
+
+// Every stride-th row of x (stride max(1, rows / n_tokens), AutoAWQ's clip sampling); every row
+// when n_tokens <= 0.
 Mat sample_rows(const Mat& x, int64_t n_tokens) {
-  const int64_t stride = std::max<int64_t>(1, x.rows / n_tokens);
+  const int64_t stride = n_tokens <= 0 ? 1 : std::max<int64_t>(1, x.rows / n_tokens);
   const int64_t t = (x.rows + stride - 1) / stride;
   Mat xs(t, x.cols);
   for (int64_t i = 0; i < t; ++i)
@@ -64,9 +74,10 @@ Mat sample_rows(const Mat& x, int64_t n_tokens) {
 }
 
 // Q(W·s)/s from the untouched original (AutoAWQ: weight.mul_(s); pseudo_quantize(weight) / s).
-// With `xs` (sampled inputs, unscaled), W·s is first clipped as the clip search would clip it.
+// With `xs` (the sampled inputs already divided by s), W·s is first clipped as the clip search
+// would clip it.
 Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const QuantSpec& spec,
-                         const std::string& name, const Mat* xs, const ClipOptions& copt) {
+                         const std::string& name, const ClipInputs* xs, const ClipOptions& copt) {
   Linear l;
   l.in = orig.in;
   l.out = orig.out;
@@ -74,10 +85,7 @@ Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const 
   l.w = orig.w;  // a real copy: the original stays untouched for the next candidate
   scale_columns(l.w, s);
   if (xs) {
-    Mat x = *xs;
-    divide_columns(x, s);
-    const std::vector<float> mv =
-        search_clip(l.w.data.data(), l.out, l.in, x.data.data(), x.rows, spec, copt, name);
+    const std::vector<float> mv = search_clip(l.w.data.data(), l.out, l.in, *xs, spec, copt, name);
     apply_clip(l.w.data.data(), l.out, l.in, mv, spec.group_for(l.in));
   }
   fake_quantize(l.w.data.data(), l.out, l.in, spec, name);
@@ -181,14 +189,22 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     inspect({}, x, n_seq, ref);
     const double flops_one = inspect_flops(cfg, g.inspect, g.layers[0], n_seq, T);
     const std::string what = fmt::format("layer {} group {}", layer, g.name);
-    Mat xs;  // sampled inputs for clip-aware scoring
-    if (opt.clip_aware) xs = sample_rows(x, opt.clip_tokens);
     auto clipped = [&](LinearRole l) {
       if (!opt.clip_aware) return false;
       for (LinearRole c : arch.clip_skip)
         if (c == l) return false;
       return true;
     };
+    bool any_clipped = false;
+    for (LinearRole l : g.layers) any_clipped |= clipped(l);
+    // Clip-aware scoring: the clip objective's matrices for the sampled unscaled inputs, built
+    // once; each candidate rescales them (ClipInputs::scaled) instead of rebuilding them.
+    Mat xs;
+    ClipInputs clip_in;
+    if (any_clipped) {
+      xs = sample_rows(x, clip_sample_tokens(opt.clip_tokens, opt.spec.group_for(x.cols)));
+      clip_in = prepare_clip_inputs(xs.data.data(), xs.rows, xs.cols, opt.spec, what);
+    }
     // The loss of scales s on inputs xin (ns sequences) against the unmodified output ref_out.
     // The candidate's weights (and their clipping, from the sampled xs) do not depend on xin.
     auto loss_on = [&](const std::vector<float>& s, const Mat& xin, int64_t ns,
@@ -196,9 +212,11 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       std::vector<Linear> q;
       q.reserve(g.layers.size());
       Sub sub;
+      ClipInputs clip_s;
+      if (any_clipped) clip_s = clip_in.scaled(s);
       for (LinearRole l : g.layers)
         q.push_back(scaled_fake_quant(w[l], s, opt.spec, arch.linear_name(layer, l),
-                                      clipped(l) ? &xs : nullptr, opt.clip_opts));
+                                      clipped(l) ? &clip_s : nullptr, opt.clip_opts));
       for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
       Mat out;
       inspect(sub, xin, ns, out);
@@ -224,7 +242,7 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     };
     ScaleSearchResult sr = search_scales_screened(x_mean, w_mean, opt.mode, loss_of,
                                                   screen ? &screen_loss_of : nullptr, opt.finalists,
-                                                  opt.parallel_candidates, what);
+                                                  opt.parallel_candidates, what, opt.n_grid);
     r.choice = sr.best;
     r.loss = sr.loss;
     r.rtn_loss = sr.identity_loss;
@@ -308,7 +326,8 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
     for (LinearRole s : arch.clip_skip) skip |= s == role;
     if (skip) continue;
     const Linear& l = w[role];
-    const Mat xs = sample_rows(capture_input(cap, role), n_tokens);
+    const Mat& x = capture_input(cap, role);
+    const Mat xs = sample_rows(x, clip_sample_tokens(n_tokens, spec.group_for(x.cols)));
     const int64_t t = xs.rows;
     const std::string name = arch.linear_name(layer, role);
     const std::vector<float> mv =

@@ -35,7 +35,10 @@ struct ScaleSearchOptions {
   // settings (by 1-2%); it costs one clip search per candidate and clipped linear.
   bool clip_aware = false;
   ClipOptions clip_opts;
-  int64_t clip_tokens = 512;
+  // Tokens the clip objective samples (every k-th); <= 0: all of them for groups up to 1024
+  // wide (the Gram form's cost does not grow with tokens), 512 for wider groups.
+  int64_t clip_tokens = 0;
+  int n_grid = 20;            // α = i / n_grid, i = 0 .. n_grid-1, per mode
   // Screening (see search_scales_screened): every candidate is first scored on `screen_seqs`
   // calibration sequences (every k-th), then the `finalists` best and the identity on all of
   // them. 0, or a value >= the number of sequences: every candidate on all the data.
@@ -58,11 +61,12 @@ void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w
                         const std::vector<GroupResult>& groups);
 
 // Clip search for every linear not in arch.clip_skip, on ~n_tokens rows of its (scaled) captured
-// input taken with stride max(1, rows / n_tokens) (AutoAWQ).
+// input taken with stride max(1, rows / n_tokens) (AutoAWQ: 512); n_tokens <= 0: as
+// ScaleSearchOptions::clip_tokens.
 std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t layer,
                                            const BlockWeights& w, const BlockCapture& cap,
                                            const QuantSpec& spec, const ClipOptions& copt,
-                                           int64_t n_tokens = 512);
+                                           int64_t n_tokens = 0);
 
 // Clamps each clipped linear's groups to ±m0·(1 − index/n_grid), m0 the group's current max |w|;
 // fills the clip statistics of `clips`.

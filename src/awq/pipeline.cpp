@@ -90,6 +90,8 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
   AWQ_CHECK(o.scale_screen > 0 && o.scale_screen <= 1,
             "--scale-screen {}: expected a fraction of the calibration in (0, 1]", o.scale_screen);
   AWQ_CHECK(o.scale_finalists >= 1, "--scale-finalists {}: expected at least 1", o.scale_finalists);
+  AWQ_CHECK(o.scale_grid >= 1 && o.scale_grid <= 1000, "--scale-grid {}: expected 1..1000",
+            o.scale_grid);
   const int64_t seqlen = o.calib_tokens ? o.calib_tokens->seqlen : o.calib_seqlen;
   if (o.method == QuantMethod::Awq && o.load_search.empty() && seqlen > cfg.max_position_embeddings)
     warnings.push_back(
@@ -273,6 +275,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   sopt.clip_aware = o.clip && o.clip_aware_search;
   sopt.clip_opts = o.clip_opts;
   sopt.clip_tokens = o.clip_tokens;
+  sopt.n_grid = o.scale_grid;
   if (o.scale_screen < 1.0) {
     sopt.screen_seqs = std::max<int64_t>(4, int64_t(std::ceil(double(n_seq) * o.scale_screen)));
     if (sopt.screen_seqs >= n_seq) sopt.screen_seqs = 0;
@@ -281,6 +284,8 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   if (search) {
     rep.screen_seqs = sopt.screen_seqs;
     rep.finalists = sopt.screen_seqs > 0 ? sopt.finalists : 0;
+    rep.scale_grid = o.scale_grid;
+    rep.clip_tokens = o.clip_tokens;
   }
   {
     const double N = double(n_seq * T);

@@ -36,7 +36,10 @@ struct QuantizeOptions {
   // ScaleSearchOptions::clip_aware. Without clipping the two are the same.
   bool clip_aware_search = true;
   ClipOptions clip_opts;
-  int64_t clip_tokens = 512;
+  // Tokens the clip search samples (strided); <= 0 (default): all of them where groups are at most
+  // 1024 wide, 512 (the reference's number) for wider ones. See ScaleSearchOptions::clip_tokens.
+  int64_t clip_tokens = 0;
+  int scale_grid = 20;        // α grid points per scale mode
   // Two-stage scale search (ScaleSearchOptions::screen_seqs): every candidate is scored on this
   // fraction of the calibration sequences (at least 4, every k-th), the `scale_finalists` best and
   // the identity on all of them. 1 scores every candidate on everything (the reference's search).

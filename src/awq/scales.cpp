@@ -178,8 +178,9 @@ void score(const std::vector<ScaleCandidate>& grid, const std::vector<int64_t>& 
 ScaleSearchResult search_scales_screened(std::span<const float> x_mean,
                                          std::span<const float> w_mean, ScaleMode mode,
                                          const ScaleLoss& loss_of, const ScaleLoss* screen_loss_of,
-                                         int n_finalists, bool parallel, const std::string& what) {
-  const std::vector<ScaleCandidate> grid = scale_grid(mode);
+                                         int n_finalists, bool parallel, const std::string& what,
+                                         int n_grid) {
+  const std::vector<ScaleCandidate> grid = scale_grid(mode, n_grid);
   const int64_t n = int64_t(grid.size());
   ScaleSearchResult r;
   r.losses.assign(size_t(n), std::numeric_limits<double>::quiet_NaN());

@@ -63,7 +63,8 @@ using ScaleLoss = std::function<double(const std::vector<float>& s)>;
 ScaleSearchResult search_scales_screened(std::span<const float> x_mean,
                                          std::span<const float> w_mean, ScaleMode mode,
                                          const ScaleLoss& loss_of, const ScaleLoss* screen_loss_of,
-                                         int n_finalists, bool parallel, const std::string& what);
+                                         int n_finalists, bool parallel, const std::string& what,
+                                         int n_grid = 20);
 
 // Evaluates every candidate (loss_of may run candidates concurrently: see `parallel`), keeps the
 // first with the strictly smallest finite loss. Throws awq::Error naming `what` if no loss is

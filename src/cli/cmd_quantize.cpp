@@ -52,6 +52,12 @@ Registration reg([](CLI::App& app) {
                   "computes) | f16 | f32")
       ->check(CLI::IsMember({"auto", "f16", "f32"}));
   sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
+  sub->add_option("--clip-tokens", a->opt.clip_tokens,
+                  "Calibration tokens the clipping search samples, every k-th (default 0: all of "
+                  "them for groups up to 1024 wide, 512 for wider; the reference samples 512)");
+  sub->add_option("--scale-grid", a->opt.scale_grid,
+                  "Points of the alpha grid per scale mode (default 20: alpha = 0, 0.05 .. 0.95)")
+      ->check(CLI::Range(1, 1000));
   sub->add_option(
          "--scale-loss", a->scale_loss,
          "How scale candidates are scored: clipped (default: Q(clip(W·s))/s, the weights that are "

@@ -61,22 +61,78 @@ void cholesky_upper(double* s, int g, float* u) {
 
 }  // namespace
 
-std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
+ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const QuantSpec& spec,
+                               const std::string& tensor) {
+  spec.validate(in, tensor);
+  AWQ_CHECK(t >= 0, "tensor '{}': clip search on {} tokens", tensor, t);
+  if (const int64_t i = first_nonfinite(x, t * in); i >= 0)
+    fail("tensor '{}': calibration input at (token {}, channel {}) is {}", tensor, i / in, i % in,
+         x[i]);
+  ClipInputs c;
+  c.in = in;
+  c.t = t;
+  c.group = spec.group_for(in);
+  const int g = c.group;
+  const int64_t ng = in / g;
+  // (The factors take in * group floats: wide groups, which need many tokens to get here, use X.)
+  c.triangular = t > 0 && int64_t(g) < 2 * t && g <= 1024;
+  if (!c.triangular) {
+    c.x = x;
+    return c;
+  }
+  const qk::KernelTable& kern = qk::kernels();
+  c.u.resize(size_t(ng) * g * g);
+  parallel_for(ng, 1, [&](int64_t k0, int64_t k1) {
+    std::vector<double> scratch(kern.gram_scratch_doubles(t, g)), gm(size_t(g) * g);
+    for (int64_t k = k0; k < k1; ++k) {
+      kern.gram(x + k * g, t, in, g, scratch.data(), gm.data());
+      cholesky_upper(gm.data(), g, c.u.data() + size_t(k) * g * g);
+    }
+  });
+  return c;
+}
+
+ClipInputs ClipInputs::scaled(const std::vector<float>& s) const {
+  AWQ_CHECK(int64_t(s.size()) == in, "clip inputs: {} scales for {} channels", s.size(), in);
+  ClipInputs c;
+  c.in = in;
+  c.t = t;
+  c.group = group;
+  c.triangular = triangular;
+  if (triangular) {
+    // Column j of group k's factor belongs to channel k * group + j.
+    c.u = u;
+    const int64_t g = group, ng = in / g;
+    for (int64_t k = 0; k < ng; ++k) {
+      float* uk = c.u.data() + size_t(k * g * g);
+      for (int64_t i = 0; i < g; ++i)
+        for (int64_t j = i; j < g; ++j) uk[i * g + j] /= s[size_t(k * g + j)];
+    }
+    return c;
+  }
+  c.x_own.assign(x, x + t * in);
+  for (int64_t r = 0; r < t; ++r)
+    for (int64_t j = 0; j < in; ++j) c.x_own[size_t(r * in + j)] /= s[size_t(j)];
+  c.x = c.x_own.data();
+  return c;
+}
+
+std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const ClipInputs& inputs,
                                const QuantSpec& spec, const ClipOptions& opts,
                                const std::string& tensor) {
   spec.validate(in, tensor);
-  AWQ_CHECK(out >= 0 && t >= 0, "tensor '{}': clip search on {} rows and {} tokens", tensor, out,
-            t);
+  AWQ_CHECK(out >= 0, "tensor '{}': clip search on {} rows", tensor, out);
+  AWQ_CHECK(inputs.in == in && inputs.group == spec.group_for(in),
+            "tensor '{}': clip inputs are for width {} in groups of {}, the weight is [{}, {}] in "
+            "groups of {}",
+            tensor, inputs.in, inputs.group, out, in, spec.group_for(in));
   AWQ_CHECK(opts.n_grid >= 1 && opts.max_shrink >= 0.0f && opts.max_shrink <= 1.0f,
             "tensor '{}': clip search needs n_grid >= 1 and max_shrink in [0, 1], got {} and {}",
             tensor, opts.n_grid, opts.max_shrink);
   if (const int64_t i = first_nonfinite(w, out * in); i >= 0)
     fail("tensor '{}': weight at (row {}, col {}) is {}", tensor, i / in, i % in, w[i]);
-  if (const int64_t i = first_nonfinite(x, t * in); i >= 0)
-    fail("tensor '{}': calibration input at (token {}, channel {}) is {}", tensor, i / in, i % in,
-         x[i]);
 
-  const int g = spec.group_for(in);
+  const int g = inputs.group;
   const int64_t ng = in / g;
   // Candidates as the reference: range(int(max_shrink * n_grid)); none tried means m0 is kept.
   const int n_cand = std::max(1, int(opts.max_shrink * float(opts.n_grid)));
@@ -94,28 +150,15 @@ std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const fl
   job.f16_scale = spec.f16_scales;
   job.n_cand = n_cand;
   job.shrink = shrink.data();
-
-  // The objective's matrix per group: U (g x g, from G = X_g^T X_g) when that is cheaper than
-  // X_g itself (t x g).
+  job.triangular = inputs.triangular;
   std::vector<const float*> a(size_t(ng), nullptr);
-  std::vector<float> u;
-  // (The factors take in * group floats: wide groups, which need many tokens to get here, use X.)
-  job.triangular = t > 0 && int64_t(g) < 2 * t && g <= 1024;
-  if (job.triangular) {
-    u.resize(size_t(ng) * g * g);
-    parallel_for(ng, 1, [&](int64_t k0, int64_t k1) {
-      std::vector<double> scratch(kern.gram_scratch_doubles(t, g)), gm(size_t(g) * g);
-      for (int64_t k = k0; k < k1; ++k) {
-        kern.gram(x + k * g, t, in, g, scratch.data(), gm.data());
-        cholesky_upper(gm.data(), g, u.data() + size_t(k) * g * g);
-      }
-    });
-    for (int64_t k = 0; k < ng; ++k) a[size_t(k)] = u.data() + size_t(k) * g * g;
+  if (inputs.triangular) {
+    for (int64_t k = 0; k < ng; ++k) a[size_t(k)] = inputs.u.data() + size_t(k) * g * g;
     job.a_rows = g;
     job.a_stride = g;
   } else {
-    for (int64_t k = 0; k < ng && t > 0; ++k) a[size_t(k)] = x + k * g;
-    job.a_rows = t;
+    for (int64_t k = 0; k < ng && inputs.t > 0; ++k) a[size_t(k)] = inputs.x + k * g;
+    job.a_rows = inputs.t;
     job.a_stride = in;
   }
   job.a = a.data();
@@ -128,6 +171,21 @@ std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const fl
       kern.clip_batch(job, b * lanes, scratch.data(), max_val.data());
   });
   return max_val;
+}
+
+std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
+                               const QuantSpec& spec, const ClipOptions& opts,
+                               const std::string& tensor) {
+  // Options and weights first, as before the inputs were split out (their errors name the weight).
+  spec.validate(in, tensor);
+  AWQ_CHECK(out >= 0 && t >= 0, "tensor '{}': clip search on {} rows and {} tokens", tensor, out,
+            t);
+  AWQ_CHECK(opts.n_grid >= 1 && opts.max_shrink >= 0.0f && opts.max_shrink <= 1.0f,
+            "tensor '{}': clip search needs n_grid >= 1 and max_shrink in [0, 1], got {} and {}",
+            tensor, opts.n_grid, opts.max_shrink);
+  if (const int64_t i = first_nonfinite(w, out * in); i >= 0)
+    fail("tensor '{}': weight at (row {}, col {}) is {}", tensor, i / in, i % in, w[i]);
+  return search_clip(w, out, in, prepare_clip_inputs(x, t, in, spec, tensor), spec, opts, tensor);
 }
 
 void apply_clip(float* w, int64_t out, int64_t in, const std::vector<float>& max_val, int group) {

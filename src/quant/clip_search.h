@@ -17,13 +17,41 @@ struct ClipOptions {
   float max_shrink = 0.5f;
 };
 
-// w [out, in], x [t, in] (the layer's inputs, already subsampled to ~512 tokens). Returns the
-// chosen max_val [out, n_groups]. Results are bit-identical for any thread count.
+// The clip objective's matrix per input group of one layer input x [t, in]: U (g x g, upper
+// triangular, G = X_g^T X_g = U^T U, factored in double) when that is cheaper than X_g itself
+// (t x g), else X_g. Built once per captured input and shared by every weight that reads it.
+struct ClipInputs {
+  int64_t in = 0, t = 0;
+  int group = 0;
+  bool triangular = false;
+  std::vector<float> u;      // [in / group][group][group] when triangular
+  std::vector<float> x_own;  // a scaled copy of X (not triangular, after scaled())
+  const float* x = nullptr;  // X [t, in] (not triangular): the caller's, or x_own
+
+  // The inputs x / s (each channel j divided by s_j, s > 0): for the triangular form exactly
+  // U·diag(1/s), which is the Cholesky factor of diag(1/s)·G·diag(1/s), so no new Gram matrix;
+  // otherwise a divided copy of X.
+  ClipInputs scaled(const std::vector<float>& s) const;
+};
+
+// Checks x for NaN/Inf (naming `tensor`) and builds the per-group matrices. The groups are
+// spec.group_for(in); x must outlive the result when it is not triangular.
+ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const QuantSpec& spec,
+                               const std::string& tensor = "clip search");
+
+// w [out, in] and its inputs. Returns the chosen max_val [out, n_groups]. Results are
+// bit-identical for any thread count.
 //
 // How: for each group the objective is d^T G d with d = Q(clamp(w)) - w and G = X_g^T X_g, so the
-// search factors G = U^T U once per group (Gram matrix and Cholesky in double) and evaluates
-// ||U d||^2: group^2/2 multiply-adds per candidate instead of t * group. When the group is wider
-// than 2t it uses X_g itself (t * group). Rows are processed in batches, one row per SIMD lane.
+// search evaluates ||U d||^2: group^2/2 multiply-adds per candidate instead of t * group, and the
+// cost of the search does not grow with the number of tokens once U is built. When the group is
+// wider than 2t (or 1024) it uses X_g itself (t * group). Rows are processed in batches, one row
+// per SIMD lane.
+std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const ClipInputs& inputs,
+                               const QuantSpec& spec, const ClipOptions& opts = {},
+                               const std::string& tensor = "clip search");
+
+// The same from x [t, in] directly (prepare_clip_inputs, then search_clip).
 std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
                                const QuantSpec& spec, const ClipOptions& opts = {},
                                const std::string& tensor = "clip search");

@@ -307,6 +307,9 @@ TEST(Pipeline, BadOptionsFailBeforeAnyOutput) {
   o = options(f, "out");
   o.scale_finalists = 0;
   expect_error(o, "--scale-finalists");
+  o = options(f, "out");
+  o.scale_grid = 0;
+  expect_error(o, "--scale-grid");
 }
 
 }  // namespace

@@ -72,6 +72,55 @@ TEST(ClipSearch, OptimalOnItsObjectiveGramPath) {
   check_against_brute_force({20, 128, 96, 32, 4, true}, 11);  // group < 2t: factored Gram
   check_against_brute_force({17, 96, 64, 48, 3, true}, 12);   // rows not a multiple of lanes
   check_against_brute_force({16, 64, 40, 16, 4, false}, 13);  // symmetric
+  check_against_brute_force({12, 64, 601, 64, 4, true}, 14);  // Gram summed over 3 row chunks
+}
+
+// Inputs divided by s: the triangular form's rescaled factor U·diag(1/s) is the Cholesky factor
+// of the scaled Gram matrix, so it equals the factor built from x/s up to rounding (the factor
+// is unique); the direct form is x/s itself. And the clip search chooses the same values from
+// either (near-ties aside).
+TEST(ClipSearch, ScaledInputsAreTheInputsOfScaledX) {
+  for (const auto& [t, group] : {std::pair<int64_t, int>{600, 64}, {20, 64}}) {
+    SCOPED_TRACE(testing::Message() << "t " << t << " group " << group);
+    const int64_t out = 24, in = 128;
+    const QuantSpec spec{4, group, true};
+    const std::vector<float> w = random_weights(out, in, 51);
+    std::vector<float> x = random_inputs(t, in, 52), s(static_cast<size_t>(in));
+    std::mt19937 rng(53);
+    std::uniform_real_distribution<float> u(0.25f, 4.0f);
+    for (float& v : s) v = u(rng);
+    std::vector<float> xs = x;
+    for (int64_t r = 0; r < t; ++r)
+      for (int64_t j = 0; j < in; ++j) xs[size_t(r * in + j)] /= s[size_t(j)];
+    const ClipInputs direct = prepare_clip_inputs(xs.data(), t, in, spec);
+    const ClipInputs rescaled = prepare_clip_inputs(x.data(), t, in, spec).scaled(s);
+    ASSERT_EQ(direct.triangular, rescaled.triangular);
+    EXPECT_EQ(direct.triangular, t > 2 * group);
+    if (direct.triangular) {
+      ASSERT_EQ(direct.u.size(), rescaled.u.size());
+      for (size_t i = 0; i < direct.u.size(); ++i)
+        EXPECT_NEAR(rescaled.u[i], direct.u[i], 1e-4 * std::fabs(direct.u[i]) + 1e-6) << i;
+    } else {
+      EXPECT_EQ(std::memcmp(rescaled.x, xs.data(), xs.size() * 4), 0);
+    }
+    std::vector<float> ws = w;  // W·s: the weights that read x/s
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t j = 0; j < in; ++j) ws[size_t(o * in + j)] *= s[size_t(j)];
+    const std::vector<float> a = search_clip(ws.data(), out, in, direct, spec);
+    const std::vector<float> b = search_clip(ws.data(), out, in, rescaled, spec);
+    size_t differ = 0;
+    for (size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
+    EXPECT_LE(differ, a.size() / 20);
+  }
+  // Inputs prepared for another width or group size are refused, naming the tensor.
+  const std::vector<float> x = random_inputs(8, 64, 54), w = random_weights(2, 64, 55);
+  const ClipInputs in32 = prepare_clip_inputs(x.data(), 8, 64, QuantSpec{4, 32, true});
+  try {
+    search_clip(w.data(), 2, 64, in32, QuantSpec{4, 64, true}, {}, "layers.0.mlp.up_proj");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layers.0.mlp.up_proj"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ClipSearch, OptimalOnItsObjectiveDirectPath) {
