@@ -40,7 +40,7 @@ struct KernelTable {
   void (*bf16_panel32)(const uint16_t* w, int64_t in, int64_t rows, float* panel);
   void (*f16_to_f32)(const uint16_t* src, float* dst, int64_t count);
   void (*bf16_to_f32)(const uint16_t* src, float* dst, int64_t count);
-  // Sum of p[0..n) (n a multiple of 64, p 64-byte aligned): the bandwidth probe's inner loop.
+  // Sum of p[0..n) (p 64-byte aligned, any n): the bandwidth probe's inner loop.
   float (*sum_f32)(const float* p, int64_t n);
 };
 

@@ -467,11 +467,12 @@ void half_to_f32(const uint16_t* src, float* dst, int64_t count) {
   }
 }
 
-// As the AVX-512 probe loop: one stream, software prefetch 1 KiB ahead.
+// As the AVX-512 probe loop: one stream, software prefetch 1 KiB ahead. p is 32-byte aligned.
 float sum_f32(const float* p, int64_t n) {
   constexpr int64_t kAhead = 256;  // floats = 1 KiB
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (int64_t i = 0; i < n; i += 32) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
     if (i % 64 == 0 && i + kAhead < n) {
       _mm_prefetch(reinterpret_cast<const char*>(p + i + kAhead), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(p + i + kAhead + 16), _MM_HINT_T0);
@@ -483,7 +484,9 @@ float sum_f32(const float* p, int64_t n) {
     a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
     a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
   }
-  return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; ++i) sum += p[i];
+  return sum;
 }
 
 }  // namespace

@@ -133,9 +133,12 @@ void half_to_f32(const uint16_t* src, float* dst, int64_t count) {
 
 float sum_f32(const float* p, int64_t n) {
   float acc[8] = {};
-  for (int64_t i = 0; i < n; i += 8)
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
     for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) sum += p[i];
+  return sum;
 }
 
 }  // namespace
