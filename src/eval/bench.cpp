@@ -529,7 +529,9 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   rep.cpu = cpu_name();
   rep.cores = int(std::thread::hardware_concurrency());
   rep.load_before = load_average_1m();
-  rep.bandwidth_gbs = kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
+  rep.bandwidth_before_gbs =
+      kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
+  rep.bandwidth_gbs = rep.bandwidth_before_gbs;
   if (opts.progress)
     fmt::print(stderr, "memory bandwidth ({} threads): {:.1f} GB/s\n", rep.threads,
                rep.bandwidth_gbs);
@@ -566,6 +568,14 @@ BenchReport run_bench(const BenchOptions& opts_in) {
     rep.rows.push_back(std::move(row));
   }
   rep.load_after = load_average_1m();
+  rep.bandwidth_after_gbs = kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
+  rep.bandwidth_gbs = std::max(rep.bandwidth_before_gbs, rep.bandwidth_after_gbs);
+  for (BenchRow& row : rep.rows) {
+    const double bytes = double(row.bytes.total());
+    if (bytes <= 0 || rep.bandwidth_gbs <= 0) continue;
+    row.roofline_fraction = row.decode_gbs / rep.bandwidth_gbs;
+    row.roofline_tok_s = rep.bandwidth_gbs * 1e9 / bytes;
+  }
   return rep;
 }
 
@@ -577,7 +587,10 @@ std::string format_bench_report(const BenchReport& r) {
                    c.num_attention_heads, c.num_key_value_heads, c.vocab_size);
   s += fmt::format("machine:   {}, isa {}, {} thread{}\n", r.cpu, r.isa, r.threads,
                    r.threads == 1 ? "" : "s");
-  s += fmt::format("bandwidth: {:.1f} GB/s measured ({} threads)\n", r.bandwidth_gbs, r.threads);
+  s += fmt::format(
+      "bandwidth: {:.1f} GB/s measured ({} threads; {:.1f} before the rows, {:.1f} after: the "
+      "roofline is the larger)\n",
+      r.bandwidth_gbs, r.threads, r.bandwidth_before_gbs, r.bandwidth_after_gbs);
   if (r.load_before >= 0)
     s += fmt::format(
         "load:      {:.2f} before, {:.2f} after (1-minute average, {} cores){}\n", r.load_before,
@@ -660,6 +673,8 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["isa"] = r.isa;
   j["cpu"] = r.cpu;
   j["bandwidth_gbs"] = r.bandwidth_gbs;
+  j["bandwidth_before_gbs"] = r.bandwidth_before_gbs;
+  j["bandwidth_after_gbs"] = r.bandwidth_after_gbs;
   j["cores"] = r.cores;
   j["load_before"] = r.load_before;
   j["load_after"] = r.load_after;

@@ -151,7 +151,9 @@ struct BenchReport {
   BenchOptions opts;
   int threads = 0;
   std::string isa, cpu;
-  double bandwidth_gbs = 0;                  // measured with `threads` threads, before the rows
+  // Measured with `threads` threads before the rows and again after them; the roofline is the
+  // larger (a VM's bandwidth drifts by ~10% within minutes: the higher reading cannot flatter).
+  double bandwidth_gbs = 0, bandwidth_before_gbs = 0, bandwidth_after_gbs = 0;
   double load_before = -1, load_after = -1;  // 1-minute load average (/proc/loadavg), -1 unknown
   int cores = 0;                             // std::thread::hardware_concurrency()
   std::vector<BenchRow> rows;

@@ -141,7 +141,9 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
   EXPECT_EQ(r.rows[0].form, "f16");  // f16 first, then w4 and w4a8 from one packed model
   EXPECT_EQ(r.rows[1].form, "w4");
   EXPECT_EQ(r.rows[2].form, "w4a8");
-  EXPECT_GT(r.bandwidth_gbs, 0.0);
+  EXPECT_GT(r.bandwidth_before_gbs, 0.0);
+  EXPECT_GT(r.bandwidth_after_gbs, 0.0);
+  EXPECT_EQ(r.bandwidth_gbs, std::max(r.bandwidth_before_gbs, r.bandwidth_after_gbs));
   EXPECT_EQ(r.threads, 2);
   const BenchModel probe = make_synthetic_bench_model(r.cfg, BenchForm::F16, 128, 1);
   for (const BenchRow& w : r.rows) {
