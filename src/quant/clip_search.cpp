@@ -176,15 +176,6 @@ std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const Cl
 std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
                                const QuantSpec& spec, const ClipOptions& opts,
                                const std::string& tensor) {
-  // Options and weights first, as before the inputs were split out (their errors name the weight).
-  spec.validate(in, tensor);
-  AWQ_CHECK(out >= 0 && t >= 0, "tensor '{}': clip search on {} rows and {} tokens", tensor, out,
-            t);
-  AWQ_CHECK(opts.n_grid >= 1 && opts.max_shrink >= 0.0f && opts.max_shrink <= 1.0f,
-            "tensor '{}': clip search needs n_grid >= 1 and max_shrink in [0, 1], got {} and {}",
-            tensor, opts.n_grid, opts.max_shrink);
-  if (const int64_t i = first_nonfinite(w, out * in); i >= 0)
-    fail("tensor '{}': weight at (row {}, col {}) is {}", tensor, i / in, i % in, w[i]);
   return search_clip(w, out, in, prepare_clip_inputs(x, t, in, spec, tensor), spec, opts, tensor);
 }
 
