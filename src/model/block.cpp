@@ -253,8 +253,7 @@ void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, M
   Mat* gate_up_out[] = {&gate, &up};
   forward_group(gate_up, xn, gate_up_out);
   parallel_for(gate.size(), 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      gate.data[size_t(i)] = silu(gate.data[size_t(i)]) * up.data[size_t(i)];
+    swiglu(gate.data.data() + i0, up.data.data() + i0, i1 - i0);
   });
   w[LinearRole::Down].forward(gate, out);
   if (down_in) *down_in = std::move(gate);

@@ -67,6 +67,20 @@ void rope_interleaved(float* x, int64_t head_dim, const float* cos, const float*
   }
 }
 
+void swiglu(float* gate, const float* up, int64_t n) {
+  switch (kernels::active_isa()) {
+    case kernels::Isa::Avx512:
+      model_detail::avx512::swiglu(gate, up, n);
+      break;
+    case kernels::Isa::Avx2:
+      model_detail::avx2::swiglu(gate, up, n);
+      break;
+    default:
+      model_detail::generic::swiglu(gate, up, n);
+      break;
+  }
+}
+
 void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const float* k,
                    const float* v, int64_t ldkv, int64_t hd, float scale, float* out, int64_t ldo) {
   const model_detail::AttnArgs a{q, ldq, nq, p0, k, v, ldkv, hd, scale, out, ldo};

@@ -36,6 +36,10 @@ inline float silu(float x) {
   return x / (1.0f + std::exp(-x));
 }
 
+// gate[i] = silu(gate[i]) * up[i] for i < n, vectorized for kernels::active_isa() (a polynomial
+// exp, within a few ulp of silu() above, which stays the scalar reference; NaN stays NaN).
+void swiglu(float* gate, const float* up, int64_t n);
+
 // Causal attention for one sequence and one query head. Queries are at positions p0 .. p0+nq-1; the
 // keys and values of positions 0 .. p0+nq-1 are rows of k and v (row stride ldkv, already offset to
 // this head's columns). Writes out[i] = softmax(q_i·K^T·scale over positions <= p0+i)·V.

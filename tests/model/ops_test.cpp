@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iterator>
+#include <limits>
 #include <random>
 
 #include "kernels/isa.h"
@@ -139,6 +141,41 @@ TEST(Ops, AttendCausalMatchesNaiveOnEveryIsa) {
                     hd);
       for (int64_t i = 0; i < 10 * hd; ++i) ASSERT_EQ(chunk[size_t(i)], all[size_t(20 * hd + i)]);
     }
+  }
+  kernels::force_isa(before);
+}
+
+// The vectorized SwiGLU against silu() in double on every ISA: random values over the range
+// activations take, the clamp edges (|x| around 87, where exp would overflow), signed zeros,
+// infinities and NaN, at lengths that are not multiples of the vector width.
+TEST(Ops, SwigluMatchesSiluOnEveryIsa) {
+  const Isa before = kernels::active_isa();
+  std::vector<float> gate = randn(1000, 11, 6.0f), up = randn(1000, 12, 2.0f);
+  const float specials[] = {0.0f,   -0.0f,  1e-30f,  -1e-30f, 86.9f, 87.0f,  87.5f,  88.8f,
+                            -86.9f, -87.0f, -87.5f,  -88.8f,  500.f, -500.f, 1e30f,  -1e30f,
+                            20.0f,  -20.0f, 1.0f,    -1.0f};
+  for (size_t i = 0; i < std::size(specials); ++i) gate[i * 7] = specials[i];
+  for (const Isa isa : kernels::available_isas()) {
+    kernels::force_isa(isa);
+    for (const int64_t n : {int64_t(1), int64_t(15), int64_t(17), int64_t(1000)}) {
+      std::vector<float> got(gate.begin(), gate.begin() + n);
+      swiglu(got.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double x = gate[size_t(i)], u = up[size_t(i)];
+        const double want = x / (1.0 + std::exp(-x)) * u;
+        // A few f32 roundings of the polynomial exp, the division and the product; below -87
+        // the clamp gives ~x·e^-87 instead of x·e^x, both below 1e-34 (zero next to any
+        // activation).
+        ASSERT_NEAR(got[size_t(i)], want, 4e-7 * std::fabs(want) + 1e-34)
+            << kernels::isa_name(isa) << " n=" << n << " x=" << x;
+      }
+    }
+    const float inf = std::numeric_limits<float>::infinity();
+    std::vector<float> g = {inf, -inf, std::nanf("")}, u = {2.0f, 2.0f, 1.0f};
+    swiglu(g.data(), u.data(), 3);
+    EXPECT_EQ(g[0], inf) << kernels::isa_name(isa);
+    EXPECT_TRUE(std::isnan(g[1])) << kernels::isa_name(isa);  // -inf / inf, as silu() gives
+    EXPECT_TRUE(std::isnan(g[2])) << kernels::isa_name(isa);
   }
   kernels::force_isa(before);
 }
