@@ -111,7 +111,8 @@ bool ends_with(const std::string& s, std::string_view suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::vector<std::string> load_file(const std::string& path, std::optional<std::string> field) {
+std::vector<std::string> load_file(const std::string& path,
+                                   const std::optional<std::string>& field) {
   const std::string text = read_text_file(path);
   DocSplit how = DocSplit::Auto;
   if (field || ends_with(path, ".jsonl")) how = DocSplit::JsonLines;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 
 namespace awq {
@@ -10,11 +11,13 @@ namespace awq {
 Progress::Progress(std::string label, int64_t total)
     : label_(std::move(label)), total_(total), tty_(::isatty(2) != 0) {}
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 static std::string format_secs(double s) {
   if (s < 0 || s > 1e7) return "--:--";
-  const int t = int(s + 0.5);
+  const int t = int(std::lround(s));
   return t >= 3600 ? fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
                    : fmt::format("{:02}:{:02}", t / 60, t % 60);
 }

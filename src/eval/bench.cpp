@@ -387,7 +387,7 @@ std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double
   std::vector<std::vector<Call>> calls(m.blocks.size());
   for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
     const BlockWeights& b = m.blocks[bi];
-    auto add = [&](std::vector<LinearRole> roles) {
+    auto add = [&](const std::vector<LinearRole>& roles) {
       std::vector<const Linear*> ls;
       for (LinearRole r : roles) ls.push_back(&b[r]);
       if (roles.size() > 1 && !is_fused_group(ls)) {
@@ -545,8 +545,10 @@ BenchReport run_bench(const BenchOptions& opts_in) {
     Timer tb;
     set_num_threads(build_threads);  // building is not what is measured: use every core
     std::unique_ptr<BenchModel> m;
+    const BenchModel* built = nullptr;
     if (is_w4(f) && w4) {
       w4->set_w4a8(f == BenchForm::W4A8);
+      built = w4.get();
     } else {
       m = std::make_unique<BenchModel>(
           custom ? opts.build_model(f)
@@ -555,9 +557,10 @@ BenchReport run_bench(const BenchOptions& opts_in) {
               : make_synthetic_bench_model(rep.cfg, f, opts.group_size, opts.seed));
       if (is_w4(f) && opts.lm_head_w4) m->quantize_lm_head(opts.group_size);
       if (is_w4(f) && opts.fuse_w4) m->fuse_w4_groups();
+      built = m.get();
       if (is_w4(f)) w4 = std::move(m);
     }
-    const BenchModel& model = is_w4(f) ? *w4 : *m;
+    const BenchModel& model = *built;
     const double build_s = tb.seconds();
     if (opts.progress)
       fmt::print(stderr, "{}: model ready in {:.1f} s ({:.1f} MB of weights per token)\n",
@@ -568,7 +571,8 @@ BenchReport run_bench(const BenchOptions& opts_in) {
     rep.rows.push_back(std::move(row));
   }
   rep.load_after = load_average_1m();
-  rep.bandwidth_after_gbs = kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
+  rep.bandwidth_after_gbs =
+      kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
   rep.bandwidth_gbs = std::max(rep.bandwidth_before_gbs, rep.bandwidth_after_gbs);
   for (BenchRow& row : rep.rows) {
     const double bytes = double(row.bytes.total());

@@ -34,7 +34,7 @@ struct LoadOptions {
   bool w4a8 = false;  // with W4: quantize activations to 8 bits on the fly
 };
 
-struct BlockWeights {
+struct BlockWeights {  // NOLINT(bugprone-reserved-identifier): clang names the array copy's index
   std::vector<float> attn_norm, mlp_norm;  // [hidden]
   Linear lin[kNumLinearRoles];             // indexed by LinearRole
   Linear& operator[](LinearRole r) { return lin[int(r)]; }

@@ -124,8 +124,8 @@ BpeModel BpeModel::from_json(const json& model, const std::string& what) {
     m.vocab_[it.key()] = static_cast<int32_t>(id);
     max_id = std::max(max_id, static_cast<int32_t>(id));
   }
-  m.id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
-  m.has_id_.assign(static_cast<size_t>(max_id + 1), false);
+  m.id_to_token_.assign(static_cast<size_t>(max_id) + 1, std::string());
+  m.has_id_.assign(static_cast<size_t>(max_id) + 1, false);
   for (const auto& [tok, id] : m.vocab_) {
     m.id_to_token_[static_cast<size_t>(id)] = tok;
     m.has_id_[static_cast<size_t>(id)] = true;

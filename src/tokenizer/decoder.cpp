@@ -147,7 +147,8 @@ std::string Decoder::decode(std::vector<std::string> tokens, bool lossy) const {
       case Step::kFuse: {
         std::string all;
         for (const std::string& t : tokens) all += t;
-        tokens.assign(1, std::move(all));
+        tokens.clear();
+        tokens.push_back(std::move(all));
         break;
       }
       case Step::kStrip:

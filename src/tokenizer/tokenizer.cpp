@@ -138,7 +138,7 @@ std::shared_ptr<Tokenizer::Impl> build(const Sources& s) {
   // Per-id token strings: the model vocabulary, overridden by added tokens.
   int32_t max_id = t.model.max_id();
   for (const tok::AddedToken& a : t.added.tokens()) max_id = std::max(max_id, a.id);
-  t.tokens.assign(static_cast<size_t>(max_id + 1), std::string());
+  t.tokens.assign(static_cast<size_t>(max_id) + 1, std::string());
   for (int32_t id = 0; id <= t.model.max_id(); ++id)
     if (const std::string* s2 = t.model.id_to_token(id)) t.tokens[static_cast<size_t>(id)] = *s2;
   for (const tok::AddedToken& a : t.added.tokens()) t.tokens[static_cast<size_t>(a.id)] = a.content;
