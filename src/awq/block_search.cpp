@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "awq/fold.h"
 #include "base/error.h"
@@ -54,12 +55,12 @@ Linear borrow(const Linear& l) {
 }
 
 // How many tokens the clip search of a layer with groups of `group` inputs samples: `requested`
-// when positive; otherwise every token while the objective takes the triangular form (groups up
-// to 1024 wide: its cost then does not grow with the tokens), and the reference's 512 for wider
-// groups (whole rows of wide layers), whose objective reads X itself.
+// when positive; otherwise every token while the objective takes the factored form (its cost
+// then does not grow with the tokens), and the reference's 512 for wider groups (whole rows of
+// wide layers), whose objective reads X itself.
 int64_t clip_sample_tokens(int64_t requested, int64_t group) {
   if (requested > 0) return requested;
-  return group <= 1024 ? 0 : 512;
+  return group <= kClipMaxFactoredGroup ? 0 : 512;
 }
 
 // Every stride-th row of x (stride max(1, rows / n_tokens), AutoAWQ's clip sampling); every row
@@ -321,17 +322,28 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
                                            int64_t n_tokens) {
   std::vector<ClipResult> out;
   const int n_cand = std::max(1, int(copt.max_shrink * float(copt.n_grid)));
+  // The objective's matrices per captured input, built once: gate and up (and q, k, v) read the
+  // same one. Map nodes stay put, so inputs that point into their sampled rows stay valid.
+  struct Prepared {
+    Mat xs;
+    ClipInputs in;
+  };
+  std::map<const Mat*, Prepared> prepared;
   for (LinearRole role : kAllLinearRoles) {
     bool skip = false;
     for (LinearRole s : arch.clip_skip) skip |= s == role;
     if (skip) continue;
     const Linear& l = w[role];
-    const Mat& x = capture_input(cap, role);
-    const Mat xs = sample_rows(x, clip_sample_tokens(n_tokens, spec.group_for(x.cols)));
-    const int64_t t = xs.rows;
     const std::string name = arch.linear_name(layer, role);
+    const Mat& x = capture_input(cap, role);
+    auto [it, fresh] = prepared.try_emplace(&x);
+    if (fresh) {
+      Prepared& p = it->second;
+      p.xs = sample_rows(x, clip_sample_tokens(n_tokens, spec.group_for(x.cols)));
+      p.in = prepare_clip_inputs(p.xs.data.data(), p.xs.rows, p.xs.cols, spec, name);
+    }
     const std::vector<float> mv =
-        search_clip(l.w.data.data(), l.out, l.in, xs.data.data(), t, spec, copt, name);
+        search_clip(l.w.data.data(), l.out, l.in, it->second.in, spec, copt, name);
     const int64_t g = spec.group_for(l.in), ng = l.in / g;
     AWQ_CHECK(int64_t(mv.size()) == l.out * ng, "{}: clip search returned {} values for [{}, {}]",
               name, mv.size(), l.out, ng);

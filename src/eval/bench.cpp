@@ -46,10 +46,19 @@ BenchForm parse_bench_form(const std::string& s) {
   fail("unknown weight form '{}' for bench (expected f16, f32, w4 or w4a8)", s);
 }
 
-namespace {
-
 bool is_w4(BenchForm f) {
   return f == BenchForm::W4 || f == BenchForm::W4A8;
+}
+
+namespace {
+
+// Decode against the bandwidth roofline: the fraction of `bandwidth_gbs` the row reads at, and the
+// tokens/s that bandwidth would allow for its bytes per token.
+void set_roofline(BenchRow& row, double bandwidth_gbs) {
+  const double bytes = double(row.bytes.total());
+  if (bytes <= 0 || bandwidth_gbs <= 0) return;
+  row.roofline_fraction = row.decode_gbs / bandwidth_gbs;
+  row.roofline_tok_s = bandwidth_gbs * 1e9 / bytes;
 }
 
 const Architecture& arch_of(const ModelConfig& cfg, const std::string& what) {
@@ -92,7 +101,8 @@ std::shared_ptr<uint16_t> to_f16(const float* src, int64_t n) {
   return buf;
 }
 
-// The f32 weight w of tensor `name` in `form`; arrays it needs are appended to `storage`.
+}  // namespace
+
 Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string& name,
                       std::vector<std::shared_ptr<const void>>& storage) {
   Linear l;
@@ -132,8 +142,6 @@ Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string
   }
   return l;
 }
-
-}  // namespace
 
 DecodeBytes BenchModel::decode_bytes() const {
   DecodeBytes b;
@@ -178,11 +186,7 @@ void BenchModel::quantize_lm_head(int group_size) {
 
 int BenchModel::fuse_w4_groups() {
   int n = 0;
-  for (auto& b : blocks) {
-    Linear* qkv[] = {&b[LinearRole::Q], &b[LinearRole::K], &b[LinearRole::V]};
-    Linear* gate_up[] = {&b[LinearRole::Gate], &b[LinearRole::Up]};
-    n += int(fuse_w4(qkv)) + int(fuse_w4(gate_up));
-  }
+  for (auto& b : blocks) n += fuse_block_w4(b);
   return n;
 }
 
@@ -501,10 +505,7 @@ BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandw
     row.prompt_gflops = m.prefill_flops(opts.prompt) * row.prompt_tok_s / double(opts.prompt) / 1e9;
   const double bytes = double(row.bytes.total());
   row.decode_gbs = bytes * row.decode_tok_s / 1e9;
-  if (bandwidth_gbs > 0) {
-    row.roofline_fraction = row.decode_gbs / bandwidth_gbs;
-    row.roofline_tok_s = bandwidth_gbs * 1e9 / bytes;
-  }
+  set_roofline(row, bandwidth_gbs);
   return row;
 }
 
@@ -574,12 +575,7 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   rep.bandwidth_after_gbs =
       kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
   rep.bandwidth_gbs = std::max(rep.bandwidth_before_gbs, rep.bandwidth_after_gbs);
-  for (BenchRow& row : rep.rows) {
-    const double bytes = double(row.bytes.total());
-    if (bytes <= 0 || rep.bandwidth_gbs <= 0) continue;
-    row.roofline_fraction = row.decode_gbs / rep.bandwidth_gbs;
-    row.roofline_tok_s = rep.bandwidth_gbs * 1e9 / bytes;
-  }
+  for (BenchRow& row : rep.rows) set_roofline(row, rep.bandwidth_gbs);
   return rep;
 }
 

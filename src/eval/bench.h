@@ -34,6 +34,7 @@ namespace awq {
 enum class BenchForm { F32, F16, W4, W4A8 };
 const char* bench_form_name(BenchForm f);
 BenchForm parse_bench_form(const std::string& s);  // "f32|f16|w4|w4a8", else awq::Error
+bool is_w4(BenchForm f);                           // w4 or w4a8: the 4-bit kernels
 
 // Bytes of weights one decoded token reads, by kind.
 struct DecodeBytes {
@@ -69,6 +70,12 @@ struct BenchModel {
   // for W4: decode then runs one kernel call per group. Returns the number of groups fused.
   int fuse_w4_groups();
 };
+
+// The f32 weight w of tensor `name` as a linear in `form` (f16 rows in weight memory; W4: RTN
+// in groups of `group_size`, asymmetric, packed); arrays it needs are appended to `storage`.
+// No bias: the caller keeps its own.
+Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string& name,
+                      std::vector<std::shared_ptr<const void>>& storage);
 
 // Random weights of `cfg`'s shape (seeded, bit-identical for any thread count). For W4/W4A8 the
 // linears are RTN-quantized with groups of `group_size` (asymmetric) and packed.

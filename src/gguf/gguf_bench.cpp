@@ -4,33 +4,9 @@
 #include <vector>
 
 #include "base/error.h"
-#include "base/half.h"
 #include "gguf/gguf_model.h"
 
 namespace awq::gguf {
-namespace {
-
-bool is_w4_form(BenchForm f) {
-  return f == BenchForm::W4 || f == BenchForm::W4A8;
-}
-
-// An f32 weight as f16 rows owned by `storage` (the bench's f16 form).
-void to_f16_rows(Linear& l, std::vector<std::shared_ptr<const void>>& storage) {
-  const Mat w = l.weight_f32();
-  auto rows = std::make_shared<std::vector<uint16_t>>(w.data.size());
-  for (size_t i = 0; i < w.data.size(); ++i) (*rows)[i] = f32_to_f16(w.data[i]);
-  Linear h;
-  h.in = l.in;
-  h.out = l.out;
-  h.bias = std::move(l.bias);
-  h.w16 = rows->data();
-  h.w16_type = DType::F16;
-  storage.push_back(std::move(rows));
-  l = std::move(h);
-}
-
-}  // namespace
-
 BenchModel make_gguf_bench_model(const std::string& path, BenchForm form) {
   const GgufFile f(path);
   BenchModel m;
@@ -47,12 +23,17 @@ BenchModel make_gguf_bench_model(const std::string& path, BenchForm form) {
   const TensorInfo& h = cfg.tie_word_embeddings ? e : ck->get(arch.lm_head_name, {V, d});
   m.lm_head = linear_in_place(h.data, h.dtype, V, d);
   LoadOptions lo;
-  lo.weights = is_w4_form(form) ? WeightForm::W4 : WeightForm::F32;
+  lo.weights = is_w4(form) ? WeightForm::W4 : WeightForm::F32;
   lo.w4a8 = form == BenchForm::W4A8;
   for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
     BlockWeights b = load_gguf_block(f, cfg, layer, lo, nullptr);
     if (form == BenchForm::F16)
-      for (LinearRole r : kAllLinearRoles) to_f16_rows(b[r], m.storage);
+      for (LinearRole r : kAllLinearRoles) {
+        Linear h = linear_in_form(b[r].weight_f32(), BenchForm::F16, 0, arch.linear_name(layer, r),
+                                  m.storage);
+        h.bias = std::move(b[r].bias);
+        b[r] = std::move(h);
+      }
     m.blocks.push_back(std::move(b));
   }
   m.storage.push_back(std::move(ck));

@@ -110,16 +110,13 @@ Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architect
   return l;
 }
 
-// q|k|v and gate|up as one W4 matrix each (decode runs one kernel call per group; see
-// forward_group). Where a group cannot be fused its linears stay as they are.
-void fuse_block_w4(BlockWeights& b) {
+}  // namespace
+
+int fuse_block_w4(BlockWeights& b) {
   Linear* qkv[] = {&b[LinearRole::Q], &b[LinearRole::K], &b[LinearRole::V]};
   Linear* gate_up[] = {&b[LinearRole::Gate], &b[LinearRole::Up]};
-  fuse_w4(qkv);
-  fuse_w4(gate_up);
+  return int(fuse_w4(qkv)) + int(fuse_w4(gate_up));
 }
-
-}  // namespace
 
 BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
                         int64_t layer, const LoadOptions& opts) {

@@ -41,6 +41,11 @@ struct BlockWeights {  // NOLINT(bugprone-reserved-identifier): clang names the 
   const Linear& operator[](LinearRole r) const { return lin[int(r)]; }
 };
 
+// Stacks q|k|v and gate|up into one W4 matrix each (fuse_w4: decode then makes one kernel call
+// per group; see forward_group), as load_block does for W4. Groups that cannot be fused stay as
+// they are. Returns the number of groups fused (already fused ones count).
+int fuse_block_w4(BlockWeights& b);
+
 // Loads block `layer` with every linear as f32 working weights: from F32/F16/BF16 tensors, or
 // dequantized from an AutoAWQ GEMM checkpoint (qweight/qzeros/scales). Shapes are checked; errors
 // name the file and the tensor.

@@ -74,8 +74,7 @@ ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const Quan
   c.group = spec.group_for(in);
   const int g = c.group;
   const int64_t ng = in / g;
-  // (The factors take in * group floats: wide groups, which need many tokens to get here, use X.)
-  c.triangular = t > 0 && int64_t(g) < 2 * t && g <= 1024;
+  c.triangular = t > 0 && int64_t(g) < 2 * t && g <= kClipMaxFactoredGroup;
   if (!c.triangular) {
     c.x = x;
     return c;

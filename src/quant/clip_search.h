@@ -17,6 +17,10 @@ struct ClipOptions {
   float max_shrink = 0.5f;
 };
 
+// Widest group the objective is factored for (the factors take in * group floats); wider groups
+// (whole rows of wide layers) use X itself.
+inline constexpr int kClipMaxFactoredGroup = 1024;
+
 // The clip objective's matrix per input group of one layer input x [t, in]: U (g x g, upper
 // triangular, G = X_g^T X_g = U^T U, factored in double) when that is cheaper than X_g itself
 // (t x g), else X_g. Built once per captured input and shared by every weight that reads it.

@@ -256,20 +256,25 @@ TEST(Bench, FormsOfOneSeedAreOneModel) {
   EXPECT_LT(cosine(last[0], last[2]), 0.999999);  // it is quantized
 }
 
-TEST(Bench, CheckpointModelMatchesTheModelLayer) {
-  const auto dir = test::scratch_dir("bench_ckpt");
+// A random f16 checkpoint of the tiny shape in `dir`; returns its path.
+std::string write_tiny_f16(const std::filesystem::path& dir) {
   SynthOptions so;
   so.shape = "tiny";
-  so.out_dir = (dir / "m").string();
+  so.out_dir = dir.string();
   so.dtype = DType::F16;
   write_synthetic_model(so);
+  return so.out_dir;
+}
+
+TEST(Bench, CheckpointModelMatchesTheModelLayer) {
+  const std::string model_dir = write_tiny_f16(test::scratch_dir("bench_ckpt") / "m");
   const std::vector<int32_t> toks = {3, 1, 4, 1, 5, 9, 2, 6};
 
-  const Model ref = Model::load(so.out_dir);  // native: f16 rows in place
+  const Model ref = Model::load(model_dir);  // native: f16 rows in place
   auto sess = ref.session(16);
   const auto want = sess.feed(toks);
 
-  const BenchModel f16 = make_checkpoint_bench_model(so.out_dir, BenchForm::F16, 128);
+  const BenchModel f16 = make_checkpoint_bench_model(model_dir, BenchForm::F16, 128);
   BenchSession s(f16, 16);
   const auto got = s.feed(toks);
   ASSERT_EQ(got.size(), want.size());
@@ -277,7 +282,7 @@ TEST(Bench, CheckpointModelMatchesTheModelLayer) {
   // f16 rows stay in the mapping: the accounting is the file's tensor sizes.
   expect_bytes_eq(f16.decode_bytes(), expected_bytes(f16.cfg, BenchForm::F16, 128, false), "ckpt");
 
-  const BenchModel w4 = make_checkpoint_bench_model(so.out_dir, BenchForm::W4, 64);
+  const BenchModel w4 = make_checkpoint_bench_model(model_dir, BenchForm::W4, 64);
   expect_bytes_eq(w4.decode_bytes(), expected_bytes(w4.cfg, BenchForm::W4, 64, false), "ckpt w4");
   BenchSession s4(w4, 16);
   EXPECT_GT(cosine(s4.feed(toks), want), 0.95);
@@ -333,13 +338,9 @@ TEST(Bench, FusedW4GroupsAreBitIdenticalToUnfused) {
 // fused at load (Model::load), and its logits equal those of the same linears run one by one.
 TEST(Bench, LoadedAwqModelIsFusedAndBitIdenticalToUnfused) {
   const auto dir = test::scratch_dir("bench_fused_awq");
-  SynthOptions so;
-  so.shape = "tiny";
-  so.out_dir = (dir / "fp").string();
-  so.dtype = DType::F16;
-  write_synthetic_model(so);
+  const std::string fp_dir = write_tiny_f16(dir / "fp");
   // RTN to an AutoAWQ GEMM checkpoint (g32), everything else copied as f16.
-  const Checkpoint src = Checkpoint::open(so.out_dir);
+  const Checkpoint src = Checkpoint::open(fp_dir);
   StagedDir sd((dir / "awq").string());
   {
     CheckpointWriter cw(sd);
@@ -367,7 +368,7 @@ TEST(Bench, LoadedAwqModelIsFusedAndBitIdenticalToUnfused) {
     }
     cw.finish();
   }
-  auto cfg = nlohmann::json::parse(read_text_file(so.out_dir + "/config.json"));
+  auto cfg = nlohmann::json::parse(read_text_file(fp_dir + "/config.json"));
   cfg["quantization_config"] = {{"quant_method", "awq"},
                                 {"bits", 4},
                                 {"group_size", 32},
