@@ -539,10 +539,10 @@ void half_to_f32(const uint16_t* src, float* dst, int64_t count) {
 }
 
 // The bandwidth probe's loop: one sequential stream with a software prefetch 1 KiB ahead, read
-// with 256-bit loads (p is 32-byte aligned). On the 2-core Xeon (huge pages) that is the fastest single-core read
-// measured: 18.7 GB/s, against 15.8 for the same loop with 512-bit loads and 13.8 without the
-// prefetch (the same run), so the decode kernels' roofline is what a core can read, not what
-// one particular loop reads.
+// with 256-bit loads (p is 32-byte aligned), as the AVX2 probe. On the 2-core Xeon (huge pages)
+// the same loop with 512-bit loads read 13.5 GB/s on one core against 18.2 for this one (`awq
+// bench -t 1`, AWQ_ISA=avx512 vs avx2, at a56a8b7), so the decode kernels' roofline is what a
+// core can read, not what one particular loop reads.
 float sum_f32(const float* p, int64_t n) {
   constexpr int64_t kAhead = 256;  // floats = 1 KiB
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
