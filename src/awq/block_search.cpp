@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <span>
 
 #include "awq/fold.h"
 #include "base/error.h"
@@ -287,7 +288,7 @@ void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w
     }
   }
   // The reference asserts the same after folding (llm-awq auto_scale.py:47-51).
-  auto finite = [](const std::vector<float>& v) {
+  auto finite = [](std::span<const float> v) {
     for (float x : v)
       if (!std::isfinite(x)) return false;
     return true;

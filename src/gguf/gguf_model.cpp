@@ -37,7 +37,7 @@ const GgufTensor& shaped(const GgufFile& f, const std::string& name, int64_t col
 
 std::vector<float> read_vector(const GgufFile& f, const std::string& name, int64_t n) {
   const Mat m = gguf_tensor_f32(shaped(f, name, n));
-  return m.data;
+  return {m.data.begin(), m.data.end()};
 }
 
 // The row permutation that takes llama.cpp's q/k rows back to Hugging Face's (empty: none).

@@ -186,8 +186,9 @@ void attention_impl(const ModelConfig& c, const BlockWeights& w, const Mat& xn, 
     kp = cache->k.data.data();
     vp = cache->v.data.data();
   }
-  Mat att(N, qd);
-  const int64_t group = nh / nkv;  // query heads per KV head (GQA), as HF's repeat_kv
+  Mat att;
+  att.resize_for_overwrite(N, qd);  // every (sequence, head) writes its columns of all rows
+  const int64_t group = nh / nkv;   // query heads per KV head (GQA), as HF's repeat_kv
   const float scale = float(1.0 / std::sqrt(double(hd)));
   parallel_for(n_seq * nh, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {

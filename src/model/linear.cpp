@@ -37,7 +37,7 @@ void Linear::forward(const float* x, int64_t n, float* y) const {
 
 void Linear::forward(const Mat& x, Mat& y) const {
   AWQ_CHECK(x.cols == in, "Linear: input has {} columns, expected {}", x.cols, in);
-  if (y.rows != x.rows || y.cols != out) y.resize(x.rows, out);
+  y.resize_for_overwrite(x.rows, out);  // every element is written
   forward(x.data.data(), x.rows, y.data.data());
 }
 
@@ -149,7 +149,7 @@ void forward_group(std::span<const Linear* const> parts, const Mat& x, std::span
   for (size_t i = 0; i < parts.size(); ++i) {
     const Linear& p = *parts[i];
     Mat& out = *ys[i];
-    if (out.rows != n || out.cols != p.out) out.resize(n, p.out);
+    out.resize_for_overwrite(n, p.out);
     for (int64_t t = 0; t < n; ++t)
       std::memcpy(out.row(t), y.data() + t * total + p.fused_row0, size_t(p.out) * sizeof(float));
   }

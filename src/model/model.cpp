@@ -177,7 +177,7 @@ std::vector<float> Model::Session::feed(std::span<const int32_t> tokens) {
   Mat last(1, x.cols);
   rmsnorm_row(x.row(n - 1), m_->final_norm_.data(), x.cols, m_->cfg_.rms_norm_eps, last.row(0));
   Mat lg = m_->logits(last);
-  return std::move(lg.data);
+  return {lg.data.begin(), lg.data.end()};
 }
 
 }  // namespace awq

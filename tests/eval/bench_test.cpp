@@ -288,7 +288,7 @@ TEST(Bench, CheckpointModelMatchesTheModelLayer) {
   EXPECT_GT(cosine(s4.feed(toks), want), 0.95);
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+bool same_bits(std::span<const float> a, std::span<const float> b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 

@@ -96,7 +96,8 @@ TEST(AwqCheckpoint, LoadsInEveryFormAndTheFormsAgree) {
   const auto& qm = am.q.at("model.layers.1.mlp.down_proj");
   std::vector<float> deq(size_t(qm.out * qm.in));
   qm.dequantize(deq.data());
-  EXPECT_EQ(f32.block(1)[LinearRole::Down].w.data, deq);
+  const FloatBuffer& got = f32.block(1)[LinearRole::Down].w.data;
+  EXPECT_EQ(std::vector<float>(got.begin(), got.end()), deq);
 
   const Model w4 = Model::load(am.dir.string(), {WeightForm::W4});
   EXPECT_NE(w4.block(0)[LinearRole::Q].w4, nullptr);

@@ -27,7 +27,10 @@ std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
 
 TEST(Ops, RmsNormMatchesDefinition) {
   Mat x(3, 40);
-  x.data = randn(120, 1, 3.0f);
+  {
+    const std::vector<float> r = randn(120, 1, 3.0f);
+    x.data.assign(r.begin(), r.end());
+  }
   const std::vector<float> w = randn(40, 2);
   Mat y;
   rmsnorm(x, w, 1e-5f, y);
@@ -151,9 +154,9 @@ TEST(Ops, AttendCausalMatchesNaiveOnEveryIsa) {
 TEST(Ops, SwigluMatchesSiluOnEveryIsa) {
   const Isa before = kernels::active_isa();
   std::vector<float> gate = randn(1000, 11, 6.0f), up = randn(1000, 12, 2.0f);
-  const float specials[] = {0.0f,   -0.0f,  1e-30f,  -1e-30f, 86.9f, 87.0f,  87.5f,  88.8f,
-                            -86.9f, -87.0f, -87.5f,  -88.8f,  500.f, -500.f, 1e30f,  -1e30f,
-                            20.0f,  -20.0f, 1.0f,    -1.0f};
+  const float specials[] = {0.0f,  -0.0f,  1e-30f, -1e-30f, 86.9f,  87.0f, 87.5f,
+                            88.8f, -86.9f, -87.0f, -87.5f,  -88.8f, 500.f, -500.f,
+                            1e30f, -1e30f, 20.0f,  -20.0f,  1.0f,   -1.0f};
   for (size_t i = 0; i < std::size(specials); ++i) gate[i * 7] = specials[i];
   for (const Isa isa : kernels::available_isas()) {
     kernels::force_isa(isa);
@@ -219,7 +222,10 @@ Linear random_linear(int64_t out, int64_t in, uint32_t seed) {
   l.out = out;
   l.in = in;
   l.w.resize(out, in);
-  l.w.data = randn(size_t(out * in), seed, 1.0f / std::sqrt(float(in)));
+  {
+    const std::vector<float> r = randn(size_t(out * in), seed, 1.0f / std::sqrt(float(in)));
+    l.w.data.assign(r.begin(), r.end());
+  }
   return l;
 }
 
@@ -251,7 +257,10 @@ TEST(Ops, GqaEqualsMhaWithRepeatedKeyValueHeads) {
       std::copy(wg[r].w.row((h / 2) * 8), wg[r].w.row((h / 2) * 8 + 8), wm[r].w.row(h * 8));
   }
   Mat x(2 * 11, 32);
-  x.data = randn(size_t(x.size()), 5);
+  {
+    const std::vector<float> r = randn(size_t(x.size()), 5);
+    x.data.assign(r.begin(), r.end());
+  }
   Mat a, b;
   attention_forward(gqa, wg, x, 2, 11, a);
   attention_forward(mha, wm, x, 2, 11, b);
