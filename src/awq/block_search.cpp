@@ -8,6 +8,7 @@
 #include <span>
 
 #include "awq/fold.h"
+#include "awq/gram_loss.h"
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "quant/quantize.h"
@@ -93,6 +94,19 @@ Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const 
   fake_quantize(l.w.data.data(), l.out, l.in, spec, name);
   divide_columns(l.w, s);
   return l;
+}
+
+// The inspected module's output with the unmodified weights when the capture holds it (the
+// block's forward computed exactly this: same kernels, same inputs), else nullptr.
+const Mat* captured_output(const BlockCapture& cap, const ScalingGroup& g, int64_t rows) {
+  const Mat* m = nullptr;
+  if (g.inspect == InspectKind::Attention ||
+      (g.inspect == InspectKind::Linear && g.layers[0] == LinearRole::O))
+    m = &cap.attn_out;
+  if (g.inspect == InspectKind::Mlp ||
+      (g.inspect == InspectKind::Linear && g.layers[0] == LinearRole::Down))
+    m = &cap.mlp_out;
+  return m != nullptr && m->rows == rows && !m->empty() ? m : nullptr;
 }
 
 std::string prev_name(const Architecture& arch, int64_t layer, const ScalingGroup& g) {
@@ -187,8 +201,10 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       }
     };
 
-    Mat ref;
-    inspect({}, x, n_seq, ref);
+    Mat ref_own;
+    const Mat* ref_cap = captured_output(cap, g, x.rows);
+    if (!ref_cap) inspect({}, x, n_seq, ref_own);
+    const Mat& ref = ref_cap ? *ref_cap : ref_own;
     const double flops_one = inspect_flops(cfg, g.inspect, g.layers[0], n_seq, T);
     const std::string what = fmt::format("layer {} group {}", layer, g.name);
     auto clipped = [&](LinearRole l) {
@@ -207,18 +223,23 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       xs = sample_rows(x, clip_sample_tokens(opt.clip_tokens, opt.spec.group_for(x.cols)));
       clip_in = prepare_clip_inputs(xs.data.data(), xs.rows, xs.cols, opt.spec, what);
     }
-    // The loss of scales s on inputs xin (ns sequences) against the unmodified output ref_out.
-    // The candidate's weights (and their clipping, from the sampled xs) do not depend on xin.
-    auto loss_on = [&](const std::vector<float>& s, const Mat& xin, int64_t ns,
-                       const Mat& ref_out) {
+    // The group's weights for scales s: Q(W·s)/s per linear (clipped first when clip-aware).
+    // They do not depend on the inputs the loss is measured on.
+    auto candidate_weights = [&](const std::vector<float>& s) {
       std::vector<Linear> q;
       q.reserve(g.layers.size());
-      Sub sub;
       ClipInputs clip_s;
       if (any_clipped) clip_s = clip_in.scaled(s);
       for (LinearRole l : g.layers)
         q.push_back(scaled_fake_quant(w[l], s, opt.spec, arch.linear_name(layer, l),
                                       clipped(l) ? &clip_s : nullptr, opt.clip_opts));
+      return q;
+    };
+    // The loss of scales s on inputs xin (ns sequences) against the unmodified output ref_out.
+    auto loss_on = [&](const std::vector<float>& s, const Mat& xin, int64_t ns,
+                       const Mat& ref_out) {
+      const std::vector<Linear> q = candidate_weights(s);
+      Sub sub;
       for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
       Mat out;
       inspect(sub, xin, ns, out);
@@ -227,17 +248,48 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     const ScaleLoss loss_of = [&](const std::vector<float>& s) {
       return loss_on(s, x, n_seq, ref);
     };
-    // Screening subset: every k-th sequence, and the reference output on it.
-    const bool screen = opt.screen_seqs > 0 && opt.screen_seqs < n_seq;
+    // A single inspected linear is scored through its input's Gram matrix when that costs less
+    // than the forwards (gram_loss.h): every candidate on all the data, no screening.
+    const int64_t n_cand = int64_t(scale_grid(opt.mode, opt.n_grid).size());
+    const bool screenable = opt.screen_seqs > 0 && opt.screen_seqs < n_seq;
+    const Linear& first = w[g.layers[0]];
+    const double direct_evals =
+        screenable ? double(opt.finalists + 1) + double(n_cand * opt.screen_seqs) / double(n_seq)
+                   : double(n_cand);
+    if (g.inspect == InspectKind::Linear && g.layers.size() == 1 &&
+        gram_search_cost(x.rows, x.cols, first.out, n_cand) <
+            direct_search_cost(x.rows, x.cols, first.out, direct_evals)) {
+      const InputGram gram = input_gram(x);
+      const ScaleLoss gram_loss_of = [&](const std::vector<float>& s) {
+        std::vector<Linear> q = candidate_weights(s);
+        Mat& d = q[0].w;  // W' - W
+        for (size_t i = 0; i < d.data.size(); ++i) d.data[i] -= first.w.data[i];
+        return gram_loss(gram, d);
+      };
+      ScaleSearchResult sr = search_scales_screened(x_mean, w_mean, opt.mode, gram_loss_of, nullptr,
+                                                    0, true, what, opt.n_grid);
+      r.choice = sr.best;
+      r.loss = sr.loss;
+      r.rtn_loss = sr.identity_loss;
+      r.scales = std::move(sr.scales);
+      r.flops = 2 * gram_search_cost(x.rows, x.cols, first.out, n_cand);
+      results.push_back(std::move(r));
+      continue;
+    }
+    // Screening subset: every k-th sequence, and the reference output on it (its rows of the
+    // full reference: sequences are independent).
+    const bool screen = screenable;
     Mat x_sub, ref_sub;
     int64_t n_sub = 0;
     if (screen) {
       const int64_t stride = n_seq / opt.screen_seqs;
       n_sub = opt.screen_seqs;
-      x_sub.resize(n_sub * T, x.cols);
-      for (int64_t i = 0; i < n_sub; ++i)
+      x_sub.resize_for_overwrite(n_sub * T, x.cols);
+      ref_sub.resize_for_overwrite(n_sub * T, ref.cols);
+      for (int64_t i = 0; i < n_sub; ++i) {
         std::copy(x.row(i * stride * T), x.row(i * stride * T + T), x_sub.row(i * T));
-      inspect({}, x_sub, n_sub, ref_sub);
+        std::copy(ref.row(i * stride * T), ref.row(i * stride * T + T), ref_sub.row(i * T));
+      }
     }
     const ScaleLoss screen_loss_of = [&](const std::vector<float>& s) {
       return loss_on(s, x_sub, n_sub, ref_sub);
@@ -249,11 +301,12 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     r.loss = sr.loss;
     r.rtn_loss = sr.identity_loss;
     r.scales = std::move(sr.scales);
-    // The reference and the candidates scored on all the data, then the screening forwards.
-    r.flops = flops_one * double(sr.n_full + 1);
+    // The reference (unless captured) and the candidates scored on all the data, then the
+    // screening forwards.
+    r.flops = flops_one * double(sr.n_full + (ref_cap ? 0 : 1));
     if (screen)
-      r.flops += inspect_flops(cfg, g.inspect, g.layers[0], n_sub, T) *
-                 double(sr.screen_losses.size() + 1);
+      r.flops +=
+          inspect_flops(cfg, g.inspect, g.layers[0], n_sub, T) * double(sr.screen_losses.size());
     results.push_back(std::move(r));
   }
   return results;

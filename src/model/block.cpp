@@ -214,7 +214,10 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   rmsnorm(x, w.attn_norm, c.rms_norm_eps, xn);
   Mat a;
   attend(xn, a, cap ? &cap->o_in : nullptr);
-  if (cap) cap->attn_in = std::move(xn);
+  if (cap) {
+    cap->attn_in = std::move(xn);
+    cap->attn_out = a;
+  }
   Mat h = x;  // x may alias out: read it fully before out is written
   add_inplace(h, a);
   Mat hn;
@@ -222,6 +225,7 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   mlp_forward(c, w, hn, a, cap ? &cap->down_in : nullptr);
   if (cap) cap->mlp_in = std::move(hn);
   add_inplace(h, a);
+  if (cap) cap->mlp_out = std::move(a);
   out = std::move(h);
 }
 

@@ -63,7 +63,10 @@ BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Arch
 
 // The inputs of each linear, [n_tokens, in]: q/k/v (normed), o, gate/up (normed), down.
 struct BlockCapture {
-  Mat attn_in, o_in, mlp_in, down_in;
+  Mat attn_in, o_in, mlp_in, down_in;  // every linear's input
+  // The attention's output (after o_proj) and the MLP's, before the residual adds: the scale
+  // search's reference outputs, so it need not recompute them.
+  Mat attn_out, mlp_out;
 };
 
 // x: [n_seq*T, hidden] holding n_seq independent sequences of T tokens at positions 0..T-1

@@ -183,6 +183,10 @@ TEST(Forward, CaptureHoldsEveryLinearInput) {
   EXPECT_EQ(o_in.data, cap.o_in.data);
   mlp_forward(c, m.block(0), cap.mlp_in, mo, &down_in);
   EXPECT_EQ(down_in.data, cap.down_in.data);
+  // The captured module outputs are bit for bit what the modules compute on their inputs (the
+  // scale search uses them as its reference outputs).
+  EXPECT_EQ(cap.attn_out.data, a.data);
+  EXPECT_EQ(cap.mlp_out.data, mo.data);
   for (int64_t i = 0; i < x.size(); ++i)
     EXPECT_NEAR(out_plain.data[size_t(i)],
                 x.data[size_t(i)] + a.data[size_t(i)] + mo.data[size_t(i)], 1e-5);
