@@ -111,7 +111,7 @@ std::vector<double> naive_attend(const std::vector<float>& q, const std::vector<
 TEST(Ops, AttendCausalMatchesNaiveOnEveryIsa) {
   const int64_t T = 37;
   const Isa before = kernels::active_isa();
-  for (const int64_t hd : {8, 12, 64}) {
+  for (const int64_t hd : {8, 12, 64, 128}) {  // 8, 64, 128: compile-time widths
     const auto q = randn(size_t(T * hd), 4, 2.0f), k = randn(size_t(T * hd), 5, 2.0f),
                v = randn(size_t(T * hd), 6);
     const float scale = float(1.0 / std::sqrt(double(hd)));
