@@ -246,11 +246,16 @@ void attention_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat&
   attention_impl(cfg, w, xn, n_seq, T, 0, nullptr, out, o_in);
 }
 
-void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
-                 Mat* down_in) {
-  AWQ_CHECK(xn.cols == cfg.hidden_size, "mlp: input has {} columns, expected {}", xn.cols,
-            cfg.hidden_size);
-  Mat gate, up;
+namespace {
+
+// Rows per pass of a long input (many calibration sequences): the intermediate activations of a
+// chunk stay small (in cache, and reused heap memory) instead of two [tokens, intermediate]
+// matrices that are fresh mappings page-faulted in on every call. Every product is
+// row-independent, so chunking changes no bit.
+constexpr int64_t kMlpChunkRows = 2048;
+
+// The MLP on xn -> out; gate and up are the caller's buffers (gate ends up holding down's input).
+void mlp_rows(const BlockWeights& w, const Mat& xn, Mat& out, Mat& gate, Mat& up) {
   const Linear* gate_up[] = {&w[LinearRole::Gate], &w[LinearRole::Up]};
   Mat* gate_up_out[] = {&gate, &up};
   forward_group(gate_up, xn, gate_up_out);
@@ -258,7 +263,32 @@ void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, M
     swiglu(gate.data.data() + i0, up.data.data() + i0, i1 - i0);
   });
   w[LinearRole::Down].forward(gate, out);
-  if (down_in) *down_in = std::move(gate);
+}
+
+}  // namespace
+
+void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
+                 Mat* down_in) {
+  AWQ_CHECK(xn.cols == cfg.hidden_size, "mlp: input has {} columns, expected {}", xn.cols,
+            cfg.hidden_size);
+  Mat gate, up;
+  if (xn.rows <= kMlpChunkRows) {
+    mlp_rows(w, xn, out, gate, up);
+    if (down_in) *down_in = std::move(gate);
+    return;
+  }
+  const int64_t n = xn.rows, f = w[LinearRole::Gate].out;
+  out.resize_for_overwrite(n, w[LinearRole::Down].out);
+  if (down_in) down_in->resize_for_overwrite(n, f);
+  Mat xc, oc;
+  for (int64_t r0 = 0; r0 < n; r0 += kMlpChunkRows) {
+    const int64_t rows = std::min(kMlpChunkRows, n - r0);
+    xc.resize_for_overwrite(rows, xn.cols);
+    std::copy(xn.row(r0), xn.row(r0 + rows), xc.row(0));
+    mlp_rows(w, xc, oc, gate, up);
+    std::copy(oc.data.begin(), oc.data.end(), out.row(r0));
+    if (down_in) std::copy(gate.data.begin(), gate.data.end(), down_in->row(r0));
+  }
 }
 
 void block_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& x, int64_t n_seq,

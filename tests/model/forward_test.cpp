@@ -196,6 +196,34 @@ TEST(Forward, CaptureHoldsEveryLinearInput) {
   EXPECT_EQ(o2.data, a.data);
 }
 
+// Long inputs run the MLP in chunks of rows (2048): the same bits as pieces that fit one chunk,
+// for the output and the captured down_proj input.
+TEST(Forward, ChunkedMlpEqualsUnchunked) {
+  test::TinySpec s;
+  const auto dir = test::scratch_dir("mlp_chunks");
+  test::write_tiny_model(dir / "m", s);
+  const Model m = Model::load((dir / "m").string(), {WeightForm::F32});
+  const ModelConfig& c = m.config();
+  const int64_t n = 2 * 2048 + 37;
+  const auto tokens = random_tokens(n, s.vocab, 12);
+  Mat x;
+  m.embed(tokens.data(), n, x);
+  Mat out, down_in;
+  mlp_forward(c, m.block(0), x, out, &down_in);
+  ASSERT_EQ(out.rows, n);
+  ASSERT_EQ(down_in.rows, n);
+  for (int64_t r0 = 0; r0 < n; r0 += 1000) {  // pieces that straddle the chunk boundaries
+    const int64_t rows = std::min<int64_t>(1000, n - r0);
+    Mat piece(rows, x.cols), po, pd;
+    std::copy(x.row(r0), x.row(r0 + rows), piece.row(0));
+    mlp_forward(c, m.block(0), piece, po, &pd);
+    for (int64_t i = 0; i < po.size(); ++i)
+      ASSERT_EQ(po.data[size_t(i)], out.data[size_t(r0 * out.cols + i)]) << r0;
+    for (int64_t i = 0; i < pd.size(); ++i)
+      ASSERT_EQ(pd.data[size_t(i)], down_in.data[size_t(r0 * down_in.cols + i)]) << r0;
+  }
+}
+
 TEST(Forward, WeightFormsParse) {
   EXPECT_EQ(parse_weight_form("f32").weights, WeightForm::F32);
   EXPECT_TRUE(parse_weight_form("w4a8").w4a8);
