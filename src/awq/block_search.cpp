@@ -201,11 +201,6 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       }
     };
 
-    Mat ref_own;
-    const Mat* ref_cap = captured_output(cap, g, x.rows);
-    if (!ref_cap) inspect({}, x, n_seq, ref_own);
-    const Mat& ref = ref_cap ? *ref_cap : ref_own;
-    const double flops_one = inspect_flops(cfg, g.inspect, g.layers[0], n_seq, T);
     const std::string what = fmt::format("layer {} group {}", layer, g.name);
     auto clipped = [&](LinearRole l) {
       if (!opt.clip_aware) return false;
@@ -235,30 +230,21 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
                                       clipped(l) ? &clip_s : nullptr, opt.clip_opts));
       return q;
     };
-    // The loss of scales s on inputs xin (ns sequences) against the unmodified output ref_out.
-    auto loss_on = [&](const std::vector<float>& s, const Mat& xin, int64_t ns,
-                       const Mat& ref_out) {
-      const std::vector<Linear> q = candidate_weights(s);
-      Sub sub;
-      for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
-      Mat out;
-      inspect(sub, xin, ns, out);
-      return mean_squared_error(ref_out.data.data(), out.data.data(), ref_out.size());
-    };
-    const ScaleLoss loss_of = [&](const std::vector<float>& s) {
-      return loss_on(s, x, n_seq, ref);
-    };
+
     // A single inspected linear is scored through its input's Gram matrix when that costs less
-    // than the forwards (gram_loss.h): every candidate on all the data, no screening.
+    // than the forwards (gram_loss.h): every candidate on all the data, no screening, no
+    // reference output.
     const int64_t n_cand = int64_t(scale_grid(opt.mode, opt.n_grid).size());
-    const bool screenable = opt.screen_seqs > 0 && opt.screen_seqs < n_seq;
+    const bool screen = opt.screen_seqs > 0 && opt.screen_seqs < n_seq;
     const Linear& first = w[g.layers[0]];
     const double direct_evals =
-        screenable ? double(opt.finalists + 1) + double(n_cand * opt.screen_seqs) / double(n_seq)
-                   : double(n_cand);
-    if (g.inspect == InspectKind::Linear && g.layers.size() == 1 &&
-        gram_search_cost(x.rows, x.cols, first.out, n_cand) <
-            direct_search_cost(x.rows, x.cols, first.out, direct_evals)) {
+        screen ? double(opt.finalists + 1) + double(n_cand * opt.screen_seqs) / double(n_seq)
+               : double(n_cand);
+    const bool by_gram = g.inspect == InspectKind::Linear && g.layers.size() == 1 &&
+                         gram_search_cost(x.rows, x.cols, first.out, n_cand) <
+                             direct_search_cost(x.rows, x.cols, first.out, direct_evals);
+    ScaleSearchResult sr;
+    if (by_gram) {
       const InputGram gram = input_gram(x);
       const ScaleLoss gram_loss_of = [&](const std::vector<float>& s) {
         std::vector<Linear> q = candidate_weights(s);
@@ -266,47 +252,59 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
         for (size_t i = 0; i < d.data.size(); ++i) d.data[i] -= first.w.data[i];
         return gram_loss(gram, d);
       };
-      ScaleSearchResult sr = search_scales_screened(x_mean, w_mean, opt.mode, gram_loss_of, nullptr,
-                                                    0, true, what, opt.n_grid);
-      r.choice = sr.best;
-      r.loss = sr.loss;
-      r.rtn_loss = sr.identity_loss;
-      r.scales = std::move(sr.scales);
+      sr = search_scales_screened(x_mean, w_mean, opt.mode, gram_loss_of, nullptr, 0, true, what,
+                                  opt.n_grid);
       r.flops = 2 * gram_search_cost(x.rows, x.cols, first.out, n_cand);
-      results.push_back(std::move(r));
-      continue;
-    }
-    // Screening subset: every k-th sequence, and the reference output on it (its rows of the
-    // full reference: sequences are independent).
-    const bool screen = screenable;
-    Mat x_sub, ref_sub;
-    int64_t n_sub = 0;
-    if (screen) {
-      const int64_t stride = n_seq / opt.screen_seqs;
-      n_sub = opt.screen_seqs;
-      x_sub.resize_for_overwrite(n_sub * T, x.cols);
-      ref_sub.resize_for_overwrite(n_sub * T, ref.cols);
-      for (int64_t i = 0; i < n_sub; ++i) {
-        std::copy(x.row(i * stride * T), x.row(i * stride * T + T), x_sub.row(i * T));
-        std::copy(ref.row(i * stride * T), ref.row(i * stride * T + T), ref_sub.row(i * T));
+    } else {
+      Mat ref_own;
+      const Mat* ref_cap = captured_output(cap, g, x.rows);
+      if (!ref_cap) inspect({}, x, n_seq, ref_own);
+      const Mat& ref = ref_cap ? *ref_cap : ref_own;
+      // The loss of scales s on inputs xin (ns sequences) against the unmodified output ref_out.
+      auto loss_on = [&](const std::vector<float>& s, const Mat& xin, int64_t ns,
+                         const Mat& ref_out) {
+        const std::vector<Linear> q = candidate_weights(s);
+        Sub sub;
+        for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
+        Mat out;
+        inspect(sub, xin, ns, out);
+        return mean_squared_error(ref_out.data.data(), out.data.data(), ref_out.size());
+      };
+      const ScaleLoss loss_of = [&](const std::vector<float>& s) {
+        return loss_on(s, x, n_seq, ref);
+      };
+      // Screening subset: every k-th sequence, and the reference output on it (its rows of the
+      // full reference: sequences are independent).
+      Mat x_sub, ref_sub;
+      int64_t n_sub = 0;
+      if (screen) {
+        const int64_t stride = n_seq / opt.screen_seqs;
+        n_sub = opt.screen_seqs;
+        x_sub.resize_for_overwrite(n_sub * T, x.cols);
+        ref_sub.resize_for_overwrite(n_sub * T, ref.cols);
+        for (int64_t i = 0; i < n_sub; ++i) {
+          std::copy(x.row(i * stride * T), x.row(i * stride * T + T), x_sub.row(i * T));
+          std::copy(ref.row(i * stride * T), ref.row(i * stride * T + T), ref_sub.row(i * T));
+        }
       }
+      const ScaleLoss screen_loss_of = [&](const std::vector<float>& s) {
+        return loss_on(s, x_sub, n_sub, ref_sub);
+      };
+      sr = search_scales_screened(x_mean, w_mean, opt.mode, loss_of,
+                                  screen ? &screen_loss_of : nullptr, opt.finalists,
+                                  opt.parallel_candidates, what, opt.n_grid);
+      // The reference (unless captured) and the candidates scored on all the data, then the
+      // screening forwards.
+      r.flops = inspect_flops(cfg, g.inspect, g.layers[0], n_seq, T) *
+                double(sr.n_full + (ref_cap ? 0 : 1));
+      if (screen)
+        r.flops +=
+            inspect_flops(cfg, g.inspect, g.layers[0], n_sub, T) * double(sr.screen_losses.size());
     }
-    const ScaleLoss screen_loss_of = [&](const std::vector<float>& s) {
-      return loss_on(s, x_sub, n_sub, ref_sub);
-    };
-    ScaleSearchResult sr = search_scales_screened(x_mean, w_mean, opt.mode, loss_of,
-                                                  screen ? &screen_loss_of : nullptr, opt.finalists,
-                                                  opt.parallel_candidates, what, opt.n_grid);
     r.choice = sr.best;
     r.loss = sr.loss;
     r.rtn_loss = sr.identity_loss;
     r.scales = std::move(sr.scales);
-    // The reference (unless captured) and the candidates scored on all the data, then the
-    // screening forwards.
-    r.flops = flops_one * double(sr.n_full + (ref_cap ? 0 : 1));
-    if (screen)
-      r.flops +=
-          inspect_flops(cfg, g.inspect, g.layers[0], n_sub, T) * double(sr.screen_losses.size());
     results.push_back(std::move(r));
   }
   return results;

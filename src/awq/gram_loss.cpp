@@ -40,7 +40,8 @@ double gram_loss(const InputGram& g, const Mat& d) {
   AWQ_CHECK(d.cols == g.in, "gram_loss: difference has {} columns, the Gram matrix {}", d.cols,
             g.in);
   if (d.rows == 0 || g.tokens == 0) return 0.0;
-  Mat p(d.rows, d.cols);
+  Mat p;
+  p.resize_for_overwrite(d.rows, d.cols);
   kernels::gemm_f32(d.data.data(), d.rows, g.g.data(), g.in, g.in, nullptr, p.data.data());
   double sum = 0;
   for (int64_t i = 0; i < d.size(); ++i)

@@ -18,7 +18,10 @@ struct InputGram {
 };
 
 // G = X^T X of x [tokens, in]: f32 products over chunks of tokens (in L2), chunk sums added in
-// double in chunk order (bit-identical for any thread count).
+// double in chunk order (bit-identical for any thread count). Not the clip search's Gram kernel
+// (qk::KernelTable::gram): that one is all-double and single-threaded per call, made for groups
+// of <= 1024 channels; here `in` is a whole layer width (2048 for TinyLlama's o_proj), where the
+// panel sgemm on both cores is ~50x faster.
 InputGram input_gram(const Mat& x);
 
 // mean over tokens and rows of (x_t · d_o)^2 for d [out, in], from G (in double after the

@@ -1,7 +1,7 @@
-// The causal attention core and the SwiGLU activation, compiled once per instruction set (attention_{generic,avx2,avx512}
-// .cpp include attention_kernels.inc with different flags) and chosen at run time with the kernels
-// layer's ISA (kernels::active_isa(), so AWQ_ISA and force_isa apply here too). Internal to the
-// model layer: callers use attend_causal (model/ops.h).
+// The causal attention core and the SwiGLU activation, compiled once per instruction set
+// (attention_{generic,avx2,avx512}.cpp include attention_kernels.inc with different flags) and
+// chosen at run time with the kernels layer's ISA (kernels::active_isa(), so AWQ_ISA and force_isa
+// apply here too). Internal to the model layer: callers use attend_causal (model/ops.h).
 #pragma once
 #include <cstdint>
 
@@ -21,14 +21,14 @@ struct AttnArgs {
 namespace generic {
 void attend(const AttnArgs& a);
 void swiglu(float* gate, const float* up, int64_t n);
-}
+}  // namespace generic
 namespace avx2 {
 void attend(const AttnArgs& a);
 void swiglu(float* gate, const float* up, int64_t n);
-}
+}  // namespace avx2
 namespace avx512 {
 void attend(const AttnArgs& a);
 void swiglu(float* gate, const float* up, int64_t n);
-}
+}  // namespace avx512
 
 }  // namespace awq::model_detail

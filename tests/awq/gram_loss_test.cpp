@@ -112,7 +112,9 @@ TEST(GramLoss, ScaleSearchChoosesAsTheForwardsWould) {
   for (const auto& c : scale_grid(opt.mode)) {
     const double l = forward_loss(candidate_scales(x_mean, w_mean, c));
     best = std::min(best, l);
-    if (c.identity) EXPECT_NEAR(down->rtn_loss, l, 1e-5 * l);
+    if (c.identity) {
+      EXPECT_NEAR(down->rtn_loss, l, 1e-5 * l);
+    }
   }
   EXPECT_NEAR(forward_loss(down->scales), down->loss, 1e-5 * down->loss);
   EXPECT_LE(forward_loss(down->scales), best * (1 + 1e-5));
