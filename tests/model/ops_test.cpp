@@ -25,12 +25,15 @@ std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
   return v;
 }
 
+// m's elements from randn (the Mat keeps its shape).
+void fill_randn(Mat& m, uint32_t seed, float scale = 1.0f) {
+  const std::vector<float> r = randn(size_t(m.size()), seed, scale);
+  m.data.assign(r.begin(), r.end());
+}
+
 TEST(Ops, RmsNormMatchesDefinition) {
   Mat x(3, 40);
-  {
-    const std::vector<float> r = randn(120, 1, 3.0f);
-    x.data.assign(r.begin(), r.end());
-  }
+  fill_randn(x, 1, 3.0f);
   const std::vector<float> w = randn(40, 2);
   Mat y;
   rmsnorm(x, w, 1e-5f, y);
@@ -222,10 +225,7 @@ Linear random_linear(int64_t out, int64_t in, uint32_t seed) {
   l.out = out;
   l.in = in;
   l.w.resize(out, in);
-  {
-    const std::vector<float> r = randn(size_t(out * in), seed, 1.0f / std::sqrt(float(in)));
-    l.w.data.assign(r.begin(), r.end());
-  }
+  fill_randn(l.w, seed, 1.0f / std::sqrt(float(in)));
   return l;
 }
 
@@ -257,10 +257,7 @@ TEST(Ops, GqaEqualsMhaWithRepeatedKeyValueHeads) {
       std::copy(wg[r].w.row((h / 2) * 8), wg[r].w.row((h / 2) * 8 + 8), wm[r].w.row(h * 8));
   }
   Mat x(2 * 11, 32);
-  {
-    const std::vector<float> r = randn(size_t(x.size()), 5);
-    x.data.assign(r.begin(), r.end());
-  }
+  fill_randn(x, 5);
   Mat a, b;
   attention_forward(gqa, wg, x, 2, 11, a);
   attention_forward(mha, wm, x, 2, 11, b);
