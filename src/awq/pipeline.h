@@ -43,7 +43,7 @@ struct QuantizeOptions {
   // Two-stage scale search (ScaleSearchOptions::screen_seqs): every candidate is scored on this
   // fraction of the calibration sequences (at least 4, every k-th), the `scale_finalists` best and
   // the identity on all of them. 1 scores every candidate on everything (the reference's search).
-  double scale_screen = 0.125;
+  double scale_screen = 0.0625;
   int scale_finalists = 4;
   int64_t calib_samples = 128, calib_seqlen = 512;
   std::optional<uint64_t> shuffle_seed;

@@ -43,7 +43,7 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--scale-screen", a->opt.scale_screen,
                   "Score every scale candidate on this fraction of the calibration sequences "
                   "first (at least 4), then the best --scale-finalists and the identity on all of "
-                  "them (default 0.125; 1: every candidate on everything, as the reference)");
+                  "them (default 0.0625; 1: every candidate on everything, as the reference)");
   sub->add_option("--scale-finalists", a->opt.scale_finalists,
                   "Candidates re-scored on all the calibration data after screening (default 4)");
   sub->add_option("--scale-dtype", a->scale_dtype,
