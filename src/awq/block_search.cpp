@@ -66,14 +66,16 @@ int64_t clip_sample_tokens(int64_t requested, int64_t group) {
 }
 
 // Every stride-th row of x (stride max(1, rows / n_tokens), AutoAWQ's clip sampling); every row
-// when n_tokens <= 0.
-Mat sample_rows(const Mat& x, int64_t n_tokens) {
+// when n_tokens <= 0. Returns x itself when the stride is 1 (no copy of what may be tens of MB,
+// made by one thread while the other waits); otherwise the rows copied into `storage`.
+const Mat& sample_rows(const Mat& x, int64_t n_tokens, Mat& storage) {
   const int64_t stride = n_tokens <= 0 ? 1 : std::max<int64_t>(1, x.rows / n_tokens);
+  if (stride == 1) return x;
   const int64_t t = (x.rows + stride - 1) / stride;
-  Mat xs(t, x.cols);
+  storage.resize_for_overwrite(t, x.cols);
   for (int64_t i = 0; i < t; ++i)
-    std::copy(x.row(i * stride), x.row(i * stride) + x.cols, xs.row(i));
-  return xs;
+    std::copy(x.row(i * stride), x.row(i * stride) + x.cols, storage.row(i));
+  return storage;
 }
 
 // Q(W·s)/s from the untouched original (AutoAWQ: weight.mul_(s); pseudo_quantize(weight) / s).
@@ -212,10 +214,11 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     for (LinearRole l : g.layers) any_clipped |= clipped(l);
     // Clip-aware scoring: the clip objective's matrices for the sampled unscaled inputs, built
     // once; each candidate rescales them (ClipInputs::scaled) instead of rebuilding them.
-    Mat xs;
+    Mat xs_storage;
     ClipInputs clip_in;
     if (any_clipped) {
-      xs = sample_rows(x, clip_sample_tokens(opt.clip_tokens, opt.spec.group_for(x.cols)));
+      const Mat& xs = sample_rows(
+          x, clip_sample_tokens(opt.clip_tokens, opt.spec.group_for(x.cols)), xs_storage);
       clip_in = prepare_clip_inputs(xs.data.data(), xs.rows, xs.cols, opt.spec, what);
     }
     // The group's weights for scales s: Q(W·s)/s per linear (clipped first when clip-aware).
@@ -375,9 +378,10 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
   std::vector<ClipResult> out;
   const int n_cand = std::max(1, int(copt.max_shrink * float(copt.n_grid)));
   // The objective's matrices per captured input, built once: gate and up (and q, k, v) read the
-  // same one. Map nodes stay put, so inputs that point into their sampled rows stay valid.
+  // same one. Map nodes stay put, so inputs that point into their sampled rows (or into the
+  // capture, when every row is taken) stay valid.
   struct Prepared {
-    Mat xs;
+    Mat xs;  // sampled rows, when not all of them
     ClipInputs in;
   };
   std::map<const Mat*, Prepared> prepared;
@@ -391,8 +395,8 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
     auto [it, fresh] = prepared.try_emplace(&x);
     if (fresh) {
       Prepared& p = it->second;
-      p.xs = sample_rows(x, clip_sample_tokens(n_tokens, spec.group_for(x.cols)));
-      p.in = prepare_clip_inputs(p.xs.data.data(), p.xs.rows, p.xs.cols, spec, name);
+      const Mat& xs = sample_rows(x, clip_sample_tokens(n_tokens, spec.group_for(x.cols)), p.xs);
+      p.in = prepare_clip_inputs(xs.data.data(), xs.rows, xs.cols, spec, name);
     }
     const std::vector<float> mv =
         search_clip(l.w.data.data(), l.out, l.in, it->second.in, spec, copt, name);

@@ -81,13 +81,41 @@ ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const Quan
   }
   const qk::KernelTable& kern = qk::kernels();
   c.u.resize(size_t(ng) * g * g);
-  parallel_for(ng, 1, [&](int64_t k0, int64_t k1) {
-    std::vector<double> scratch(kern.gram_scratch_doubles(t, g)), gm(size_t(g) * g);
-    for (int64_t k = k0; k < k1; ++k) {
-      kern.gram(x + k * g, t, in, g, scratch.data(), gm.data());
-      cholesky_upper(gm.data(), g, c.u.data() + size_t(k) * g * g);
+  if (ng >= 4 * int64_t(num_threads())) {  // enough groups to share out evenly
+    parallel_for(ng, 1, [&](int64_t k0, int64_t k1) {
+      std::vector<double> scratch(kern.gram_scratch_doubles(t, g)), gm(size_t(g) * g);
+      for (int64_t k = k0; k < k1; ++k) {
+        kern.gram(x + k * g, t, in, g, scratch.data(), gm.data());
+        cholesky_upper(gm.data(), g, c.u.data() + size_t(k) * g * g);
+      }
+    });
+    return c;
+  }
+  // Few groups (stories260K: one to three of 64 channels): each group's chunks of tokens in
+  // parallel, a window of chunks at a time (the window's chunk sums held at once: <= ~16 MiB), the
+  // chunk sums then added in chunk order: the bits of one call over all the tokens.
+  const int64_t chunks = (t + qk::kGramChunkTokens - 1) / qk::kGramChunkTokens;
+  const int64_t gg = int64_t(g) * g;
+  const int64_t window = std::clamp<int64_t>((int64_t(16) << 20) / (gg * 8), 1, 64);
+  std::vector<double> part(static_cast<size_t>(std::min(window, chunks) * gg));
+  std::vector<double> gm(static_cast<size_t>(gg));
+  for (int64_t k = 0; k < ng; ++k) {
+    std::fill(gm.begin(), gm.end(), 0.0);
+    for (int64_t w0 = 0; w0 < chunks; w0 += window) {
+      const int64_t w1 = std::min(chunks, w0 + window);
+      parallel_for(w1 - w0, 1, [&](int64_t i0, int64_t i1) {
+        std::vector<double> scratch(kern.gram_scratch_doubles(qk::kGramChunkTokens, g));
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t r0 = (w0 + i) * qk::kGramChunkTokens;
+          kern.gram(x + r0 * in + k * g, std::min(qk::kGramChunkTokens, t - r0), in, g,
+                    scratch.data(), part.data() + i * gg);
+        }
+      });
+      for (int64_t i = 0; i < w1 - w0; ++i)
+        for (int64_t e = 0; e < gg; ++e) gm[size_t(e)] += part[size_t(i * gg + e)];
     }
-  });
+    cholesky_upper(gm.data(), g, c.u.data() + size_t(k) * g * g);
+  }
   return c;
 }
 

@@ -55,6 +55,11 @@ struct ClipJob {
   bool triangular = false;
 };
 
+// Rows the Gram kernel converts and multiplies at a time (256 x 128 doubles = 256 KiB at most for
+// the factored form's groups: the chunk stays in L2 across all the tiles instead of streaming all
+// rows from memory once per tile).
+inline constexpr int64_t kGramChunkTokens = 256;
+
 struct KernelTable {
   const char* name;
   int lanes;  // rows per clip batch
@@ -62,7 +67,10 @@ struct KernelTable {
   size_t (*clip_scratch_floats)(const ClipJob&);
   // Rows [row0, min(row0 + lanes, out)): writes max_val[row * n_groups + k].
   void (*clip_batch)(const ClipJob&, int64_t row0, float* scratch, float* max_val);
-  // Upper triangle (b >= a) of G[a][b] = sum_t x[t*ld + a] * x[t*ld + b], a, b < g, in double.
+  // Upper triangle (b >= a) of G[a][b] = sum_t x[t*ld + a] * x[t*ld + b], a, b < g, in double:
+  // each chunk of kGramChunkTokens rows summed on its own, the chunk sums added into G (zeroed
+  // first) in chunk order. So the sum of the calls on each chunk, added in chunk order, has the
+  // same bits as one call on all of them (what a parallel split relies on).
   size_t (*gram_scratch_doubles)(int64_t t, int g);
   void (*gram)(const float* x, int64_t t, int64_t ld, int g, double* scratch, double* G);
 };

@@ -196,6 +196,28 @@ TEST(ClipSearch, IdenticalForAnyThreadCount) {
     EXPECT_EQ(std::memcmp(results[i].data(), results[i % 2].data(), results[i].size() * 4), 0);
 }
 
+// The factored objective's Gram matrices are built one group per task when there are many
+// groups, and one chunk of tokens per task when there are few (1 thread: 8 groups >= 4 per
+// thread; 4 threads: 8 < 16). Both must give the same factors, bit for bit (a chunk missed, read
+// twice or misplaced shows; a reordering of the double sums would hide in the f32 factors, which
+// is why the code keeps the order anyway). The token count spans two windows of chunk sums (64
+// chunks of 256 tokens for groups of 32) and a partial chunk.
+TEST(ClipSearch, GramSplitByGroupsOrByTokensIsBitIdentical) {
+  const int64_t in = 256, t = 64 * 256 + 300;
+  const std::vector<float> x = random_inputs(t, in, 41);
+  const QuantSpec spec{4, 32, true};
+  const int before = num_threads();
+  set_num_threads(1);
+  const ClipInputs by_groups = prepare_clip_inputs(x.data(), t, in, spec);
+  set_num_threads(4);
+  const ClipInputs by_tokens = prepare_clip_inputs(x.data(), t, in, spec);
+  set_num_threads(before);
+  ASSERT_TRUE(by_groups.triangular);
+  ASSERT_EQ(by_groups.u.size(), size_t(8 * 32 * 32));
+  ASSERT_EQ(by_tokens.u.size(), by_groups.u.size());
+  EXPECT_EQ(std::memcmp(by_tokens.u.data(), by_groups.u.data(), by_groups.u.size() * 4), 0);
+}
+
 // The AVX2 and AVX-512 variants fuse the same products in the same order: identical. The
 // baseline one rounds products separately, so only near-ties may differ.
 TEST(ClipSearch, KernelVariantsAgree) {
