@@ -33,18 +33,24 @@ inline int64_t direct_row_grain(int64_t out) {
 inline constexpr int64_t kTokenBlock = 512;
 
 // fill(o0, rows, panel) writes rows [o0, o0 + rows) of W (rows <= 32) as a panel, zero beyond.
+// One parallel_for over (token block, panel) tasks, block-major: a narrow matrix (out = 64: two
+// panels) with many tokens was 2 tasks per parallel_for, one hand-off per 512 tokens; now the
+// threads share out all the tasks of the product at once. Each task does what it did before.
 template <typename Fill>
 void panel_gemm(const KernelTable& k, const float* x, int64_t n, int64_t out, int64_t in,
                 const float* bias, float* y, const Fill& fill) {
-  for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
-    const int64_t nb = std::min(kTokenBlock, n - t0);
-    parallel_for(out, kPanelRows, [&](int64_t o0, int64_t o1) {
-      float* panel = thread_scratch_of<float>(0, size_t(kPanelRows * in));
-      fill(o0, o1 - o0, panel);
-      k.panel32(panel, in, x + t0 * in, nb, o1 - o0, bias ? bias + o0 : nullptr, y + t0 * out + o0,
+  const int64_t panels = (out + kPanelRows - 1) / kPanelRows;
+  const int64_t blocks = (n + kTokenBlock - 1) / kTokenBlock;
+  parallel_for(blocks * panels, 1, [&](int64_t i0, int64_t i1) {
+    float* panel = thread_scratch_of<float>(0, size_t(kPanelRows * in));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t0 = i / panels * kTokenBlock, o0 = i % panels * kPanelRows;
+      const int64_t nb = std::min(kTokenBlock, n - t0), rows = std::min(kPanelRows, out - o0);
+      fill(o0, rows, panel);
+      k.panel32(panel, in, x + t0 * in, nb, rows, bias ? bias + o0 : nullptr, y + t0 * out + o0,
                 out);
-    });
-  }
+    }
+  });
 }
 
 }  // namespace awq::kernels::detail
