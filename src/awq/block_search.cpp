@@ -263,18 +263,19 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       const Mat* ref_cap = captured_output(cap, g, x.rows);
       if (!ref_cap) inspect({}, x, n_seq, ref_own);
       const Mat& ref = ref_cap ? *ref_cap : ref_own;
-      // The loss of scales s on inputs xin (ns sequences) against the unmodified output ref_out.
+      // The loss of scales s on inputs xin (ns sequences) against the unmodified output (its
+      // rows from ref_out on).
       auto loss_on = [&](const std::vector<float>& s, const Mat& xin, int64_t ns,
-                         const Mat& ref_out) {
+                         const float* ref_out) {
         const std::vector<Linear> q = candidate_weights(s);
         Sub sub;
         for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
         Mat out;
         inspect(sub, xin, ns, out);
-        return mean_squared_error(ref_out.data.data(), out.data.data(), ref_out.size());
+        return mean_squared_error(ref_out, out.data.data(), out.size());
       };
       const ScaleLoss loss_of = [&](const std::vector<float>& s) {
-        return loss_on(s, x, n_seq, ref);
+        return loss_on(s, x, n_seq, ref.data.data());
       };
       // Screening subset: every k-th sequence, and the reference output on it (its rows of the
       // full reference: sequences are independent).
@@ -291,15 +292,36 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
         }
       }
       const ScaleLoss screen_loss_of = [&](const std::vector<float>& s) {
-        return loss_on(s, x_sub, n_sub, ref_sub);
+        return loss_on(s, x_sub, n_sub, ref_sub.data.data());
       };
-      sr = search_scales_screened(x_mean, w_mean, opt.mode, loss_of,
-                                  screen ? &screen_loss_of : nullptr, opt.finalists,
-                                  opt.parallel_candidates, what, opt.n_grid);
+      // The finalists' halves (SplitLoss): the first n_seq / 2 sequences, then the rest, through
+      // one buffer of the half's inputs, refilled when the second half starts (the stages run
+      // one after the other); the reference rows are read in place.
+      const int64_t seq_a = n_seq / 2;
+      Mat x_part;
+      int part_loaded = -1;
+      auto part_loss = [&](const std::vector<float>& s, int part) {
+        const int64_t s0 = part == 0 ? 0 : seq_a, ns = part == 0 ? seq_a : n_seq - seq_a;
+        if (part_loaded != part) {
+          x_part.resize_for_overwrite(ns * T, x.cols);
+          std::copy(x.row(s0 * T), x.row(s0 * T) + ns * T * x.cols, x_part.row(0));
+          part_loaded = part;
+        }
+        return loss_on(s, x_part, ns, ref.row(s0 * T));
+      };
+      SplitLoss split;
+      split.first = [&](const std::vector<float>& s) { return part_loss(s, 0); };
+      split.second = [&](const std::vector<float>& s) { return part_loss(s, 1); };
+      split.first_weight = double(seq_a) / double(n_seq);
+      split.keep = opt.keep;
+      const bool halves = screen && opt.keep > 0 && seq_a > 0;
+      sr = search_scales_screened(
+          x_mean, w_mean, opt.mode, loss_of, screen ? &screen_loss_of : nullptr, opt.finalists,
+          opt.parallel_candidates, what, opt.n_grid, halves ? &split : nullptr);
       // The reference (unless captured) and the candidates scored on all the data, then the
       // screening forwards.
       r.flops = inspect_flops(cfg, g.inspect, g.layers[0], n_seq, T) *
-                double(sr.n_full + (ref_cap ? 0 : 1));
+                (sr.full_evals + (ref_cap ? 0 : 1));
       if (screen)
         r.flops +=
             inspect_flops(cfg, g.inspect, g.layers[0], n_sub, T) * double(sr.screen_losses.size());

@@ -38,12 +38,15 @@ struct ScaleSearchOptions {
   // Tokens the clip objective samples (every k-th); <= 0: all of them for groups up to 1024
   // wide (the Gram form's cost does not grow with tokens), 512 for wider groups.
   int64_t clip_tokens = 0;
-  int n_grid = 20;            // α = i / n_grid, i = 0 .. n_grid-1, per mode
+  int n_grid = 20;  // α = i / n_grid, i = 0 .. n_grid-1, per mode
   // Screening (see search_scales_screened): every candidate is first scored on `screen_seqs`
   // calibration sequences (every k-th), then the `finalists` best and the identity on all of
   // them. 0, or a value >= the number of sequences: every candidate on all the data.
   int64_t screen_seqs = 0;
   int finalists = 4;
+  // After screening, the finalists are scored on the first half of the sequences and only the
+  // `keep` best (and the identity) on the second (SplitLoss). 0: every finalist on all the data.
+  int keep = 3;
 };
 
 // Searches the scales of every group of `arch` on the unmodified block `w` with the captured

@@ -90,6 +90,7 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
   AWQ_CHECK(o.scale_screen > 0 && o.scale_screen <= 1,
             "--scale-screen {}: expected a fraction of the calibration in (0, 1]", o.scale_screen);
   AWQ_CHECK(o.scale_finalists >= 1, "--scale-finalists {}: expected at least 1", o.scale_finalists);
+  AWQ_CHECK(o.scale_keep >= 0, "--scale-keep {}: expected 0 (off) or more", o.scale_keep);
   AWQ_CHECK(o.scale_grid >= 1 && o.scale_grid <= 1000, "--scale-grid {}: expected 1..1000",
             o.scale_grid);
   const int64_t seqlen = o.calib_tokens ? o.calib_tokens->seqlen : o.calib_seqlen;
@@ -281,9 +282,11 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
     if (sopt.screen_seqs >= n_seq) sopt.screen_seqs = 0;
   }
   sopt.finalists = o.scale_finalists;
+  sopt.keep = o.scale_keep;
   if (search) {
     rep.screen_seqs = sopt.screen_seqs;
     rep.finalists = sopt.screen_seqs > 0 ? sopt.finalists : 0;
+    rep.keep = sopt.screen_seqs > 0 && sopt.keep < sopt.finalists ? sopt.keep : 0;
     rep.scale_grid = o.scale_grid;
     rep.clip_tokens = o.clip_tokens;
   }

@@ -39,12 +39,15 @@ struct QuantizeOptions {
   // Tokens the clip search samples (strided); <= 0 (default): all of them where groups are at most
   // 1024 wide, 512 (the reference's number) for wider ones. See ScaleSearchOptions::clip_tokens.
   int64_t clip_tokens = 0;
-  int scale_grid = 20;        // α grid points per scale mode
+  int scale_grid = 20;  // α grid points per scale mode
   // Two-stage scale search (ScaleSearchOptions::screen_seqs): every candidate is scored on this
   // fraction of the calibration sequences (at least 4, every k-th), the `scale_finalists` best and
   // the identity on all of them. 1 scores every candidate on everything (the reference's search).
   double scale_screen = 0.0625;
   int scale_finalists = 4;
+  // Finalists scored on the second half of the sequences too (the rest only on the first half;
+  // ScaleSearchOptions::keep). 0: every finalist on all of them.
+  int scale_keep = 3;
   int64_t calib_samples = 128, calib_seqlen = 512;
   std::optional<uint64_t> shuffle_seed;
   bool propagate_quantized = false;

@@ -35,6 +35,7 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
   j["scale_mode"] = scale_mode;
   j["screen_seqs"] = screen_seqs;
   j["finalists"] = finalists;
+  j["keep"] = keep;
   j["scale_grid"] = scale_grid;
   j["clip_tokens"] = clip_tokens;
   j["scale_loss"] = scale_loss;

@@ -24,8 +24,9 @@ struct QuantizeReport {
   bool f16_scales = true;
   std::string scale_mode, scale_loss;
   int64_t screen_seqs = 0, finalists = 0;  // two-stage search (0: every candidate on all data)
-  int64_t scale_grid = 0;                  // α grid points per mode
-  int64_t clip_tokens = 0;                 // as asked (0: every token for groups <= 1024)
+  int64_t keep = 0;  // finalists scored on the second half of the data too (0: all, on all of it)
+  int64_t scale_grid = 0;   // α grid points per mode
+  int64_t clip_tokens = 0;  // as asked (0: every token for groups <= 1024)
   int64_t n_layers = 0;
   // Calibration.
   int64_t calib_blocks = 0, calib_seqlen = 0, calib_docs = 0, calib_docs_too_long = 0,

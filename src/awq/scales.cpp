@@ -173,13 +173,24 @@ void score(const std::vector<ScaleCandidate>& grid, const std::vector<int64_t>& 
   }
 }
 
+// `which` (in grid order) ordered by loss: NaN last, ties by grid order (deterministic).
+std::vector<int64_t> rank(const std::vector<double>& losses, std::vector<int64_t> which) {
+  auto key = [&](int64_t i) {
+    const double l = losses[size_t(i)];
+    return std::isfinite(l) ? l : std::numeric_limits<double>::infinity();
+  };
+  std::stable_sort(which.begin(), which.end(),
+                   [&](int64_t a, int64_t b) { return key(a) < key(b); });
+  return which;
+}
+
 }  // namespace
 
 ScaleSearchResult search_scales_screened(std::span<const float> x_mean,
                                          std::span<const float> w_mean, ScaleMode mode,
                                          const ScaleLoss& loss_of, const ScaleLoss* screen_loss_of,
                                          int n_finalists, bool parallel, const std::string& what,
-                                         int n_grid) {
+                                         int n_grid, const SplitLoss* split) {
   const std::vector<ScaleCandidate> grid = scale_grid(mode, n_grid);
   const int64_t n = int64_t(grid.size());
   ScaleSearchResult r;
@@ -190,14 +201,7 @@ ScaleSearchResult search_scales_screened(std::span<const float> x_mean,
     for (int64_t i = 0; i < n; ++i) all[size_t(i)] = i;
     r.screen_losses.assign(size_t(n), std::numeric_limits<double>::quiet_NaN());
     score(grid, all, x_mean, w_mean, *screen_loss_of, parallel, r.screen_losses);
-    // Order by screening loss (NaN last, ties by grid order: deterministic), take the best few.
-    std::vector<int64_t> order = all;
-    auto key = [&](int64_t i) {
-      const double l = r.screen_losses[size_t(i)];
-      return std::isfinite(l) ? l : std::numeric_limits<double>::infinity();
-    };
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return key(a) < key(b); });
+    const std::vector<int64_t> order = rank(r.screen_losses, all);
     for (int64_t i = 0; i < n && int64_t(finalists.size()) < n_finalists; ++i)
       if (!grid[size_t(order[size_t(i)])].identity) finalists.push_back(order[size_t(i)]);
     for (int64_t i = 0; i < n; ++i)
@@ -206,11 +210,32 @@ ScaleSearchResult search_scales_screened(std::span<const float> x_mean,
   } else {
     for (int64_t i = 0; i < n; ++i) finalists.push_back(i);
   }
-  r.n_full = int64_t(finalists.size());
   // After screening, the few finalists run one at a time with the parallelism inside each forward
   // (a handful of candidates would leave threads idle, and each holds a full-size working set).
   const bool screened = !r.screen_losses.empty();
-  score(grid, finalists, x_mean, w_mean, loss_of, parallel && !screened, r.losses);
+  if (screened && split && split->keep + 1 < int64_t(finalists.size())) {
+    std::vector<double> first(size_t(n), std::numeric_limits<double>::quiet_NaN());
+    std::vector<double> second = first;
+    score(grid, finalists, x_mean, w_mean, split->first, false, first);
+    const auto by_first = rank(first, finalists);
+    std::vector<int64_t> kept;
+    for (int64_t i : by_first)
+      if (!grid[size_t(i)].identity && int64_t(kept.size()) < split->keep) kept.push_back(i);
+    for (int64_t i : finalists)
+      if (grid[size_t(i)].identity) kept.push_back(i);
+    std::sort(kept.begin(), kept.end());
+    score(grid, kept, x_mean, w_mean, split->second, false, second);
+    for (int64_t i : kept)
+      r.losses[size_t(i)] =
+          split->first_weight * first[size_t(i)] + (1.0 - split->first_weight) * second[size_t(i)];
+    r.n_full = int64_t(kept.size());
+    r.full_evals = double(finalists.size()) * split->first_weight +
+                   double(kept.size()) * (1.0 - split->first_weight);
+  } else {
+    score(grid, finalists, x_mean, w_mean, loss_of, parallel && !screened, r.losses);
+    r.n_full = int64_t(finalists.size());
+    r.full_evals = double(r.n_full);
+  }
   int best = -1;
   double best_loss = std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < grid.size(); ++i) {

@@ -49,9 +49,22 @@ struct ScaleSearchResult {
   std::vector<double> losses;         // per candidate, in grid order (NaN: screened out)
   std::vector<double> screen_losses;  // per candidate on the screening subset (empty: none)
   int64_t n_full = 0;                 // candidates scored on the full data
+  double full_evals = 0;              // evaluations on all the data (halves count one half)
 };
 
 using ScaleLoss = std::function<double(const std::vector<float>& s)>;
+
+// The second stage in two halves of the data (successive halving): every finalist is scored on
+// the first part, the `keep` best of them (and the identity) also on the second, and only those
+// are compared, on the token-weighted mean of their two parts, which is their loss on all the
+// data. The first part's 40-odd sequences rank the finalists far more reliably than the
+// screening subset ranked the whole grid, and the finalists cost (finalists + keep + 1) / 2
+// evaluations on all the data instead of finalists + 1.
+struct SplitLoss {
+  ScaleLoss first, second;
+  double first_weight = 0.5;  // the first part's share of the loss's terms
+  int keep = 3;
+};
 
 // Two-stage search. Stage 1 scores every candidate with `screen_loss_of` (the loss on a subset of
 // the calibration data); stage 2 scores the `n_finalists` best of them, plus the identity, with
@@ -60,11 +73,12 @@ using ScaleLoss = std::function<double(const std::vector<float>& s)>;
 // n_finalists covers the grid) every candidate is scored on all the data, as search_scales does.
 // `parallel` applies to the candidates scored on all the data only without screening; the
 // finalists run one after the other (each loss_of call may then use the thread pool itself).
+// With `split` (and screening), the finalists are scored through it instead of loss_of.
 ScaleSearchResult search_scales_screened(std::span<const float> x_mean,
                                          std::span<const float> w_mean, ScaleMode mode,
                                          const ScaleLoss& loss_of, const ScaleLoss* screen_loss_of,
                                          int n_finalists, bool parallel, const std::string& what,
-                                         int n_grid = 20);
+                                         int n_grid = 20, const SplitLoss* split = nullptr);
 
 // Evaluates every candidate (loss_of may run candidates concurrently: see `parallel`), keeps the
 // first with the strictly smallest finite loss. Throws awq::Error naming `what` if no loss is

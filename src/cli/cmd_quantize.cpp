@@ -46,6 +46,10 @@ Registration reg([](CLI::App& app) {
                   "them (default 0.0625; 1: every candidate on everything, as the reference)");
   sub->add_option("--scale-finalists", a->opt.scale_finalists,
                   "Candidates re-scored on all the calibration data after screening (default 4)");
+  sub->add_option("--scale-keep", a->opt.scale_keep,
+                  "Finalists scored on the first half of the sequences, then only the best this "
+                  "many and the identity on the second (default 3; 0: every finalist on all the "
+                  "data)");
   sub->add_option("--scale-dtype", a->scale_dtype,
                   "Precision of the group scales the codes are chosen with: auto (default: f16 for "
                   "--format autoawq, which stores f16 scales; f32 for fake-quant, as the reference "

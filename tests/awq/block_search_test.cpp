@@ -167,6 +167,41 @@ TEST(ScaleSearch, ChosenLossNeverAboveIdentityWhichIsRtn) {
   }
 }
 
+// Screening with halved finalists (9 sequences: halves of 4 and 5, so a wrong weighting shows):
+// the losses the search reports are the full-data losses, as scoring every finalist on all the
+// data (keep 0) computes them, up to the order of the double sums.
+TEST(ScaleSearch, HalvedFinalistsReportFullDataLosses) {
+  Tiny t = open_tiny("halves");
+  const int64_t n_seq = 9, T = 16;
+  const Mat x = random_input(n_seq * T, t.cfg.hidden_size, 5);
+  const BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 0);
+  Mat y;
+  BlockCapture cap;
+  block_forward(t.cfg, w, x, n_seq, T, y, &cap);
+  ScaleSearchOptions opt;
+  opt.spec = QuantSpec{3, 16, true};
+  opt.screen_seqs = 4;
+  opt.finalists = 4;
+  opt.keep = 0;
+  const auto all = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, opt);
+  opt.keep = 2;
+  const auto halved = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, opt);
+  ASSERT_EQ(all.size(), halved.size());
+  int direct = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    SCOPED_TRACE(all[i].name);
+    ASSERT_TRUE(halved[i].applied);
+    EXPECT_NEAR(halved[i].rtn_loss, all[i].rtn_loss, 1e-12 * all[i].rtn_loss);
+    EXPECT_LE(halved[i].loss, halved[i].rtn_loss);
+    if (halved[i].choice.label() == all[i].choice.label()) {
+      EXPECT_NEAR(halved[i].loss, all[i].loss, 1e-12 * all[i].loss);
+    }
+    // Less arithmetic: 5 finalists on all the data -> 5 on 4/9 of it and 3 on the other 5/9.
+    direct += halved[i].flops < all[i].flops;
+  }
+  EXPECT_GE(direct, 2);  // the attention and MLP groups (the others go through the Gram form)
+}
+
 TEST(PadIntermediate, PreservesBlockOutputExactly) {
   Tiny t = open_tiny("pad");
   const int64_t n_seq = 2, T = 8;

@@ -308,6 +308,9 @@ TEST(Pipeline, BadOptionsFailBeforeAnyOutput) {
   o.scale_finalists = 0;
   expect_error(o, "--scale-finalists");
   o = options(f, "out");
+  o.scale_keep = -1;
+  expect_error(o, "--scale-keep");
+  o = options(f, "out");
   o.scale_grid = 0;
   expect_error(o, "--scale-grid");
 }

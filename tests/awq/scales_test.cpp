@@ -176,6 +176,65 @@ TEST(Scales, ScreenedSearchScoresOnlyFinalistsOnTheFullLoss) {
   EXPECT_LE(r2.loss, r2.identity_loss);
 }
 
+// Halved finalists: all finalists on the first part, the `keep` best of them by that part and the
+// identity on the second, the winner compared on the weighted mean of the parts. Here the first
+// part ranks duo a=0.60 (the second part's favourite) third among the four finalists (x a=0.30,
+// 0.25, then it at 5.5e-3, x a=0.35 at 5.6e-3): with keep 2 it is dropped, with keep 3 it wins.
+TEST(Scales, HalvedFinalistsKeepTheBestOfTheFirstPart) {
+  const std::vector<float> xm{1.0f, 3.0f, 0.5f, 2.0f}, wm{0.5f, 0.25f, 0.5f, 1.0f};
+  const std::vector<ScaleCandidate> grid = scale_grid(ScaleMode::Both);
+  auto dist = [&](const std::vector<float>& s, const ScaleCandidate& c) {
+    const auto t = candidate_scales(xm, wm, c);
+    double d = 0;
+    for (size_t i = 0; i < s.size(); ++i) d += (s[i] - t[i]) * (s[i] - t[i]);
+    return d;
+  };
+  const ScaleCandidate screen_fav{false, false, 0.30f}, full_fav{false, true, 0.60f};
+  // Screening: near x a=0.30, with duo a=0.60 pulled into the top four.
+  const ScaleLoss screen = [&](const std::vector<float>& s) {
+    return std::min(dist(s, screen_fav), 1e-3 + dist(s, full_fav));
+  };
+  int first_calls = 0, second_calls = 0;
+  SplitLoss split;
+  split.first = [&](const std::vector<float>& s) {  // still prefers the screening's region
+    ++first_calls;
+    return std::min(dist(s, screen_fav), 5.5e-3 + dist(s, full_fav));
+  };
+  split.second = [&](const std::vector<float>& s) {  // strongly prefers duo a=0.60
+    ++second_calls;
+    return dist(s, full_fav) - 1.0;
+  };
+  split.first_weight = 0.25;
+  const ScaleLoss full = [](const std::vector<float>&) -> double {
+    ADD_FAILURE() << "the split replaces the full loss";
+    return 0;
+  };
+  split.keep = 2;
+  const auto r2 =
+      search_scales_screened(xm, wm, ScaleMode::Both, full, &screen, 4, false, "t", 20, &split);
+  EXPECT_EQ(first_calls, 5);   // 4 finalists + the identity
+  EXPECT_EQ(second_calls, 3);  // the 2 kept + the identity
+  EXPECT_EQ(r2.n_full, 3);
+  EXPECT_DOUBLE_EQ(r2.full_evals, 5 * 0.25 + 3 * 0.75);
+  EXPECT_FALSE(r2.best.duo && r2.best.alpha == 0.60f);
+  int scored = 0;
+  for (size_t i = 0; i < grid.size(); ++i) scored += std::isfinite(r2.losses[i]);
+  EXPECT_EQ(scored, 3);
+  // The reported losses are the weighted means of the parts, the identity's included.
+  const auto ones = std::vector<float>(4, 1.0f);
+  EXPECT_DOUBLE_EQ(r2.identity_loss,
+                   0.25 * std::min(dist(ones, screen_fav), 5.5e-3 + dist(ones, full_fav)) +
+                       0.75 * (dist(ones, full_fav) - 1.0));
+  first_calls = second_calls = 0;
+  split.keep = 3;
+  const auto r3 =
+      search_scales_screened(xm, wm, ScaleMode::Both, full, &screen, 4, false, "t", 20, &split);
+  EXPECT_EQ(second_calls, 4);
+  EXPECT_TRUE(r3.best.duo);
+  EXPECT_FLOAT_EQ(r3.best.alpha, 0.60f);
+  EXPECT_LE(r3.loss, r3.identity_loss);
+}
+
 TEST(Scales, MeanSquaredError) {
   std::vector<float> a(100000), b(100000);
   for (size_t i = 0; i < a.size(); ++i) {
