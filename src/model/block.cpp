@@ -203,7 +203,9 @@ void attention_impl(const ModelConfig& c, const BlockWeights& w, const Mat& xn, 
 }
 
 void add_inplace(Mat& a, const Mat& b) {
-  for (int64_t i = 0; i < a.size(); ++i) a.data[size_t(i)] += b.data[size_t(i)];
+  parallel_for(a.size(), 1 << 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) a.data[size_t(i)] += b.data[size_t(i)];
+  });
 }
 
 // The residual structure shared by both forwards; `attend` computes attention on the normed input.

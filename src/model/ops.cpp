@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "base/error.h"
+#include "base/thread_pool.h"
 #include "kernels/isa.h"
 #include "model/attention_kernels.h"
 
@@ -21,8 +22,13 @@ void rmsnorm_row(const float* x, const float* w, int64_t n, float eps, float* ou
 void rmsnorm(const Mat& x, const std::vector<float>& w, float eps, Mat& out) {
   AWQ_CHECK(int64_t(w.size()) == x.cols, "rmsnorm: weight has {} elements, input has {} columns",
             w.size(), x.cols);
-  if (&out != &x && (out.rows != x.rows || out.cols != x.cols)) out.resize(x.rows, x.cols);
-  for (int64_t r = 0; r < x.rows; ++r) rmsnorm_row(x.row(r), w.data(), x.cols, eps, out.row(r));
+  if (&out != &x && (out.rows != x.rows || out.cols != x.cols))
+    out.resize_for_overwrite(x.rows, x.cols);
+  // Rows are independent: chunks of them on the pool (the calibration's 48k-row inputs), the
+  // same bits for any split.
+  parallel_for(x.rows, 256, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) rmsnorm_row(x.row(r), w.data(), x.cols, eps, out.row(r));
+  });
 }
 
 std::shared_ptr<const RopeTable> rope_table(int64_t head_dim, float theta, int64_t n_pos) {
