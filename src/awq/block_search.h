@@ -41,7 +41,8 @@ struct ScaleSearchOptions {
   int n_grid = 20;  // α = i / n_grid, i = 0 .. n_grid-1, per mode
   // Screening (see search_scales_screened): every candidate is first scored on `screen_seqs`
   // calibration sequences (every k-th), then the `finalists` best and the identity on all of
-  // them. 0, or a value >= the number of sequences: every candidate on all the data.
+  // them (in two halves: `keep`). 0, or a value >= the number of sequences: every candidate on
+  // all the data.
   int64_t screen_seqs = 0;
   int finalists = 4;
   // After screening, the finalists are scored on the first half of the sequences and only the

@@ -42,8 +42,9 @@ struct QuantizeOptions {
   int scale_grid = 20;  // α grid points per scale mode
   // Two-stage scale search (ScaleSearchOptions::screen_seqs): every candidate is scored on this
   // fraction of the calibration sequences (at least 4, every k-th), the `scale_finalists` best and
-  // the identity on all of them. 1 scores every candidate on everything (the reference's search).
-  double scale_screen = 0.0625;
+  // the identity on more (see scale_keep). 1 scores every candidate on everything (the reference's
+  // search).
+  double scale_screen = 0.04;
   int scale_finalists = 4;
   // Finalists scored on the second half of the sequences too (the rest only on the first half;
   // ScaleSearchOptions::keep). 0: every finalist on all of them.

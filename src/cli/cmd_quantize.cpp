@@ -42,10 +42,12 @@ Registration reg([](CLI::App& app) {
       ->check(CLI::IsMember({"x", "duo", "both"}));
   sub->add_option("--scale-screen", a->opt.scale_screen,
                   "Score every scale candidate on this fraction of the calibration sequences "
-                  "first (at least 4), then the best --scale-finalists and the identity on all of "
-                  "them (default 0.0625; 1: every candidate on everything, as the reference)");
+                  "first (at least 4), then the best --scale-finalists and the identity on more "
+                  "(see --scale-keep) (default 0.04; 1: every candidate on everything, as the "
+                  "reference)");
   sub->add_option("--scale-finalists", a->opt.scale_finalists,
-                  "Candidates re-scored on all the calibration data after screening (default 4)");
+                  "Candidates that pass the screening, scored on the first half of the "
+                  "calibration sequences (default 4)");
   sub->add_option("--scale-keep", a->opt.scale_keep,
                   "Finalists scored on the first half of the sequences, then only the best this "
                   "many and the identity on the second (default 3; 0: every finalist on all the "
