@@ -38,6 +38,23 @@ Mat random_input(int64_t rows, int64_t cols, uint64_t seed) {
   return x;
 }
 
+// Block 0 of a tiny model and its capture of n_seq random sequences of T tokens: what the scale
+// search reads.
+struct CapturedBlock {
+  Tiny t;
+  BlockWeights w;
+  BlockCapture cap;
+};
+
+CapturedBlock capture_block(const std::string& name, int64_t n_seq, int64_t T, uint64_t seed) {
+  CapturedBlock b{open_tiny(name), {}, {}};
+  const Mat x = random_input(n_seq * T, b.t.cfg.hidden_size, seed);
+  b.w = load_block_f32(b.t.ck, b.t.cfg, *b.t.arch, 0);
+  Mat y;
+  block_forward(b.t.cfg, b.w, x, n_seq, T, y, &b.cap);
+  return b;
+}
+
 double max_abs(const Mat& m) {
   double r = 0;
   for (float v : m.data) r = std::max(r, double(std::fabs(v)));
@@ -107,13 +124,11 @@ TEST_P(FoldTest, ScalesPreserveBlockOutputAndCaptures) {
 INSTANTIATE_TEST_SUITE_P(KvHeads, FoldTest, ::testing::Values(4, 2));
 
 TEST(ScaleSearch, ChosenLossNeverAboveIdentityWhichIsRtn) {
-  Tiny t = open_tiny("search");
   const int64_t n_seq = 3, T = 16;
-  const Mat x = random_input(n_seq * T, t.cfg.hidden_size, 3);
-  const BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 0);
-  Mat y;
-  BlockCapture cap;
-  block_forward(t.cfg, w, x, n_seq, T, y, &cap);
+  const CapturedBlock blk = capture_block("search", n_seq, T, 3);
+  const Tiny& t = blk.t;
+  const BlockWeights& w = blk.w;
+  const BlockCapture& cap = blk.cap;
   ScaleSearchOptions opt;
   opt.spec = QuantSpec{3, 16, true};
   opt.mode = ScaleMode::Both;
@@ -171,21 +186,16 @@ TEST(ScaleSearch, ChosenLossNeverAboveIdentityWhichIsRtn) {
 // the losses the search reports are the full-data losses, as scoring every finalist on all the
 // data (keep 0) computes them, up to the order of the double sums.
 TEST(ScaleSearch, HalvedFinalistsReportFullDataLosses) {
-  Tiny t = open_tiny("halves");
   const int64_t n_seq = 9, T = 16;
-  const Mat x = random_input(n_seq * T, t.cfg.hidden_size, 5);
-  const BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 0);
-  Mat y;
-  BlockCapture cap;
-  block_forward(t.cfg, w, x, n_seq, T, y, &cap);
+  const CapturedBlock blk = capture_block("halves", n_seq, T, 5);
   ScaleSearchOptions opt;
   opt.spec = QuantSpec{3, 16, true};
   opt.screen_seqs = 4;
   opt.finalists = 4;
   opt.keep = 0;
-  const auto all = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, opt);
+  const auto all = search_block_scales(blk.t.cfg, *blk.t.arch, 0, blk.w, blk.cap, n_seq, T, opt);
   opt.keep = 2;
-  const auto halved = search_block_scales(t.cfg, *t.arch, 0, w, cap, n_seq, T, opt);
+  const auto halved = search_block_scales(blk.t.cfg, *blk.t.arch, 0, blk.w, blk.cap, n_seq, T, opt);
   ASSERT_EQ(all.size(), halved.size());
   int direct = 0;
   for (size_t i = 0; i < all.size(); ++i) {
