@@ -216,18 +216,22 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   rmsnorm(x, w.attn_norm, c.rms_norm_eps, xn);
   Mat a;
   attend(xn, a, cap ? &cap->o_in : nullptr);
-  if (cap) {
-    cap->attn_in = std::move(xn);
-    cap->attn_out = a;
-  }
+  if (cap) cap->attn_in = std::move(xn);
   Mat h = x;  // x may alias out: read it fully before out is written
   add_inplace(h, a);
   Mat hn;
   rmsnorm(h, w.mlp_norm, c.rms_norm_eps, hn);
-  mlp_forward(c, w, hn, a, cap ? &cap->down_in : nullptr);
+  // The MLP's output reuses the attention output's buffer, unless the capture keeps that.
+  Mat m;
+  if (cap) {
+    cap->attn_out = std::move(a);
+  } else {
+    m = std::move(a);
+  }
+  mlp_forward(c, w, hn, m, cap ? &cap->down_in : nullptr);
   if (cap) cap->mlp_in = std::move(hn);
-  add_inplace(h, a);
-  if (cap) cap->mlp_out = std::move(a);
+  add_inplace(h, m);
+  if (cap) cap->mlp_out = std::move(m);
   out = std::move(h);
 }
 
