@@ -159,15 +159,27 @@ TEST(Forward, SameResultForAnyThreadCount) {
   EXPECT_EQ(a.data, b.data);
 }
 
-TEST(Forward, CaptureHoldsEveryLinearInput) {
-  test::TinySpec s;
-  const auto dir = test::scratch_dir("capture");
-  test::write_tiny_model(dir / "m", s);
-  const Model m = Model::load((dir / "m").string(), {WeightForm::F32});
-  const ModelConfig& c = m.config();
-  const auto tokens = random_tokens(2 * 9, s.vocab, 8);
+// A tiny f32 model and the embeddings of n random tokens: the input of its first block.
+struct EmbeddedInput {
+  Model m;
   Mat x;
-  m.embed(tokens.data(), 18, x);
+};
+
+EmbeddedInput tiny_block_input(const std::string& name, int64_t n, uint32_t seed) {
+  test::TinySpec s;
+  const auto dir = test::scratch_dir(name);
+  test::write_tiny_model(dir / "m", s);
+  EmbeddedInput e{Model::load((dir / "m").string(), {WeightForm::F32}), {}};
+  const auto tokens = random_tokens(n, s.vocab, seed);
+  e.m.embed(tokens.data(), n, e.x);
+  return e;
+}
+
+TEST(Forward, CaptureHoldsEveryLinearInput) {
+  const EmbeddedInput in = tiny_block_input("capture", 2 * 9, 8);
+  const Model& m = in.m;
+  const Mat& x = in.x;
+  const ModelConfig& c = m.config();
   Mat out_plain, out_cap;
   BlockCapture cap;
   block_forward(c, m.block(0), x, 2, 9, out_plain);
@@ -199,15 +211,11 @@ TEST(Forward, CaptureHoldsEveryLinearInput) {
 // Long inputs run the MLP in chunks of rows (2048): the same bits as pieces that fit one chunk,
 // for the output and the captured down_proj input.
 TEST(Forward, ChunkedMlpEqualsUnchunked) {
-  test::TinySpec s;
-  const auto dir = test::scratch_dir("mlp_chunks");
-  test::write_tiny_model(dir / "m", s);
-  const Model m = Model::load((dir / "m").string(), {WeightForm::F32});
-  const ModelConfig& c = m.config();
   const int64_t n = 2 * 2048 + 37;
-  const auto tokens = random_tokens(n, s.vocab, 12);
-  Mat x;
-  m.embed(tokens.data(), n, x);
+  const EmbeddedInput in = tiny_block_input("mlp_chunks", n, 12);
+  const Model& m = in.m;
+  const Mat& x = in.x;
+  const ModelConfig& c = m.config();
   Mat out, down_in;
   mlp_forward(c, m.block(0), x, out, &down_in);
   ASSERT_EQ(out.rows, n);
