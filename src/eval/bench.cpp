@@ -300,10 +300,7 @@ BenchModel make_checkpoint_bench_model(const std::string& dir, BenchForm form, i
 BenchSession::BenchSession(const BenchModel& m, int64_t capacity) : m_(&m) {
   AWQ_CHECK(capacity > 0, "BenchSession: capacity must be positive (got {})", capacity);
   cache_.resize(m.blocks.size());
-  for (auto& c : cache_) {
-    c.k.resize(capacity, m.cfg.kv_dim());
-    c.v.resize(capacity, m.cfg.kv_dim());
-  }
+  for (auto& c : cache_) c.resize(m.cfg.num_key_value_heads, capacity, m.cfg.head_dim);
 }
 
 std::vector<float> BenchSession::feed(std::span<const int32_t> tokens) {

@@ -16,6 +16,9 @@ struct AttnArgs {
   float scale;
   float* out;  // [nq, ldo]
   int64_t ldo;
+  // Query heads sharing these keys/values (grouped-query attention). With heads > 1, nq is 1 and
+  // head h's query and output are at q + h * hd and out + h * hd.
+  int64_t heads = 1;
 };
 
 namespace generic {

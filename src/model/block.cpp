@@ -161,7 +161,7 @@ void check_block(const ModelConfig& c, const BlockWeights& w) {
 
 // Attention for n_seq sequences of T new tokens at positions pos0..pos0+T-1. Without a cache the
 // sequences' own keys/values are all there is (pos0 == 0); with one (n_seq == 1) the new keys and
-// values are appended at rows pos0.. and the queries attend over rows 0..pos0+T-1.
+// values are stored at positions pos0.. and the queries attend over positions 0..pos0+T-1.
 void attention_impl(const ModelConfig& c, const BlockWeights& w, const Mat& xn, int64_t n_seq,
                     int64_t T, int64_t pos0, KvCache* cache, Mat& out, Mat* o_in) {
   const int64_t N = n_seq * T, hd = c.head_dim, nh = c.num_attention_heads,
@@ -176,28 +176,26 @@ void attention_impl(const ModelConfig& c, const BlockWeights& w, const Mat& xn, 
   forward_group(qkv, xn, qkv_out);
   apply_rope(c, q, nh, T, pos0);
   apply_rope(c, k, nkv, T, pos0);
-  const float* kp = k.data.data();
-  const float* vp = v.data.data();
-  if (cache) {
-    AWQ_CHECK(pos0 + T <= cache->k.rows, "KV cache holds {} positions; {} needed", cache->k.rows,
-              pos0 + T);
-    std::copy(k.data.begin(), k.data.end(), cache->k.row(pos0));
-    std::copy(v.data.begin(), v.data.end(), cache->v.row(pos0));
-    kp = cache->k.data.data();
-    vp = cache->v.data.data();
-  }
+  if (cache) cache->store(k, v, pos0);
   Mat att;
   att.resize_for_overwrite(N, qd);  // every (sequence, head) writes its columns of all rows
   const int64_t group = nh / nkv;   // query heads per KV head (GQA), as HF's repeat_kv
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  parallel_for(n_seq * nh, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t s = t / nh, h = t % nh, g = h / group;
-      const int64_t kv_row0 = cache ? 0 : s * T;
-      attend_causal(q.row(s * T) + h * hd, qd, T, pos0, kp + kv_row0 * kvd + g * hd,
-                    vp + kv_row0 * kvd + g * hd, kvd, hd, scale, att.row(s * T) + h * hd, qd);
-    }
-  });
+  if (cache && T == 1) {  // decode: the query heads of each key/value head together
+    attend_decode_heads(q.data.data(), nh, pos0, *cache, scale, att.data.data());
+  } else {
+    parallel_for(n_seq * nh, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t s = t / nh, h = t % nh, g = h / group;
+        // Keys/values: the cache's head-major runs, or this call's rows of the sequence.
+        const float* kh = cache ? cache->k_head(g) : k.row(s * T) + g * hd;
+        const float* vh = cache ? cache->v_head(g) : v.row(s * T) + g * hd;
+        const int64_t ldkv = cache ? hd : kvd;
+        attend_causal(q.row(s * T) + h * hd, qd, T, pos0, kh, vh, ldkv, hd, scale,
+                      att.row(s * T) + h * hd, qd);
+      }
+    });
+  }
   w[LinearRole::O].forward(att, out);
   if (o_in) *o_in = std::move(att);
 }

@@ -84,11 +84,6 @@ void attention_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat&
 void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
                  Mat* down_in = nullptr);
 
-// One sequence's key/value cache for one block: rows are positions, [capacity, kv_dim] each.
-struct KvCache {
-  Mat k, v;
-};
-
 // The block on x [n, hidden]: n consecutive tokens of one sequence at positions pos..pos+n-1, whose
 // earlier keys/values are in cache rows 0..pos-1; this call stores rows pos..pos+n-1.
 void block_forward_cached(const ModelConfig& cfg, const BlockWeights& w, const Mat& x, int64_t pos,

@@ -153,10 +153,7 @@ Mat Model::forward(const int32_t* tokens, int64_t n_seq, int64_t T) const {
 Model::Session::Session(const Model& m, int64_t capacity) : m_(&m), capacity_(capacity) {
   AWQ_CHECK(capacity > 0, "Session: capacity must be positive (got {})", capacity);
   cache_.resize(size_t(m.n_layers()));
-  for (auto& c : cache_) {
-    c.k.resize(capacity, m.cfg_.kv_dim());
-    c.v.resize(capacity, m.cfg_.kv_dim());
-  }
+  for (auto& c : cache_) c.resize(m.cfg_.num_key_value_heads, capacity, m.cfg_.head_dim);
 }
 
 int64_t Model::Session::cache_bytes() const {

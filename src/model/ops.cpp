@@ -87,9 +87,9 @@ void swiglu(float* gate, const float* up, int64_t n) {
   }
 }
 
-void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const float* k,
-                   const float* v, int64_t ldkv, int64_t hd, float scale, float* out, int64_t ldo) {
-  const model_detail::AttnArgs a{q, ldq, nq, p0, k, v, ldkv, hd, scale, out, ldo};
+namespace {
+
+void attend_args(const model_detail::AttnArgs& a) {
   switch (kernels::active_isa()) {
     case kernels::Isa::Avx512:
       model_detail::avx512::attend(a);
@@ -101,6 +101,66 @@ void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const fl
       model_detail::generic::attend(a);
       break;
   }
+}
+
+}  // namespace
+
+void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const float* k,
+                   const float* v, int64_t ldkv, int64_t hd, float scale, float* out, int64_t ldo) {
+  attend_args({q, ldq, nq, p0, k, v, ldkv, hd, scale, out, ldo});
+}
+
+void KvCache::resize(int64_t heads, int64_t cap, int64_t hd) {
+  AWQ_CHECK(heads > 0 && cap > 0 && hd > 0, "KvCache: {} heads x {} positions x {} is empty", heads,
+            cap, hd);
+  kv_heads = heads;
+  capacity = cap;
+  head_dim = hd;
+  k.resize(heads * cap, hd);
+  v.resize(heads * cap, hd);
+}
+
+void KvCache::store(const Mat& k_new, const Mat& v_new, int64_t pos) {
+  AWQ_CHECK(
+      k_new.cols == kv_heads * head_dim && v_new.cols == k_new.cols && v_new.rows == k_new.rows,
+      "KV cache: new keys [{} x {}] / values [{} x {}], expected {} columns", k_new.rows,
+      k_new.cols, v_new.rows, v_new.cols, kv_heads * head_dim);
+  AWQ_CHECK(pos >= 0 && pos + k_new.rows <= capacity, "KV cache holds {} positions; {} needed",
+            capacity, pos + k_new.rows);
+  for (int64_t t = 0; t < k_new.rows; ++t)
+    for (int64_t g = 0; g < kv_heads; ++g) {
+      std::copy_n(k_new.row(t) + g * head_dim, head_dim, k_head(g) + (pos + t) * head_dim);
+      std::copy_n(v_new.row(t) + g * head_dim, head_dim, v_head(g) + (pos + t) * head_dim);
+    }
+}
+
+void attend_decode_heads(const float* q, int64_t nh, int64_t p0, const KvCache& cache, float scale,
+                         float* out) {
+  const int64_t nkv = cache.kv_heads, hd = cache.head_dim;
+  AWQ_CHECK(nkv > 0 && nh % nkv == 0, "attention: {} query heads cannot share {} key/value heads",
+            nh, nkv);
+  AWQ_CHECK(p0 >= 0 && p0 < cache.capacity, "attention: position {} outside the cache's {}", p0,
+            cache.capacity);
+  // Tasks: the query heads of one key/value head together, so that its keys and values come
+  // from memory once (the kernel's passes of 4 heads after the first read them from cache), split
+  // into runs of 4 heads only as far as needed to give every thread work. A head's result is the
+  // same in any split.
+  constexpr int64_t kHeadsPerPass = 4;
+  const int64_t group = nh / nkv, passes = (group + kHeadsPerPass - 1) / kHeadsPerPass;
+  const int64_t splits = std::min(passes, (int64_t(num_threads()) + nkv - 1) / nkv);
+  const int64_t heads_per_task = (passes + splits - 1) / splits * kHeadsPerPass;
+  parallel_for(nkv * splits, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t g = t / splits, h0 = g * group + (t % splits) * heads_per_task;
+      const int64_t heads = std::min(heads_per_task, (g + 1) * group - h0);
+      if (heads <= 0) continue;
+      model_detail::AttnArgs a{
+          q + h0 * hd,   hd, 1, p0, cache.k_head(g), cache.v_head(g), hd, hd, scale,
+          out + h0 * hd, hd};
+      a.heads = heads;
+      attend_args(a);
+    }
+  });
 }
 
 }  // namespace awq

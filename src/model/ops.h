@@ -50,4 +50,32 @@ void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const fl
                    const float* v, int64_t ldkv, int64_t head_dim, float scale, float* out,
                    int64_t ldo);
 
+// One sequence's key/value cache for one block, head-major: key/value head g's vectors for
+// positions 0..capacity-1 are rows g * capacity .. of k and v ([kv_heads * capacity, head_dim]),
+// so one head's keys are one contiguous run that a decode step streams through (position-major
+// rows would put a head's 64 floats at a 1 KiB stride: a quarter of each row's cache lines, and
+// on a quarter of the cache's sets).
+struct KvCache {
+  Mat k, v;
+  int64_t kv_heads = 0, capacity = 0, head_dim = 0;
+
+  void resize(int64_t kv_heads, int64_t capacity, int64_t head_dim);
+  float* k_head(int64_t g) { return k.row(g * capacity); }
+  float* v_head(int64_t g) { return v.row(g * capacity); }
+  const float* k_head(int64_t g) const { return k.row(g * capacity); }
+  const float* v_head(int64_t g) const { return v.row(g * capacity); }
+  int64_t bytes() const { return int64_t(k.size() + v.size()) * 4; }
+  // Stores rows [kv_heads * head_dim] of k_new / v_new (n of them) at positions pos .. pos+n-1.
+  void store(const Mat& k_new, const Mat& v_new, int64_t pos);
+};
+
+// One token's attention over all nh query heads (decode): q [nh * head_dim] at position p0
+// against the cache's positions 0..p0; out [nh * head_dim]. The query heads that share a key/value
+// head (grouped-query attention) are computed together, so their keys and values are read from
+// memory once for all of them instead of once per head. On the pool; equal to
+// attend_causal per head to rounding (the scores' sums are ordered differently), and the same
+// bits for any thread count.
+void attend_decode_heads(const float* q, int64_t nh, int64_t p0, const KvCache& cache, float scale,
+                         float* out);
+
 }  // namespace awq

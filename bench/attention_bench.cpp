@@ -1,0 +1,65 @@
+// Decode attention on the TinyLlama-1.1B shape (32 query heads sharing 4 key/value heads of 64):
+//
+//   attention_decode/ctx:N/threads:T   one token's attention in all 22 layers at context N
+//       (attend_decode_heads), each layer with its own key/value cache (22 x 2 x N x 1 KiB: 92 MB
+//       at N = 2048), as a real decode reads them. GB/s of keys and values read; tok/s for the
+//       attention alone.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "model/ops.h"
+
+namespace {
+
+using namespace awq;
+
+constexpr int64_t kLayers = 22, kHeads = 32, kKvHeads = 4, kHeadDim = 64;
+
+template <typename Vec>
+void fill_random(Vec& v, uint64_t seed) {  // uniform in [-1, 1)
+  for (auto& x : v) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    x = float(int64_t(seed >> 40) - (1 << 23)) / float(1 << 23);
+  }
+}
+
+void bm_attention_decode(benchmark::State& st) {
+  const int64_t ctx = st.range(0);
+  set_num_threads(int(st.range(1)));
+  std::vector<KvCache> caches(static_cast<size_t>(kLayers));
+  uint64_t seed = 1;
+  for (KvCache& c : caches) {
+    c.resize(kKvHeads, ctx, kHeadDim);
+    fill_random(c.k.data, seed++);
+    fill_random(c.v.data, seed++);
+  }
+  std::vector<float> q(static_cast<size_t>(kHeads * kHeadDim));
+  fill_random(q, 99);
+  std::vector<float> out(q.size());
+  const float scale = float(1.0 / std::sqrt(double(kHeadDim)));
+  for (auto _ : st) {
+    for (const KvCache& c : caches)
+      attend_decode_heads(q.data(), kHeads, ctx - 1, c, scale, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double bytes = double(kLayers) * double(caches[0].bytes());
+  st.counters["GB/s"] =
+      benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["tok/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+const int registered = [] {
+  benchmark::RegisterBenchmark("attention_decode", bm_attention_decode)
+      ->ArgNames({"ctx", "threads"})
+      ->ArgsProduct({{64, 512, 2048}, {1, 2}})
+      ->Unit(benchmark::kMicrosecond)
+      ->MinTime(0.3)
+      ->UseRealTime();
+  return 0;
+}();
+
+}  // namespace
