@@ -148,7 +148,12 @@ const std::vector<Weights>& rotating_pool(Kind kind, const Shape& s) {
     const Weights first = make_weights(kind, s, 1);
     const int64_t copies = std::max<int64_t>(2, pool_bytes() / int64_t(first.bytes()) + 1);
     pool.reserve(size_t(copies));
-    for (int64_t i = 0; i < copies; ++i) pool.push_back(first);
+    for (int64_t i = 0; i < copies; ++i) {
+      pool.push_back(first);
+      // W4Matrix copies share their bytes; a one-part concat is a copy into fresh memory.
+      const W4Matrix* part[] = {&first.w4};
+      if (kind == Kind::W4A16 || kind == Kind::W4A8) pool.back().w4 = W4Matrix::concat(part, 1);
+    }
     key = want;
   }
   return pool;

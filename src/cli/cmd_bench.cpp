@@ -50,6 +50,8 @@ Registration reg([](CLI::App& app) {
   model->excludes(shape);
   sub->add_option("-p,--prompt", a->opt.prompt, "Prompt (prefill) tokens; 0 skips (default 512)");
   sub->add_option("-n,--decode", a->opt.decode, "Decoded tokens; 0 skips (default 128)");
+  sub->add_option("-d,--depth", a->opt.depth,
+                  "Decode after this many tokens of context (prefilled, not timed; default 0)");
   sub->add_option("--weights", a->weights,
                   "Forms to run, comma-separated: f16, f32, w4, w4a8 (default: f16,w4)")
       ->delimiter(',')

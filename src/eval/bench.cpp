@@ -158,6 +158,14 @@ DecodeBytes BenchModel::decode_bytes() const {
   return b;
 }
 
+int64_t BenchModel::kv_cache_bytes_per_token(int64_t depth, int64_t n) const {
+  // The token at position p reads the keys and values of positions 0..p: p + 1 rows of kv_dim
+  // f32 each, in every block. Over p = depth .. depth+n-1 that is depth + (n + 1) / 2 rows on
+  // average (exact: 2 * kv_dim * 4 is even).
+  const int64_t per_row = int64_t(blocks.size()) * 2 * cfg.kv_dim() * 4;
+  return n > 0 ? per_row * (2 * depth + n + 1) / 2 : 0;
+}
+
 double BenchModel::prefill_flops(int64_t T) const {
   double linear_macs = 0;
   for (const auto& blk : blocks)
@@ -306,9 +314,9 @@ BenchSession::BenchSession(const BenchModel& m, int64_t capacity) : m_(&m) {
 std::vector<float> BenchSession::feed(std::span<const int32_t> tokens) {
   const int64_t n = int64_t(tokens.size()), d = m_->cfg.hidden_size;
   AWQ_CHECK(n > 0, "BenchSession::feed: no tokens");
-  AWQ_CHECK(cache_.empty() || pos_ + n <= cache_[0].k.rows,
+  AWQ_CHECK(cache_.empty() || pos_ + n <= cache_[0].capacity,
             "bench: {} tokens so far + {} new exceed the session's {} positions", pos_, n,
-            cache_.empty() ? 0 : cache_[0].k.rows);
+            cache_.empty() ? 0 : cache_[0].capacity);
   Mat x(n, d);
   const size_t row_bytes = size_t(d) * dtype_size(m_->embed_dtype);
   for (int64_t i = 0; i < n; ++i) {
@@ -362,8 +370,10 @@ double time_prompt(BenchSession& s, const std::vector<int32_t>& toks) {
   return t.seconds();
 }
 
-double time_decode(BenchSession& s, const std::vector<int32_t>& toks) {
+// Decodes toks one at a time after `depth` positions of context, prefilled untimed.
+double time_decode(BenchSession& s, const std::vector<int32_t>& toks, int64_t depth) {
   s.reset();
+  if (depth > 0) s.feed(bench_tokens(depth, s.model().cfg.vocab_size));
   Timer t;
   for (int32_t tok : toks) s.feed(std::span<const int32_t>(&tok, 1));
   return t.seconds();
@@ -465,14 +475,16 @@ BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandw
   AWQ_CHECK(opts.repeats >= 1, "bench: --repeats must be at least 1 (got {})", opts.repeats);
   BenchRow row;
   row.form = bench_form_name(m.form);
+  AWQ_CHECK(opts.depth >= 0, "bench: --depth must not be negative (got {})", opts.depth);
   row.bytes = m.decode_bytes();
-  const int64_t cap = std::max<int64_t>({opts.prompt, opts.decode, 8});
+  if (opts.decode > 0) row.bytes.kv_cache = m.kv_cache_bytes_per_token(opts.depth, opts.decode);
+  const int64_t cap = std::max<int64_t>({opts.prompt, opts.depth + opts.decode, 8});
   BenchSession s(m, cap);
   const auto ptoks = bench_tokens(opts.prompt, m.cfg.vocab_size);
   const auto dtoks = bench_tokens(opts.decode, m.cfg.vocab_size);
   // Warm-up: touches the KV cache, the kernels' scratch and the RoPE tables once.
   time_prompt(s, bench_tokens(std::min<int64_t>(cap, 16), m.cfg.vocab_size));
-  time_decode(s, bench_tokens(std::min<int64_t>(cap, 4), m.cfg.vocab_size));
+  time_decode(s, bench_tokens(std::min<int64_t>(cap, 4), m.cfg.vocab_size), 0);
   const double threads = double(num_threads());
   double wall = 0, cpu0 = process_cpu_seconds();
   for (int r = 0; r < opts.repeats && opts.prompt > 0; ++r) {
@@ -487,7 +499,7 @@ BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandw
   wall = 0;
   cpu0 = process_cpu_seconds();
   for (int r = 0; r < opts.repeats && opts.decode > 0; ++r) {
-    const double sec = time_decode(s, dtoks);
+    const double sec = time_decode(s, dtoks, opts.depth);
     wall += sec;
     row.decode_runs.push_back(double(opts.decode) / sec);
     if (opts.progress)
@@ -593,9 +605,10 @@ std::string format_bench_report(const BenchReport& r) {
         "load:      {:.2f} before, {:.2f} after (1-minute average, {} cores){}\n", r.load_before,
         r.load_after, r.cores,
         r.load_before > r.cores ? ": the machine was oversubscribed, speeds understated" : "");
-  s +=
-      fmt::format("test:      prompt {} tokens, decode {} tokens (batch 1, KV cache), median of {}",
-                  r.opts.prompt, r.opts.decode, r.opts.repeats);
+  s += fmt::format(
+      "test:      prompt {} tokens, decode {} tokens{} (batch 1, KV cache), median of {}",
+      r.opts.prompt, r.opts.decode,
+      r.opts.depth > 0 ? fmt::format(" after {} of context", r.opts.depth) : "", r.opts.repeats);
   if (std::any_of(r.rows.begin(), r.rows.end(), [](const BenchRow& w) { return w.form[0] == 'w'; }))
     s += fmt::format("; W4: {}, lm_head {}, {}",
                      r.opts.build_model ? std::string("the file's Q4_0/Q4_1 codes")
@@ -677,6 +690,7 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["load_after"] = r.load_after;
   j["prompt_tokens"] = r.opts.prompt;
   j["decode_tokens"] = r.opts.decode;
+  j["depth"] = r.opts.depth;
   j["repeats"] = r.opts.repeats;
   j["group_size"] = r.opts.group_size;
   j["lm_head_w4"] = r.opts.lm_head_w4;
@@ -689,7 +703,8 @@ nlohmann::json bench_report_json(const BenchReport& r) {
                       {"linears", w.bytes.linears},
                       {"norms_biases", w.bytes.norms_biases},
                       {"lm_head", w.bytes.lm_head},
-                      {"embedding_row", w.bytes.embedding_row}}},
+                      {"embedding_row", w.bytes.embedding_row},
+                      {"kv_cache", w.bytes.kv_cache}}},
                     {"build_seconds", w.build_seconds},
                     {"prompt_tok_s", w.prompt_tok_s},
                     {"prompt_runs", w.prompt_runs},

@@ -1,10 +1,10 @@
 // awq bench: prompt (prefill) and decode speed of a model in each weight form, set against the
 // machine's own memory bandwidth measured in the same run (DESIGN.md, performance model).
 //
-//   decode: n tokens fed one at a time through the KV cache from an empty context (batch 1), as
-//           llama-bench's tg test does; every token reads every weight once, so
-//           achieved GB/s = bytes of weights per token x tokens/s, and the roofline is
-//           bandwidth / bytes per token.
+//   decode: n tokens fed one at a time through the KV cache (batch 1), from an empty context as
+//           llama-bench's tg test does, or after d positions (--depth, llama-bench's -d); every
+//           token reads every weight once and the keys/values of its context, so achieved
+//           GB/s = bytes per token x tokens/s, and the roofline is bandwidth / bytes per token.
 //   prompt: one prefill of p tokens from an empty context (logits of the last token only, as
 //           llama-bench's pp test); GFLOP/s = FLOPs of that prefill / its time.
 // Each is the median of `repeats` runs after one short warm-up.
@@ -42,7 +42,10 @@ struct DecodeBytes {
   int64_t norms_biases = 0;  // RMSNorm weights (f32) and linear biases (f32)
   int64_t lm_head = 0;       // the whole [vocab, hidden] output matrix
   int64_t embedding_row = 0;  // one row of the embedding table
-  int64_t total() const { return linears + norms_biases + lm_head + embedding_row; }
+  // The keys and values attention reads, averaged over the decoded tokens (0 in decode_bytes(),
+  // which knows no context; run_bench sets it from the depth and token count).
+  int64_t kv_cache = 0;
+  int64_t total() const { return linears + norms_biases + lm_head + embedding_row + kv_cache; }
 };
 
 // A model held in memory for the bench, with its own KV-cache decoding. The arrays that the
@@ -58,6 +61,8 @@ struct BenchModel {
   std::vector<std::shared_ptr<const void>> storage;
 
   DecodeBytes decode_bytes() const;
+  // Keys and values read per decoded token, on average over n tokens after depth positions.
+  int64_t kv_cache_bytes_per_token(int64_t depth, int64_t n) const;
   // FLOPs of a prefill of T tokens from position 0 (linears, causal attention, lm_head on the last
   // token only).
   double prefill_flops(int64_t T) const;
@@ -96,6 +101,7 @@ class BenchSession {
   std::vector<float> feed(std::span<const int32_t> tokens);
   int64_t pos() const { return pos_; }
   void reset() { pos_ = 0; }
+  const BenchModel& model() const { return *m_; }
 
  private:
   const BenchModel* m_;
@@ -109,6 +115,7 @@ struct BenchOptions {
   int threads = 0;               // 0: the pool's current size
   int64_t prompt = 512;          // p; 0 skips the prompt test
   int64_t decode = 128;          // n; 0 skips the decode test
+  int64_t depth = 0;             // decode after this many positions of context (untimed prefill)
   std::vector<BenchForm> forms;  // empty: f16 and w4
   int group_size = 128;
   bool lm_head_w4 = false;  // W4 forms: lm_head quantized too (BenchModel::quantize_lm_head)

@@ -81,7 +81,9 @@ void expect_bytes_eq(const DecodeBytes& got, const DecodeBytes& want, const std:
   EXPECT_EQ(got.norms_biases, want.norms_biases) << what;
   EXPECT_EQ(got.lm_head, want.lm_head) << what;
   EXPECT_EQ(got.embedding_row, want.embedding_row) << what;
-  EXPECT_EQ(got.total(), want.linears + want.norms_biases + want.lm_head + want.embedding_row)
+  EXPECT_EQ(got.kv_cache, want.kv_cache) << what;
+  EXPECT_EQ(got.total(),
+            want.linears + want.norms_biases + want.lm_head + want.embedding_row + want.kv_cache)
       << what;
 }
 
@@ -149,7 +151,10 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
   for (const BenchRow& w : r.rows) {
     SCOPED_TRACE(w.form);
     const BenchForm f = parse_bench_form(w.form);
-    expect_bytes_eq(w.bytes, expected_bytes(r.cfg, f, 128, false), w.form);
+    DecodeBytes want = expected_bytes(r.cfg, f, 128, false);
+    // 8 tokens from an empty context read 1..8 positions of keys and values: 4.5 on average.
+    want.kv_cache = r.cfg.num_hidden_layers * 2 * r.cfg.kv_dim() * 4 * 9 / 2;
+    expect_bytes_eq(w.bytes, want, w.form);
     ASSERT_EQ(w.prompt_runs.size(), 3u);
     ASSERT_EQ(w.decode_runs.size(), 3u);
     for (double v : w.prompt_runs) EXPECT_GT(v, 0.0);
@@ -172,6 +177,32 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
   const auto j = bench_report_json(r);
   ASSERT_EQ(j["rows"].size(), 3u);
   EXPECT_EQ(j["rows"][1]["bytes_per_token"]["total"].get<int64_t>(), r.rows[1].bytes.total());
+}
+
+// Decode after a context: the session holds depth + n positions, and each token's bytes include
+// the keys and values it attends over (d + 1 .. d + n positions: d + (n + 1) / 2 on average).
+TEST(Bench, DecodeAfterContextCountsItsKeysAndValues) {
+  BenchOptions o;
+  o.shape = "tiny";
+  o.threads = 1;
+  o.prompt = 0;
+  o.decode = 5;
+  o.depth = 40;  // more than prompt and decode: the cache must be sized for depth + n
+  o.repeats = 1;
+  o.forms = {BenchForm::W4};
+  o.bandwidth_bytes = int64_t(8) << 20;
+  const BenchReport r = run_bench(o);
+  ASSERT_EQ(r.rows.size(), 1u);
+  const BenchRow& w = r.rows[0];
+  EXPECT_GT(w.decode_tok_s, 0.0);
+  const int64_t per_row = r.cfg.num_hidden_layers * 2 * r.cfg.kv_dim() * 4;
+  EXPECT_EQ(w.bytes.kv_cache, per_row * 43);  // 41..45 positions
+  EXPECT_NEAR(w.decode_gbs, double(w.bytes.total()) * w.decode_tok_s / 1e9, 1e-12 * w.decode_gbs);
+  EXPECT_NE(format_bench_report(r).find("after 40 of context"), std::string::npos);
+  EXPECT_EQ(bench_report_json(r)["rows"][0]["bytes_per_token"]["kv_cache"].get<int64_t>(),
+            per_row * 43);
+  o.depth = -1;
+  EXPECT_THROW(run_bench(o), Error);
 }
 
 TEST(Bench, QuantizedLmHeadIsCountedAsPackedW4) {

@@ -65,7 +65,8 @@ TEST(GgufBench, BenchModelComputesWhatTheLoaderComputesInEveryForm) {
   ASSERT_EQ(r.rows.size(), 1u);
   EXPECT_EQ(r.source, file);
   EXPECT_GT(r.rows[0].decode_tok_s, 0);
-  EXPECT_EQ(r.rows[0].bytes.total(), w4.decode_bytes().total());
+  EXPECT_EQ(r.rows[0].bytes.total(),
+            w4.decode_bytes().total() + w4.kv_cache_bytes_per_token(0, bo.decode));
 }
 
 }  // namespace
