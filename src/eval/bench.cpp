@@ -314,9 +314,9 @@ BenchSession::BenchSession(const BenchModel& m, int64_t capacity) : m_(&m) {
 std::vector<float> BenchSession::feed(std::span<const int32_t> tokens) {
   const int64_t n = int64_t(tokens.size()), d = m_->cfg.hidden_size;
   AWQ_CHECK(n > 0, "BenchSession::feed: no tokens");
-  AWQ_CHECK(cache_.empty() || pos_ + n <= cache_[0].capacity,
+  AWQ_CHECK(cache_.empty() || pos_ + n <= cache_[0].capacity(),
             "bench: {} tokens so far + {} new exceed the session's {} positions", pos_, n,
-            cache_.empty() ? 0 : cache_[0].capacity);
+            cache_.empty() ? 0 : cache_[0].capacity());
   Mat x(n, d);
   const size_t row_bytes = size_t(d) * dtype_size(m_->embed_dtype);
   for (int64_t i = 0; i < n; ++i) {

@@ -76,7 +76,8 @@ std::string supported_model_types() {
 }
 
 const char* linear_role_name(LinearRole r) {
-  static const char* names[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  static const char* names[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                "gate_proj", "up_proj", "down_proj"};
   return names[int(r)];
 }
 

@@ -11,8 +11,9 @@ namespace awq {
 // The seven linears of a Llama block, in forward order.
 enum class LinearRole { Q, K, V, O, Gate, Up, Down };
 constexpr int kNumLinearRoles = 7;
-constexpr LinearRole kAllLinearRoles[] = {LinearRole::Q, LinearRole::K, LinearRole::V, LinearRole::O,
-                                          LinearRole::Gate, LinearRole::Up, LinearRole::Down};
+constexpr LinearRole kAllLinearRoles[] = {LinearRole::Q,   LinearRole::K,    LinearRole::V,
+                                          LinearRole::O,   LinearRole::Gate, LinearRole::Up,
+                                          LinearRole::Down};
 
 enum class NormRole { Attn, Mlp };
 
@@ -24,26 +25,26 @@ enum class InspectKind {
 };
 
 struct ScalingGroup {
-  std::string name;                 // for reports: "attn.qkv", "attn.o", "mlp.gate_up", "mlp.down"
-  bool prev_is_norm;                // 1/s folds into a norm weight ...
-  NormRole prev_norm;               // ... this one
-  LinearRole prev_linear;           // ... or into the last len(s) output rows of this linear
-  std::vector<LinearRole> layers;   // consumers whose columns are multiplied by s
+  std::string name;                // for reports: "attn.qkv", "attn.o", "mlp.gate_up", "mlp.down"
+  bool prev_is_norm;               // 1/s folds into a norm weight ...
+  NormRole prev_norm;              // ... this one
+  LinearRole prev_linear;          // ... or into the last len(s) output rows of this linear
+  std::vector<LinearRole> layers;  // consumers whose columns are multiplied by s
   InspectKind inspect;
-  bool only_if_square;              // v→o only when v's output width equals o's input (no GQA)
+  bool only_if_square;  // v→o only when v's output width equals o's input (no GQA)
 };
 
 struct Architecture {
   std::string model_type;
-  std::string hf_class;              // "LlamaForCausalLM", for config.json "architectures"
-  bool qkv_bias;                     // Qwen2: q/k/v have biases regardless of config flags
+  std::string hf_class;  // "LlamaForCausalLM", for config.json "architectures"
+  bool qkv_bias;         // Qwen2: q/k/v have biases regardless of config flags
   bool default_tie_embeddings;
   std::string embed_name, final_norm_name, lm_head_name;
-  std::string layer_prefix;          // "model.layers.{}." with {} the block index
-  std::string linear_names[kNumLinearRoles];   // relative to the layer prefix
-  std::string norm_names[2];                   // attn, mlp
+  std::string layer_prefix;                   // "model.layers.{}." with {} the block index
+  std::string linear_names[kNumLinearRoles];  // relative to the layer prefix
+  std::string norm_names[2];                  // attn, mlp
   std::vector<ScalingGroup> scaling_groups;
-  std::vector<LinearRole> clip_skip;           // linears whose clipping is not searched (q, k)
+  std::vector<LinearRole> clip_skip;  // linears whose clipping is not searched (q, k)
 
   std::string layer_name(int64_t layer, const std::string& rel) const;
   std::string linear_name(int64_t layer, LinearRole r) const;  // without ".weight"
@@ -51,7 +52,7 @@ struct Architecture {
 };
 
 const Architecture* find_architecture(const std::string& model_type);
-std::string supported_model_types();  // "llama, mistral, qwen2"
+std::string supported_model_types();         // "llama, mistral, qwen2"
 const char* linear_role_name(LinearRole r);  // "q_proj", ...
 
 }  // namespace awq

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "kernels/isa.h"
+#include "kernels/weight_memory.h"
 #include "model/attention_kernels.h"
 
 namespace awq {
@@ -113,34 +114,35 @@ void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const fl
 void KvCache::resize(int64_t heads, int64_t cap, int64_t hd) {
   AWQ_CHECK(heads > 0 && cap > 0 && hd > 0, "KvCache: {} heads x {} positions x {} is empty", heads,
             cap, hd);
-  kv_heads = heads;
-  capacity = cap;
-  head_dim = hd;
-  k.resize(heads * cap, hd);
-  v.resize(heads * cap, hd);
+  kv_heads_ = heads;
+  capacity_ = cap;
+  head_dim_ = hd;
+  mem_ = kernels::alloc_weight_bytes(size_t(bytes()));
+  k_ = reinterpret_cast<float*>(mem_.get());
+  v_ = k_ + heads * cap * hd;
 }
 
 void KvCache::store(const Mat& k_new, const Mat& v_new, int64_t pos) {
   AWQ_CHECK(
-      k_new.cols == kv_heads * head_dim && v_new.cols == k_new.cols && v_new.rows == k_new.rows,
+      k_new.cols == kv_heads_ * head_dim_ && v_new.cols == k_new.cols && v_new.rows == k_new.rows,
       "KV cache: new keys [{} x {}] / values [{} x {}], expected {} columns", k_new.rows,
-      k_new.cols, v_new.rows, v_new.cols, kv_heads * head_dim);
-  AWQ_CHECK(pos >= 0 && pos + k_new.rows <= capacity, "KV cache holds {} positions; {} needed",
-            capacity, pos + k_new.rows);
+      k_new.cols, v_new.rows, v_new.cols, kv_heads_ * head_dim_);
+  AWQ_CHECK(pos >= 0 && pos + k_new.rows <= capacity_, "KV cache holds {} positions; {} needed",
+            capacity_, pos + k_new.rows);
   for (int64_t t = 0; t < k_new.rows; ++t)
-    for (int64_t g = 0; g < kv_heads; ++g) {
-      std::copy_n(k_new.row(t) + g * head_dim, head_dim, k_head(g) + (pos + t) * head_dim);
-      std::copy_n(v_new.row(t) + g * head_dim, head_dim, v_head(g) + (pos + t) * head_dim);
+    for (int64_t g = 0; g < kv_heads_; ++g) {
+      std::copy_n(k_new.row(t) + g * head_dim_, head_dim_, k_head(g) + (pos + t) * head_dim_);
+      std::copy_n(v_new.row(t) + g * head_dim_, head_dim_, v_head(g) + (pos + t) * head_dim_);
     }
 }
 
 void attend_decode_heads(const float* q, int64_t nh, int64_t p0, const KvCache& cache, float scale,
                          float* out) {
-  const int64_t nkv = cache.kv_heads, hd = cache.head_dim;
+  const int64_t nkv = cache.kv_heads(), hd = cache.head_dim();
   AWQ_CHECK(nkv > 0 && nh % nkv == 0, "attention: {} query heads cannot share {} key/value heads",
             nh, nkv);
-  AWQ_CHECK(p0 >= 0 && p0 < cache.capacity, "attention: position {} outside the cache's {}", p0,
-            cache.capacity);
+  AWQ_CHECK(p0 >= 0 && p0 < cache.capacity(), "attention: position {} outside the cache's {}", p0,
+            cache.capacity());
   // Tasks: the query heads of one key/value head together, so that its keys and values come
   // from memory once (the kernel's passes of 4 heads after the first read them from cache), split
   // into runs of 4 heads only as far as needed to give every thread work. A head's result is the

@@ -51,22 +51,30 @@ void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const fl
                    int64_t ldo);
 
 // One sequence's key/value cache for one block, head-major: key/value head g's vectors for
-// positions 0..capacity-1 are rows g * capacity .. of k and v ([kv_heads * capacity, head_dim]),
-// so one head's keys are one contiguous run that a decode step streams through (position-major
-// rows would put a head's 64 floats at a 1 KiB stride: a quarter of each row's cache lines, and
-// on a quarter of the cache's sets).
-struct KvCache {
-  Mat k, v;
-  int64_t kv_heads = 0, capacity = 0, head_dim = 0;
-
-  void resize(int64_t kv_heads, int64_t capacity, int64_t head_dim);
-  float* k_head(int64_t g) { return k.row(g * capacity); }
-  float* v_head(int64_t g) { return v.row(g * capacity); }
-  const float* k_head(int64_t g) const { return k.row(g * capacity); }
-  const float* v_head(int64_t g) const { return v.row(g * capacity); }
-  int64_t bytes() const { return int64_t(k.size() + v.size()) * 4; }
+// positions 0..capacity-1 are one run of capacity x head_dim floats (k_head(g), v_head(g)), so
+// one head's keys are one contiguous stream for a decode step (position-major rows would put a
+// head's 64 floats at a 1 KiB stride: a quarter of each row's cache lines, and on a quarter of
+// the cache's sets). Keys and values share one allocation, in huge pages from 4 MiB up as the
+// weights are (kernels/weight_memory.h): decode reads all of it once per token.
+class KvCache {
+ public:
+  void resize(int64_t kv_heads, int64_t capacity, int64_t head_dim);  // zeroed
+  int64_t kv_heads() const { return kv_heads_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t head_dim() const { return head_dim_; }
+  float* k_head(int64_t g) { return k_ + g * capacity_ * head_dim_; }
+  float* v_head(int64_t g) { return v_ + g * capacity_ * head_dim_; }
+  const float* k_head(int64_t g) const { return k_ + g * capacity_ * head_dim_; }
+  const float* v_head(int64_t g) const { return v_ + g * capacity_ * head_dim_; }
+  int64_t bytes() const { return 2 * kv_heads_ * capacity_ * head_dim_ * 4; }
   // Stores rows [kv_heads * head_dim] of k_new / v_new (n of them) at positions pos .. pos+n-1.
   void store(const Mat& k_new, const Mat& v_new, int64_t pos);
+
+ private:
+  int64_t kv_heads_ = 0, capacity_ = 0, head_dim_ = 0;
+  std::shared_ptr<uint8_t> mem_;
+  float* k_ = nullptr;
+  float* v_ = nullptr;
 };
 
 // One token's attention over all nh query heads (decode): q [nh * head_dim] at position p0

@@ -199,13 +199,16 @@ TEST(Ops, KvCacheStoresHeadMajorAndRejectsOverflow) {
   for (int64_t t = 0; t < 2; ++t)
     for (int64_t g = 0; g < 3; ++g)
       for (int64_t d = 0; d < 4; ++d) {
-        ASSERT_EQ(c.k.row(g * 5 + 3 + t)[d], k.row(t)[g * 4 + d]);
+        ASSERT_EQ(c.k_head(g)[(3 + t) * 4 + d], k.row(t)[g * 4 + d]);
         ASSERT_EQ(c.v_head(g)[(3 + t) * 4 + d], v.row(t)[g * 4 + d]);
       }
   EXPECT_THROW(c.store(k, v, 4), Error);  // positions 4, 5: one past the capacity
   Mat narrow(1, 8);
   EXPECT_THROW(c.store(narrow, narrow, 0), Error);
   EXPECT_EQ(c.bytes(), 2 * 3 * 5 * 4 * 4);
+  EXPECT_EQ(c.k_head(1), c.k_head(0) + 5 * 4);  // head runs of capacity x head_dim
+  EXPECT_EQ(c.v_head(0), c.k_head(2) + 5 * 4);  // values after the keys, one allocation
+  EXPECT_EQ(c.v_head(2)[2 * 4], 0.0f);          // zeroed; position 2 was never stored
 }
 
 // One decode step over every head, query heads sharing key/value heads (group sizes 1, 3, 5, 8:
