@@ -11,6 +11,7 @@ struct AttnArgs {
   const float* q;  // [nq, ldq]: this head's queries
   int64_t ldq, nq, p0;
   const float* k;  // [p0 + nq, ldkv]: this head's keys (already offset to the head's columns)
+                   // or, with k_tiled, its tiles
   const float* v;
   int64_t ldkv, hd;
   float scale;
@@ -19,6 +20,9 @@ struct AttnArgs {
   // Query heads sharing these keys/values (grouped-query attention). With heads > 1, nq is 1 and
   // head h's query and output are at q + h * hd and out + h * hd.
   int64_t heads = 1;
+  // Keys in the KV cache's tiles (KvCache): position j's key element d at
+  // k[(j / 16) * 16 * hd + d * 16 + j % 16] (ldkv applies to v only).
+  bool k_tiled = false;
 };
 
 namespace generic {

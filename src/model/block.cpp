@@ -181,18 +181,14 @@ void attention_impl(const ModelConfig& c, const BlockWeights& w, const Mat& xn, 
   att.resize_for_overwrite(N, qd);  // every (sequence, head) writes its columns of all rows
   const int64_t group = nh / nkv;   // query heads per KV head (GQA), as HF's repeat_kv
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  if (cache && T == 1) {  // decode: the query heads of each key/value head together
-    attend_decode_heads(q.data.data(), nh, pos0, *cache, scale, att.data.data());
+  if (cache) {
+    attend_cached(q.data.data(), qd, T, nh, pos0, *cache, scale, att.data.data(), qd);
   } else {
     parallel_for(n_seq * nh, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t s = t / nh, h = t % nh, g = h / group;
-        // Keys/values: the cache's head-major runs, or this call's rows of the sequence.
-        const float* kh = cache ? cache->k_head(g) : k.row(s * T) + g * hd;
-        const float* vh = cache ? cache->v_head(g) : v.row(s * T) + g * hd;
-        const int64_t ldkv = cache ? hd : kvd;
-        attend_causal(q.row(s * T) + h * hd, qd, T, pos0, kh, vh, ldkv, hd, scale,
-                      att.row(s * T) + h * hd, qd);
+        attend_causal(q.row(s * T) + h * hd, qd, T, 0, k.row(s * T) + g * hd, v.row(s * T) + g * hd,
+                      kvd, hd, scale, att.row(s * T) + h * hd, qd);
       }
     });
   }

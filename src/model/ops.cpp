@@ -116,10 +116,11 @@ void KvCache::resize(int64_t heads, int64_t cap, int64_t hd) {
             cap, hd);
   kv_heads_ = heads;
   capacity_ = cap;
+  padded_ = (cap + kKeyTile - 1) / kKeyTile * kKeyTile;
   head_dim_ = hd;
   mem_ = kernels::alloc_weight_bytes(size_t(bytes()));
   k_ = reinterpret_cast<float*>(mem_.get());
-  v_ = k_ + heads * cap * hd;
+  v_ = k_ + heads * padded_ * hd;
 }
 
 void KvCache::store(const Mat& k_new, const Mat& v_new, int64_t pos) {
@@ -129,38 +130,51 @@ void KvCache::store(const Mat& k_new, const Mat& v_new, int64_t pos) {
       k_new.cols, v_new.rows, v_new.cols, kv_heads_ * head_dim_);
   AWQ_CHECK(pos >= 0 && pos + k_new.rows <= capacity_, "KV cache holds {} positions; {} needed",
             capacity_, pos + k_new.rows);
-  for (int64_t t = 0; t < k_new.rows; ++t)
+  for (int64_t t = 0; t < k_new.rows; ++t) {
+    const int64_t p = pos + t, tile = p / kKeyTile * kKeyTile * head_dim_, lane = p % kKeyTile;
     for (int64_t g = 0; g < kv_heads_; ++g) {
-      std::copy_n(k_new.row(t) + g * head_dim_, head_dim_, k_head(g) + (pos + t) * head_dim_);
-      std::copy_n(v_new.row(t) + g * head_dim_, head_dim_, v_head(g) + (pos + t) * head_dim_);
+      const float* kr = k_new.row(t) + g * head_dim_;
+      float* kt = k_ + g * padded_ * head_dim_ + tile + lane;
+      for (int64_t d = 0; d < head_dim_; ++d) kt[d * kKeyTile] = kr[d];
+      std::copy_n(v_new.row(t) + g * head_dim_, head_dim_, v_ + (g * capacity_ + p) * head_dim_);
     }
+  }
 }
 
-void attend_decode_heads(const float* q, int64_t nh, int64_t p0, const KvCache& cache, float scale,
-                         float* out) {
+void attend_cached(const float* q, int64_t ldq, int64_t T, int64_t nh, int64_t p0,
+                   const KvCache& cache, float scale, float* out, int64_t ldo) {
   const int64_t nkv = cache.kv_heads(), hd = cache.head_dim();
   AWQ_CHECK(nkv > 0 && nh % nkv == 0, "attention: {} query heads cannot share {} key/value heads",
             nh, nkv);
-  AWQ_CHECK(p0 >= 0 && p0 < cache.capacity(), "attention: position {} outside the cache's {}", p0,
-            cache.capacity());
-  // Tasks: the query heads of one key/value head together, so that its keys and values come
-  // from memory once (the kernel's passes of 4 heads after the first read them from cache), split
-  // into runs of 4 heads only as far as needed to give every thread work. A head's result is the
-  // same in any split.
-  constexpr int64_t kHeadsPerPass = 4;
-  const int64_t group = nh / nkv, passes = (group + kHeadsPerPass - 1) / kHeadsPerPass;
+  AWQ_CHECK(T >= 1 && p0 >= 0 && p0 + T <= cache.capacity(),
+            "attention: positions {}..{} outside the cache's {}", p0, p0 + T - 1, cache.capacity());
+  const int64_t group = nh / nkv;
+  auto args = [&](int64_t h, int64_t heads) {
+    model_detail::AttnArgs a{
+        q + h * hd, ldq,          T,  p0, cache.k_tiles(h / group), cache.v_head(h / group), hd, hd,
+        scale,      out + h * hd, ldo};
+    a.heads = heads;
+    a.k_tiled = true;
+    return a;
+  };
+  if (T > 1) {  // a chunk of prefill: one task per head
+    parallel_for(nh, 1, [&](int64_t h0, int64_t h1) {
+      for (int64_t h = h0; h < h1; ++h) attend_args(args(h, 1));
+    });
+    return;
+  }
+  // Decode tasks: the query heads of one key/value head together, so that its keys and values
+  // come from memory once, split into runs of 4 heads only as far as needed to give every thread
+  // work. A head's result is the same in any split.
+  constexpr int64_t kHeadsPerSplit = 4;
+  const int64_t passes = (group + kHeadsPerSplit - 1) / kHeadsPerSplit;
   const int64_t splits = std::min(passes, (int64_t(num_threads()) + nkv - 1) / nkv);
-  const int64_t heads_per_task = (passes + splits - 1) / splits * kHeadsPerPass;
+  const int64_t heads_per_task = (passes + splits - 1) / splits * kHeadsPerSplit;
   parallel_for(nkv * splits, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t g = t / splits, h0 = g * group + (t % splits) * heads_per_task;
       const int64_t heads = std::min(heads_per_task, (g + 1) * group - h0);
-      if (heads <= 0) continue;
-      model_detail::AttnArgs a{
-          q + h0 * hd,   hd, 1, p0, cache.k_head(g), cache.v_head(g), hd, hd, scale,
-          out + h0 * hd, hd};
-      a.heads = heads;
-      attend_args(a);
+      if (heads > 0) attend_args(args(h0, heads));
     }
   });
 }

@@ -50,40 +50,45 @@ void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const fl
                    const float* v, int64_t ldkv, int64_t head_dim, float scale, float* out,
                    int64_t ldo);
 
-// One sequence's key/value cache for one block, head-major: key/value head g's vectors for
-// positions 0..capacity-1 are one run of capacity x head_dim floats (k_head(g), v_head(g)), so
-// one head's keys are one contiguous stream for a decode step (position-major rows would put a
-// head's 64 floats at a 1 KiB stride: a quarter of each row's cache lines, and on a quarter of
-// the cache's sets). Keys and values share one allocation, in huge pages from 4 MiB up as the
-// weights are (kernels/weight_memory.h): decode reads all of it once per token.
+// One sequence's key/value cache for one block, head-major: each key/value head's positions
+// 0..capacity-1 are one contiguous run, so a decode step streams them (position-major rows would
+// put a head's 64 floats at a 1 KiB stride: a quarter of each row's cache lines, on a quarter of
+// the cache's sets). Values are rows [position][head_dim]. Keys are stored transposed in tiles of
+// kKeyTile positions, [position / 16][head_dim][16], so that scores come out 16 positions per
+// vector with no horizontal sums (as prefill computes them after transposing). Keys and values
+// share one allocation, in huge pages from 4 MiB up as the weights are
+// (kernels/weight_memory.h): decode reads all of it once per token.
 class KvCache {
  public:
+  static constexpr int64_t kKeyTile = 16;
   void resize(int64_t kv_heads, int64_t capacity, int64_t head_dim);  // zeroed
   int64_t kv_heads() const { return kv_heads_; }
   int64_t capacity() const { return capacity_; }
   int64_t head_dim() const { return head_dim_; }
-  float* k_head(int64_t g) { return k_ + g * capacity_ * head_dim_; }
-  float* v_head(int64_t g) { return v_ + g * capacity_ * head_dim_; }
-  const float* k_head(int64_t g) const { return k_ + g * capacity_ * head_dim_; }
+  const float* k_tiles(int64_t g) const { return k_ + g * padded_ * head_dim_; }
   const float* v_head(int64_t g) const { return v_ + g * capacity_ * head_dim_; }
-  int64_t bytes() const { return 2 * kv_heads_ * capacity_ * head_dim_ * 4; }
+  float key(int64_t g, int64_t pos, int64_t d) const {
+    return k_tiles(g)[pos / kKeyTile * kKeyTile * head_dim_ + d * kKeyTile + pos % kKeyTile];
+  }
+  float value(int64_t g, int64_t pos, int64_t d) const { return v_head(g)[pos * head_dim_ + d]; }
+  int64_t bytes() const { return (padded_ + capacity_) * kv_heads_ * head_dim_ * 4; }
   // Stores rows [kv_heads * head_dim] of k_new / v_new (n of them) at positions pos .. pos+n-1.
   void store(const Mat& k_new, const Mat& v_new, int64_t pos);
 
  private:
-  int64_t kv_heads_ = 0, capacity_ = 0, head_dim_ = 0;
+  int64_t kv_heads_ = 0, capacity_ = 0, padded_ = 0, head_dim_ = 0;  // padded_: whole key tiles
   std::shared_ptr<uint8_t> mem_;
   float* k_ = nullptr;
   float* v_ = nullptr;
 };
 
-// One token's attention over all nh query heads (decode): q [nh * head_dim] at position p0
-// against the cache's positions 0..p0; out [nh * head_dim]. The query heads that share a key/value
-// head (grouped-query attention) are computed together, so their keys and values are read from
-// memory once for all of them instead of once per head. On the pool; equal to
-// attend_causal per head to rounding (the scores' sums are ordered differently), and the same
-// bits for any thread count.
-void attend_decode_heads(const float* q, int64_t nh, int64_t p0, const KvCache& cache, float scale,
-                         float* out);
+// Causal attention of T new tokens of one sequence (queries q [T, ldq], nh heads side by side) at
+// positions p0..p0+T-1, whose keys and values are already in the cache, over the cache's positions
+// 0..p0+T-1; out [T, ldo]. Decode (T = 1): the query heads that share a key/value head
+// (grouped-query attention) are computed together, so their keys and values are read from memory
+// once for all of them instead of once per head. On the pool; equal to attend_causal per head to
+// rounding, and the same bits for any thread count.
+void attend_cached(const float* q, int64_t ldq, int64_t T, int64_t nh, int64_t p0,
+                   const KvCache& cache, float scale, float* out, int64_t ldo);
 
 }  // namespace awq

@@ -188,8 +188,9 @@ TEST(Ops, SwigluMatchesSiluOnEveryIsa) {
   kernels::force_isa(before);
 }
 
-// The cache is head-major: head g's vector of position p is row g * capacity + p.
-TEST(Ops, KvCacheStoresHeadMajorAndRejectsOverflow) {
+// The cache's layout: per key/value head, keys in tiles [position / 16][head_dim][16] (capacity
+// padded to whole tiles), then values as rows [position][head_dim]; one zeroed allocation.
+TEST(Ops, KvCacheStoresKeyTilesAndValueRowsAndRejectsOverflow) {
   KvCache c;
   c.resize(3, 5, 4);
   Mat k(2, 12), v(2, 12);
@@ -199,78 +200,104 @@ TEST(Ops, KvCacheStoresHeadMajorAndRejectsOverflow) {
   for (int64_t t = 0; t < 2; ++t)
     for (int64_t g = 0; g < 3; ++g)
       for (int64_t d = 0; d < 4; ++d) {
-        ASSERT_EQ(c.k_head(g)[(3 + t) * 4 + d], k.row(t)[g * 4 + d]);
+        ASSERT_EQ(c.k_tiles(g)[d * 16 + 3 + t], k.row(t)[g * 4 + d]);
+        ASSERT_EQ(c.key(g, 3 + t, d), k.row(t)[g * 4 + d]);
         ASSERT_EQ(c.v_head(g)[(3 + t) * 4 + d], v.row(t)[g * 4 + d]);
+        ASSERT_EQ(c.value(g, 3 + t, d), v.row(t)[g * 4 + d]);
       }
   EXPECT_THROW(c.store(k, v, 4), Error);  // positions 4, 5: one past the capacity
   Mat narrow(1, 8);
   EXPECT_THROW(c.store(narrow, narrow, 0), Error);
-  EXPECT_EQ(c.bytes(), 2 * 3 * 5 * 4 * 4);
-  EXPECT_EQ(c.k_head(1), c.k_head(0) + 5 * 4);  // head runs of capacity x head_dim
-  EXPECT_EQ(c.v_head(0), c.k_head(2) + 5 * 4);  // values after the keys, one allocation
-  EXPECT_EQ(c.v_head(2)[2 * 4], 0.0f);          // zeroed; position 2 was never stored
+  EXPECT_EQ(c.bytes(), (16 + 5) * 3 * 4 * 4);
+  EXPECT_EQ(c.k_tiles(1), c.k_tiles(0) + 16 * 4);  // one padded tile per head here
+  EXPECT_EQ(c.v_head(0), c.k_tiles(2) + 16 * 4);   // values after the keys
+  EXPECT_EQ(c.v_head(1), c.v_head(0) + 5 * 4);
+  EXPECT_EQ(c.key(2, 2, 1), 0.0f);  // zeroed; position 2 was never stored
+  EXPECT_EQ(c.value(2, 2, 1), 0.0f);
+  // Positions past one tile land in the next: 20 positions of head width 2.
+  KvCache w;
+  w.resize(1, 20, 2);
+  Mat k20(20, 2), v20(20, 2);
+  fill_randn(k20, 33);
+  fill_randn(v20, 34);
+  w.store(k20, v20, 0);
+  EXPECT_EQ(w.k_tiles(0)[2 * 16 + 1 * 16 + 3], k20.row(19)[1]);  // tile 1, d 1, lane 3
 }
 
-// One decode step over every head, query heads sharing key/value heads (group sizes 1, 3, 5, 8:
-// whole and partial passes of 4), at positions around the 16-key runs, against a double-precision
-// attention per head, on every ISA; the same bits for 1, 2 and 3 threads (the split into tasks
-// depends on the thread count).
-TEST(Ops, AttendDecodeHeadsMatchesPerHeadAttentionOnEveryIsa) {
+// Attention of T = 1 (decode: query heads sharing key/value heads together; group sizes 1, 3, 5,
+// 8: whole and partial passes of 4 and 8) and T = 3 (a prefill chunk: per head) new tokens against
+// the cache, ending at positions around the 16-key tiles, against a double-precision attention per
+// head, on every ISA; the same bits for 1, 2 and 3 threads (the split into tasks depends on the
+// thread count).
+TEST(Ops, AttendCachedMatchesPerHeadAttentionOnEveryIsa) {
   const Isa before = kernels::active_isa();
   const int saved_threads = num_threads();
   struct Heads {
     int64_t nh, nkv;
   };
-  for (const int64_t hd : {8, 64, 128}) {  // 8: the per-head fallback
+  for (const int64_t hd : {8, 64, 128}) {  // 8: no shared-head decode kernel (per head)
     for (const Heads h : {Heads{4, 4}, Heads{12, 4}, Heads{10, 2}, Heads{32, 4}}) {
-      const int64_t cap = 40, kvd = h.nkv * hd;
+      const int64_t cap = 40, kvd = h.nkv * hd, qd = h.nh * hd;
       Mat k(cap, kvd), v(cap, kvd);
       fill_randn(k, 41, 2.0f);
       fill_randn(v, 42);
       KvCache cache;
       cache.resize(h.nkv, cap, hd);
       cache.store(k, v, 0);
-      const std::vector<float> q = randn(size_t(h.nh * hd), 43, 2.0f);
+      const std::vector<float> q = randn(size_t(3 * qd), 43, 2.0f);
       const float scale = float(1.0 / std::sqrt(double(hd)));
-      for (const int64_t p0 : {0, 15, 16, 37}) {
-        // Reference: head h against rows 0..p0 of its key/value head, in double.
-        std::vector<double> want(size_t(h.nh * hd));
-        for (int64_t head = 0; head < h.nh; ++head) {
-          const int64_t g = head / (h.nh / h.nkv);
-          std::vector<double> sc(size_t(p0 + 1));
-          double mx = -1e300, sum = 0;
-          for (int64_t j = 0; j <= p0; ++j) {
-            double d = 0;
-            for (int64_t c = 0; c < hd; ++c)
-              d += double(q[size_t(head * hd + c)]) * k.row(j)[g * hd + c];
-            sc[size_t(j)] = d * scale;
-            mx = std::max(mx, sc[size_t(j)]);
-          }
-          for (auto& e : sc) sum += (e = std::exp(e - mx));
-          for (int64_t j = 0; j <= p0; ++j)
-            for (int64_t c = 0; c < hd; ++c)
-              want[size_t(head * hd + c)] += sc[size_t(j)] / sum * v.row(j)[g * hd + c];
-        }
-        for (const Isa isa : kernels::available_isas()) {
-          SCOPED_TRACE(std::string(kernels::isa_name(isa)) + " hd " + std::to_string(hd) +
-                       " heads " + std::to_string(h.nh) + "/" + std::to_string(h.nkv) + " p0 " +
-                       std::to_string(p0));
-          kernels::force_isa(isa);
-          std::vector<float> first;
-          for (const int threads : {1, 2, 3}) {
-            set_num_threads(threads);
-            std::vector<float> got(size_t(h.nh * hd), std::nanf(""));
-            attend_decode_heads(q.data(), h.nh, p0, cache, scale, got.data());
-            // Tolerance as AttendCausalMatchesNaiveOnEveryIsa: scores up to ~100 at std 2.
-            for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 4e-6) << i;
-            if (first.empty()) first = got;
-            ASSERT_EQ(got, first) << threads << " threads";
+      for (const int64_t T : {1, 3}) {
+        for (const int64_t last : {2, 15, 16, 37}) {
+          const int64_t p0 = last - T + 1;
+          // Reference: query (i, head) against positions 0..p0+i of its key/value head.
+          std::vector<double> want(size_t(T * qd));
+          for (int64_t i = 0; i < T; ++i)
+            for (int64_t head = 0; head < h.nh; ++head) {
+              const int64_t g = head / (h.nh / h.nkv);
+              std::vector<double> sc(size_t(p0 + i + 1));
+              double mx = -1e300, sum = 0;
+              for (int64_t j = 0; j <= p0 + i; ++j) {
+                double d = 0;
+                for (int64_t c = 0; c < hd; ++c)
+                  d += double(q[size_t(i * qd + head * hd + c)]) * k.row(j)[g * hd + c];
+                sc[size_t(j)] = d * scale;
+                mx = std::max(mx, sc[size_t(j)]);
+              }
+              for (auto& e : sc) sum += (e = std::exp(e - mx));
+              for (int64_t j = 0; j <= p0 + i; ++j)
+                for (int64_t c = 0; c < hd; ++c)
+                  want[size_t(i * qd + head * hd + c)] +=
+                      sc[size_t(j)] / sum * v.row(j)[g * hd + c];
+            }
+          for (const Isa isa : kernels::available_isas()) {
+            SCOPED_TRACE(std::string(kernels::isa_name(isa)) + " hd " + std::to_string(hd) +
+                         " heads " + std::to_string(h.nh) + "/" + std::to_string(h.nkv) + " T " +
+                         std::to_string(T) + " p0 " + std::to_string(p0));
+            kernels::force_isa(isa);
+            std::vector<float> first;
+            for (const int threads : {1, 2, 3}) {
+              set_num_threads(threads);
+              std::vector<float> got(size_t(T * qd), std::nanf(""));
+              attend_cached(q.data(), qd, T, h.nh, p0, cache, scale, got.data(), qd);
+              // Tolerance as AttendCausalMatchesNaiveOnEveryIsa (scores up to ~100 at std 2),
+              // scaled with the head width: a score is a sum over d in order, whose rounding
+              // grows with the number of terms (hd 128 measured 4.03e-6 at most here).
+              const double tol = 4e-6 * double(std::max<int64_t>(hd, 64)) / 64.0;
+              for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], tol) << i;
+              if (first.empty()) first = got;
+              ASSERT_EQ(got, first) << threads << " threads";
+            }
           }
         }
       }
     }
   }
-  EXPECT_THROW(attend_decode_heads(nullptr, 6, 0, KvCache{}, 1.0f, nullptr), Error);
+  KvCache small;
+  small.resize(2, 4, 8);
+  std::vector<float> qs(48), os(48);
+  EXPECT_THROW(attend_cached(qs.data(), 48, 1, 6, 0, KvCache{}, 1.0f, os.data(), 48), Error);
+  EXPECT_THROW(attend_cached(qs.data(), 48, 1, 5, 0, small, 1.0f, os.data(), 48), Error);  // 5/2
+  EXPECT_THROW(attend_cached(qs.data(), 48, 2, 6, 3, small, 1.0f, os.data(), 48), Error);  // 3..4
   set_num_threads(saved_threads);
   kernels::force_isa(before);
 }
