@@ -370,13 +370,18 @@ double time_prompt(BenchSession& s, const std::vector<int32_t>& toks) {
   return t.seconds();
 }
 
-// Decodes toks one at a time after `depth` positions of context, prefilled untimed.
-double time_decode(BenchSession& s, const std::vector<int32_t>& toks, int64_t depth) {
+// Decodes toks one at a time after `depth` positions of context, prefilled untimed; adds the
+// process CPU time of the timed part to *cpu.
+double time_decode(BenchSession& s, const std::vector<int32_t>& toks, int64_t depth,
+                   double* cpu = nullptr) {
   s.reset();
   if (depth > 0) s.feed(bench_tokens(depth, s.model().cfg.vocab_size));
+  const double cpu0 = process_cpu_seconds();
   Timer t;
   for (int32_t tok : toks) s.feed(std::span<const int32_t>(&tok, 1));
-  return t.seconds();
+  const double sec = t.seconds();
+  if (cpu) *cpu += process_cpu_seconds() - cpu0;
+  return sec;
 }
 
 }  // namespace
@@ -497,16 +502,16 @@ BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandw
   }
   if (wall > 0) row.prompt_cpu_share = (process_cpu_seconds() - cpu0) / (wall * threads);
   wall = 0;
-  cpu0 = process_cpu_seconds();
+  double cpu = 0;
   for (int r = 0; r < opts.repeats && opts.decode > 0; ++r) {
-    const double sec = time_decode(s, dtoks, opts.depth);
+    const double sec = time_decode(s, dtoks, opts.depth, &cpu);
     wall += sec;
     row.decode_runs.push_back(double(opts.decode) / sec);
     if (opts.progress)
       fmt::print(stderr, "  {} decode {} tokens: {:.2f} tok/s\n", row.form, opts.decode,
                  row.decode_runs.back());
   }
-  if (wall > 0) row.decode_cpu_share = (process_cpu_seconds() - cpu0) / (wall * threads);
+  if (wall > 0) row.decode_cpu_share = cpu / (wall * threads);
   row.prompt_tok_s = median(row.prompt_runs);
   row.decode_tok_s = median(row.decode_runs);
   if (opts.breakdown) row.parts = decode_breakdown(m, std::max(opts.repeats, 2), row.decode_tok_s);

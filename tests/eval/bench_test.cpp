@@ -187,7 +187,7 @@ TEST(Bench, DecodeAfterContextCountsItsKeysAndValues) {
   o.threads = 1;
   o.prompt = 0;
   o.decode = 5;
-  o.depth = 40;  // more than prompt and decode: the cache must be sized for depth + n
+  o.depth = 200;  // more than prompt and decode: the cache must be sized for depth + n
   o.repeats = 1;
   o.forms = {BenchForm::W4};
   o.bandwidth_bytes = int64_t(8) << 20;
@@ -195,12 +195,13 @@ TEST(Bench, DecodeAfterContextCountsItsKeysAndValues) {
   ASSERT_EQ(r.rows.size(), 1u);
   const BenchRow& w = r.rows[0];
   EXPECT_GT(w.decode_tok_s, 0.0);
+  EXPECT_GT(w.decode_cpu_share, 0.0);
   const int64_t per_row = r.cfg.num_hidden_layers * 2 * r.cfg.kv_dim() * 4;
-  EXPECT_EQ(w.bytes.kv_cache, per_row * 43);  // 41..45 positions
+  EXPECT_EQ(w.bytes.kv_cache, per_row * 203);  // 201..205 positions
   EXPECT_NEAR(w.decode_gbs, double(w.bytes.total()) * w.decode_tok_s / 1e9, 1e-12 * w.decode_gbs);
-  EXPECT_NE(format_bench_report(r).find("after 40 of context"), std::string::npos);
+  EXPECT_NE(format_bench_report(r).find("after 200 of context"), std::string::npos);
   EXPECT_EQ(bench_report_json(r)["rows"][0]["bytes_per_token"]["kv_cache"].get<int64_t>(),
-            per_row * 43);
+            per_row * 203);
   o.depth = -1;
   EXPECT_THROW(run_bench(o), Error);
 }
