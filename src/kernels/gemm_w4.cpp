@@ -18,15 +18,20 @@ namespace {
 
 // Row tiles (of 16 rows) per parallel chunk. Every output depends only on its own row and the
 // token blocking (a function of n), never on the chunk boundaries or the thread count. Decode
-// cuts a matrix into 8 chunks of at least 16 tiles (256 rows): each thread streams long runs of
-// memory (a chunk boundary breaks the prefetch stream), 8 chunks still share out evenly over 1, 2
-// or 4 threads, and the k/v-sized matrices (16 tiles) run inline without a hand-off. Measured on
-// the 2-core Xeon, 2 threads, 60 gate-sized matrices: 31.6 GB/s against 28.2 with fixed chunks of
-// 16 tiles. With many tokens, smaller chunks balance better.
+// gives each thread one contiguous run of at least 16 tiles (256 rows): every chunk boundary
+// restarts the kernel's prefetch streams, and dynamically grabbed chunks are not adjacent in
+// memory. bench/kernels_bench.cpp, 2 threads, decode/w4a8 (us per matrix, two runs each):
+// 8 chunks q 87-90, gate 213-216, down 216-230; 4 chunks 80-82, 205-206, 204-208; 2 chunks (one
+// per thread) 76-77, 205-206, 204-206; 16 and 32 chunks slower than 8. The whole TinyLlama-shape
+// decode gained less (2 threads 44.2 -> 44.7 tok/s, 1 thread 23.2 -> 23.7, medians of three
+// interleaved runs, within this VM's drift). The k/v-sized matrices (16 tiles) run inline
+// without a hand-off. With many tokens, smaller chunks balance better.
 int64_t tile_grain(int64_t n, int64_t tiles) {
   if (n > 4) return 4;
-  return std::max<int64_t>(16, (tiles + 7) / 8);
+  const int64_t threads = num_threads();
+  return std::max<int64_t>(16, (tiles + threads - 1) / threads);
 }
+
 // Up to this many tokens w4a16 streams the nibbles once for all tokens; above, dequantizing a
 // chunk of rows to f32 and running sgemm is faster.
 constexpr int64_t kW4A16DirectMaxN = 8;
