@@ -188,15 +188,25 @@ TEST(Ops, SwigluMatchesSiluOnEveryIsa) {
   kernels::force_isa(before);
 }
 
+// A cache of `heads` key/value heads x cap positions x hd holding random keys (std key_scale) and
+// values (std 1) at positions pos..pos+rows-1; k and v receive those rows [rows, heads * hd].
+KvCache random_cache(int64_t heads, int64_t cap, int64_t hd, int64_t rows, int64_t pos,
+                     uint32_t seed, Mat& k, Mat& v, float key_scale = 1.0f) {
+  k.resize(rows, heads * hd);
+  v.resize(rows, heads * hd);
+  fill_randn(k, seed, key_scale);
+  fill_randn(v, seed + 1);
+  KvCache c;
+  c.resize(heads, cap, hd);
+  c.store(k, v, pos);
+  return c;
+}
+
 // The cache's layout: per key/value head, keys in tiles [position / 16][head_dim][16] (capacity
 // padded to whole tiles), then values as rows [position][head_dim]; one zeroed allocation.
 TEST(Ops, KvCacheStoresKeyTilesAndValueRowsAndRejectsOverflow) {
-  KvCache c;
-  c.resize(3, 5, 4);
-  Mat k(2, 12), v(2, 12);
-  fill_randn(k, 31);
-  fill_randn(v, 32);
-  c.store(k, v, 3);
+  Mat k, v;
+  KvCache c = random_cache(3, 5, 4, 2, 3, 31, k, v);
   for (int64_t t = 0; t < 2; ++t)
     for (int64_t g = 0; g < 3; ++g)
       for (int64_t d = 0; d < 4; ++d) {
@@ -215,12 +225,8 @@ TEST(Ops, KvCacheStoresKeyTilesAndValueRowsAndRejectsOverflow) {
   EXPECT_EQ(c.key(2, 2, 1), 0.0f);  // zeroed; position 2 was never stored
   EXPECT_EQ(c.value(2, 2, 1), 0.0f);
   // Positions past one tile land in the next: 20 positions of head width 2.
-  KvCache w;
-  w.resize(1, 20, 2);
-  Mat k20(20, 2), v20(20, 2);
-  fill_randn(k20, 33);
-  fill_randn(v20, 34);
-  w.store(k20, v20, 0);
+  Mat k20, v20;
+  const KvCache w = random_cache(1, 20, 2, 20, 0, 33, k20, v20);
   EXPECT_EQ(w.k_tiles(0)[2 * 16 + 1 * 16 + 3], k20.row(19)[1]);  // tile 1, d 1, lane 3
 }
 
@@ -237,13 +243,9 @@ TEST(Ops, AttendCachedMatchesPerHeadAttentionOnEveryIsa) {
   };
   for (const int64_t hd : {8, 64, 128}) {  // 8: no shared-head decode kernel (per head)
     for (const Heads h : {Heads{4, 4}, Heads{12, 4}, Heads{10, 2}, Heads{32, 4}}) {
-      const int64_t cap = 40, kvd = h.nkv * hd, qd = h.nh * hd;
-      Mat k(cap, kvd), v(cap, kvd);
-      fill_randn(k, 41, 2.0f);
-      fill_randn(v, 42);
-      KvCache cache;
-      cache.resize(h.nkv, cap, hd);
-      cache.store(k, v, 0);
+      const int64_t cap = 40, qd = h.nh * hd;
+      Mat k, v;
+      const KvCache cache = random_cache(h.nkv, cap, hd, cap, 0, 41, k, v, 2.0f);
       const std::vector<float> q = randn(size_t(3 * qd), 43, 2.0f);
       const float scale = float(1.0 / std::sqrt(double(hd)));
       for (const int64_t T : {1, 3}) {
