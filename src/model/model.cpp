@@ -157,7 +157,9 @@ Model::Session::Session(const Model& m, int64_t capacity) : m_(&m), capacity_(ca
 }
 
 int64_t Model::Session::cache_bytes() const {
-  return int64_t(cache_.size()) * 2 * capacity_ * m_->cfg_.kv_dim() * 4;
+  int64_t total = 0;
+  for (const KvCache& c : cache_) total += c.bytes();
+  return total;
 }
 
 std::vector<float> Model::Session::feed(std::span<const int32_t> tokens) {

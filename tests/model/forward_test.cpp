@@ -118,28 +118,36 @@ TEST(Forward, LaterTokensNeverChangeEarlierLogits) {
   EXPECT_GT(test::rel_err(a.row(15), b.row(15), s.vocab), 1e-3);
 }
 
+// Head width 8 with one key/value head (multi-query; decode through the per-head kernel), and 64
+// with two query heads per key/value head (the grouped decode kernel over key tiles).
 TEST(Forward, PrefillEqualsKvCacheDecode) {
-  test::TinySpec s;
-  s.kv_heads = 1;  // multi-query attention
-  const auto dir = test::scratch_dir("decode");
-  test::write_tiny_model(dir / "m", s);
-  const Model m = Model::load((dir / "m").string());
-  const int64_t T = 30;
-  const auto tokens = random_tokens(T, s.vocab, 5);
-  const Mat pre = m.forward(tokens.data(), 1, T);
-  auto sess = m.session(T);
-  for (int64_t t = 0; t < T; ++t) {
-    const auto lg = sess.feed(tokens[size_t(t)]);
-    EXPECT_LT(test::rel_err(lg.data(), pre.row(t), s.vocab), 1e-5) << t;
+  for (const bool wide : {false, true}) {
+    SCOPED_TRACE(wide ? "head_dim 64" : "head_dim 8");
+    test::TinySpec s;
+    s.kv_heads = 1;  // multi-query attention
+    if (wide) s.hidden = 256, s.heads = 4, s.kv_heads = 2;
+    const auto dir = test::scratch_dir(wide ? "decode64" : "decode");
+    test::write_tiny_model(dir / "m", s);
+    const Model m = Model::load((dir / "m").string());
+    const int64_t T = 30;
+    const auto tokens = random_tokens(T, s.vocab, 5);
+    const Mat pre = m.forward(tokens.data(), 1, T);
+    auto sess = m.session(T);
+    // Per layer: keys in whole tiles of 16 positions (32), values for 30, f32.
+    EXPECT_EQ(sess.cache_bytes(), s.layers * (32 + 30) * s.kv_heads * s.head_dim() * 4);
+    for (int64_t t = 0; t < T; ++t) {
+      const auto lg = sess.feed(tokens[size_t(t)]);
+      EXPECT_LT(test::rel_err(lg.data(), pre.row(t), s.vocab), 1e-5) << t;
+    }
+    EXPECT_EQ(sess.pos(), T);
+    EXPECT_THROW(sess.feed(tokens[0]), Error);  // the cache is full
+    // Chunked: a prompt of 9, then 21 more one at a time.
+    auto s2 = m.session(T);
+    auto lg = s2.feed(std::span<const int32_t>(tokens.data(), 9));
+    EXPECT_LT(test::rel_err(lg.data(), pre.row(8), s.vocab), 1e-5);
+    lg = s2.feed(std::span<const int32_t>(tokens.data() + 9, 21));
+    EXPECT_LT(test::rel_err(lg.data(), pre.row(T - 1), s.vocab), 1e-5);
   }
-  EXPECT_EQ(sess.pos(), T);
-  EXPECT_THROW(sess.feed(tokens[0]), Error);  // the cache is full
-  // Chunked: a prompt of 9, then 21 more one at a time.
-  auto s2 = m.session(T);
-  auto lg = s2.feed(std::span<const int32_t>(tokens.data(), 9));
-  EXPECT_LT(test::rel_err(lg.data(), pre.row(8), s.vocab), 1e-5);
-  lg = s2.feed(std::span<const int32_t>(tokens.data() + 9, 21));
-  EXPECT_LT(test::rel_err(lg.data(), pre.row(T - 1), s.vocab), 1e-5);
 }
 
 TEST(Forward, SameResultForAnyThreadCount) {
