@@ -43,7 +43,7 @@ struct DecodeBytes {
   int64_t lm_head = 0;       // the whole [vocab, hidden] output matrix
   int64_t embedding_row = 0;  // one row of the embedding table
   // The keys and values attention reads, averaged over the decoded tokens (0 in decode_bytes(),
-  // which knows no context; run_bench sets it from the depth and token count).
+  // which knows no context; bench_model sets it from the depth and token count).
   int64_t kv_cache = 0;
   int64_t total() const { return linears + norms_biases + lm_head + embedding_row + kv_cache; }
 };

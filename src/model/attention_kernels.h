@@ -1,7 +1,8 @@
 // The causal attention core and the SwiGLU activation, compiled once per instruction set
 // (attention_{generic,avx2,avx512}.cpp include attention_kernels.inc with different flags) and
 // chosen at run time with the kernels layer's ISA (kernels::active_isa(), so AWQ_ISA and force_isa
-// apply here too). Internal to the model layer: callers use attend_causal (model/ops.h).
+// apply here too). Internal to the model layer: callers use attend_causal and attend_cached
+// (model/ops.h).
 #pragma once
 #include <cstdint>
 
