@@ -49,10 +49,22 @@ void write_file_atomic(const std::string& path, const std::function<void(std::of
 }
 
 void write_text_file_atomic(const std::string& path, const std::string& text) {
-  write_file_atomic(path, [&](std::ofstream& out) { out.write(text.data(), std::streamsize(text.size())); });
+  write_file_atomic(
+      path, [&](std::ofstream& out) { out.write(text.data(), std::streamsize(text.size())); });
 }
 
-StagedDir::StagedDir(const std::string& dir) : final_(dir) {
+namespace {
+
+// "out/" and "out" name the same directory; the staging name must sit beside it, not inside.
+std::string without_trailing_slashes(std::string d) {
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return d;
+}
+
+}  // namespace
+
+StagedDir::StagedDir(const std::string& dir_arg) : final_(without_trailing_slashes(dir_arg)) {
+  const std::string dir = final_.string();
   tmp_ = fs::path(dir + ".tmp." + std::to_string(::getpid()));
   std::error_code ec;
   fs::remove_all(tmp_, ec);

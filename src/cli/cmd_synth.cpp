@@ -1,5 +1,6 @@
-// awq synth: write a random-weight Hugging Face checkpoint of a known Llama-family shape.
+// awq synth: write a random-weight Hugging Face checkpoint of a supported family's shape.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "base/error.h"
 #include "base/sysinfo.h"
@@ -18,14 +19,16 @@ struct SynthArgs {
 
 Registration reg([](CLI::App& app) {
   auto args = std::make_shared<SynthArgs>();
-  auto* sub = app.add_subcommand("synth", "Write a random-weight HF checkpoint of a Llama-family shape");
-  auto* shape = sub->add_option("--shape", args->opt.shape, "Preset: tiny, smollm-135m, qwen2.5-0.5b, tinyllama-1.1b, llama-2-7b");
+  auto* sub = app.add_subcommand("synth", "Write a random-weight HF checkpoint of a supported family's shape");
+  auto* shape = sub->add_option("--shape", args->opt.shape, fmt::format("Preset: {}", fmt::join(synth_presets(), ", ")));
   auto* config = sub->add_option("--config", args->opt.config_path, "Take the shape from this config.json");
   shape->excludes(config);
   sub->add_option("--out", args->opt.out_dir, "Output directory")->required();
   sub->add_option("--dtype", args->dtype, "f16 | bf16 | f32")->check(CLI::IsMember({"f16", "bf16", "f32"}));
   sub->add_option("--seed", args->opt.seed, "Random seed");
   sub->add_option("--outliers", args->outliers, "K:G — K activation-outlier channels per norm with gain G");
+  sub->add_option("--weight-std", args->opt.weight_std, "Standard deviation of linears and embeddings (default 0.02)");
+  sub->add_option("--norm-noise", args->opt.norm_noise, "Norm multipliers 1 ± this (default 0: exactly 1)");
   sub->add_option("--tokenizer", args->opt.tokenizer_dir, "Copy the tokenizer from this directory");
   add_threads_option(sub, &args->threads);
   set_run(sub, [args] {

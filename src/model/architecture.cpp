@@ -5,7 +5,9 @@
 namespace awq {
 namespace {
 
-// AWQ's four scaling groups for the Llama block (awq-spec §1.5; identical in llm-awq and AutoAWQ).
+// AWQ's four scaling groups (awq-spec §1.5; identical in llm-awq and AutoAWQ). NormRole::Mlp is
+// whatever norm feeds gate/up: post_attention_layernorm in Llama, pre_feedforward_layernorm in
+// Gemma-2/3 (families.md §7). v→o applies only when v's rows match o's columns one to one.
 std::vector<ScalingGroup> llama_groups() {
   using L = LinearRole;
   return {
@@ -16,12 +18,10 @@ std::vector<ScalingGroup> llama_groups() {
   };
 }
 
-Architecture llama_like(std::string type, std::string cls, bool qkv_bias, bool tie) {
+Architecture llama_like(std::string type, std::string cls) {
   Architecture a;
   a.model_type = std::move(type);
   a.hf_class = std::move(cls);
-  a.qkv_bias = qkv_bias;
-  a.default_tie_embeddings = tie;
   a.embed_name = "model.embed_tokens.weight";
   a.final_norm_name = "model.norm.weight";
   a.lm_head_name = "lm_head.weight";
@@ -40,12 +40,87 @@ Architecture llama_like(std::string type, std::string cls, bool qkv_bias, bool t
   return a;
 }
 
+Architecture llama() {
+  return llama_like("llama", "LlamaForCausalLM");
+}
+
+Architecture mistral() {
+  Architecture a = llama_like("mistral", "MistralForCausalLM");
+  a.sliding = SlidingLayers::All;
+  return a;
+}
+
+Architecture qwen2() {
+  Architecture a = llama_like("qwen2", "Qwen2ForCausalLM");
+  a.qkv_bias = true;
+  a.sliding = SlidingLayers::FromLayer;
+  return a;
+}
+
+Architecture qwen3() {
+  Architecture a = llama_like("qwen3", "Qwen3ForCausalLM");
+  a.q_norm_name = "self_attn.q_norm";
+  a.k_norm_name = "self_attn.k_norm";
+  a.sliding = SlidingLayers::FromLayer;
+  return a;
+}
+
+// Gemma: (1 + w) norms, GeGLU, embeddings × sqrt(hidden), tied lm_head (families.md §3).
+Architecture gemma() {
+  Architecture a = llama_like("gemma", "GemmaForCausalLM");
+  a.default_tie_embeddings = true;
+  a.norm = NormKind::OneOffset;
+  a.activation = Activation::GeluTanh;
+  a.embed_scale = true;
+  return a;
+}
+
+// Gemma-2: four norms per block (pre_feedforward_layernorm feeds the MLP; post_attention_layernorm
+// and post_feedforward_layernorm normalize the outputs), soft-capping, query_pre_attn_scalar,
+// sliding window on even layers.
+Architecture gemma2() {
+  Architecture a = gemma();
+  a.model_type = "gemma2";
+  a.hf_class = "Gemma2ForCausalLM";
+  a.activation_key = "hidden_activation";
+  a.norm_names[1] = "pre_feedforward_layernorm";
+  a.post_attn_norm_name = "post_attention_layernorm";
+  a.post_mlp_norm_name = "post_feedforward_layernorm";
+  a.attn_softcap = true;
+  a.final_softcap = true;
+  a.query_pre_attn_scalar = true;
+  a.sliding = SlidingLayers::Even;
+  return a;
+}
+
+// Gemma-3 (text): Gemma-2 plus (1 + w) q/k norms, local layers with their own RoPE base, every
+// sliding_window_pattern-th layer global.
+Architecture gemma3_text() {
+  Architecture a = gemma2();
+  a.model_type = "gemma3_text";
+  a.hf_class = "Gemma3ForCausalLM";
+  a.q_norm_name = "self_attn.q_norm";
+  a.k_norm_name = "self_attn.k_norm";
+  a.attn_softcap = false;  // HF's Gemma-3 attention does not apply it
+  a.sliding = SlidingLayers::Pattern;
+  a.local_rope = true;
+  return a;
+}
+
+// Phi-3 / Phi-3.5 / Phi-4: fused qkv_proj and gate_up_proj, partial rotary, longrope, sliding
+// window on every layer.
+Architecture phi3() {
+  Architecture a = llama_like("phi3", "Phi3ForCausalLM");
+  a.fused_qkv_name = "self_attn.qkv_proj";
+  a.fused_gate_up_name = "mlp.gate_up_proj";
+  a.partial_rotary = true;
+  a.sliding = SlidingLayers::All;
+  return a;
+}
+
 const std::vector<Architecture>& table() {
-  static const std::vector<Architecture> t = {
-      llama_like("llama", "LlamaForCausalLM", false, false),
-      llama_like("mistral", "MistralForCausalLM", false, false),
-      llama_like("qwen2", "Qwen2ForCausalLM", true, false),
-  };
+  static const std::vector<Architecture> t = {llama(), mistral(), qwen2(),       qwen3(),
+                                              gemma(), gemma2(),  gemma3_text(), phi3()};
   return t;
 }
 
@@ -63,6 +138,26 @@ std::string Architecture::norm_name(int64_t layer, NormRole r) const {
   return layer_name(layer, norm_names[int(r)]) + ".weight";
 }
 
+bool Architecture::is_fused(LinearRole r) const {
+  switch (r) {
+    case LinearRole::Q:
+    case LinearRole::K:
+    case LinearRole::V:
+      return fused_qkv();
+    case LinearRole::Gate:
+    case LinearRole::Up:
+      return fused_gate_up();
+    default:
+      return false;
+  }
+}
+
+std::string Architecture::stored_linear_name(int64_t layer, LinearRole r) const {
+  if (!is_fused(r)) return linear_name(layer, r);
+  const bool attn = r == LinearRole::Q || r == LinearRole::K || r == LinearRole::V;
+  return layer_name(layer, attn ? fused_qkv_name : fused_gate_up_name);
+}
+
 const Architecture* find_architecture(const std::string& model_type) {
   for (const auto& a : table())
     if (a.model_type == model_type) return &a;
@@ -72,13 +167,17 @@ const Architecture* find_architecture(const std::string& model_type) {
 std::string supported_model_types() {
   std::string s;
   for (const auto& a : table()) s += (s.empty() ? "" : ", ") + a.model_type;
-  return s;
+  return s + ", gemma3 (its text model)";
 }
 
 const char* linear_role_name(LinearRole r) {
   static const char* names[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                 "gate_proj", "up_proj", "down_proj"};
   return names[int(r)];
+}
+
+const char* activation_name(Activation a) {
+  return a == Activation::Silu ? "silu" : "gelu_pytorch_tanh";
 }
 
 }  // namespace awq

@@ -1,4 +1,4 @@
-// The causal attention core and the SwiGLU activation, compiled once per instruction set
+// The causal attention core and the SwiGLU/GeGLU activations, compiled once per instruction set
 // (attention_{generic,avx2,avx512}.cpp include attention_kernels.inc with different flags) and
 // chosen at run time with the kernels layer's ISA (kernels::active_isa(), so AWQ_ISA and force_isa
 // apply here too). Internal to the model layer: callers use attend_causal and attend_cached
@@ -24,19 +24,26 @@ struct AttnArgs {
   // Keys in the KV cache's tiles (KvCache): position j's key element d at
   // k[(j / 16) * 16 * hd + d * 16 + j % 16] (ldkv applies to v only).
   bool k_tiled = false;
+  // AttnVariant: query position i sees keys i - window < j <= i (window 0: all j <= i); scores
+  // s = q·k·scale become softcap·tanh(s / softcap) (softcap 0: unchanged).
+  int64_t window = 0;
+  float softcap = 0;
 };
 
 namespace generic {
 void attend(const AttnArgs& a);
 void swiglu(float* gate, const float* up, int64_t n);
+void geglu(float* gate, const float* up, int64_t n);
 }  // namespace generic
 namespace avx2 {
 void attend(const AttnArgs& a);
 void swiglu(float* gate, const float* up, int64_t n);
+void geglu(float* gate, const float* up, int64_t n);
 }  // namespace avx2
 namespace avx512 {
 void attend(const AttnArgs& a);
 void swiglu(float* gate, const float* up, int64_t n);
+void geglu(float* gate, const float* up, int64_t n);
 }  // namespace avx512
 
 }  // namespace awq::model_detail

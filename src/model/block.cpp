@@ -8,6 +8,7 @@
 #include "base/thread_pool.h"
 #include "kernels/w4.h"
 #include "model/awq_dequant.h"
+#include "model/rope.h"
 
 namespace awq {
 
@@ -27,6 +28,25 @@ std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
       return {c.hidden_size, c.intermediate_size};
   }
   return {0, 0};
+}
+
+StoredRows stored_rows(const ModelConfig& c, const Architecture& a, LinearRole r) {
+  const int64_t out = linear_shape(c, r).first;
+  if (!a.is_fused(r)) return {0, out};
+  switch (r) {
+    case LinearRole::Q:
+      return {0, c.q_dim() + 2 * c.kv_dim()};
+    case LinearRole::K:
+      return {c.q_dim(), c.q_dim() + 2 * c.kv_dim()};
+    case LinearRole::V:
+      return {c.q_dim() + c.kv_dim(), c.q_dim() + 2 * c.kv_dim()};
+    case LinearRole::Gate:
+      return {0, 2 * c.intermediate_size};
+    case LinearRole::Up:
+      return {c.intermediate_size, 2 * c.intermediate_size};
+    default:
+      return {0, out};
+  }
 }
 
 bool linear_has_bias(const ModelConfig& c, LinearRole r) {
@@ -65,25 +85,27 @@ bool is_awq_quantized(const Checkpoint& ck, const ModelConfig& cfg, const std::s
   return ck.has(name + ".qweight");
 }
 
-// Loads one linear in the form `opts` asks for.
+// Loads one linear in the form `opts` asks for. A fused checkpoint tensor (Phi-3's qkv_proj,
+// gate_up_proj) is read whole and the role's rows taken from it.
 Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
                    int64_t layer, LinearRole r, const LoadOptions& opts) {
   const bool native = opts.weights != WeightForm::F32;
-  const std::string name = arch.linear_name(layer, r);
+  const std::string name = arch.stored_linear_name(layer, r);
   const auto [out, in] = linear_shape(cfg, r);
+  const StoredRows rows = stored_rows(cfg, arch, r);
   Linear l;
   l.in = in;
   l.out = out;
   if (is_awq_quantized(ck, cfg, name)) {
     if (opts.weights == WeightForm::W4) {
-      const QuantizedMatrix q = read_awq_linear(ck, name, *cfg.quant, out, in);
+      const QuantizedMatrix q = read_awq_linear(ck, name, *cfg.quant, rows.rows, in);
       kernels::W4Source src;
       src.out = out;
       src.in = in;
       src.group = q.group == in ? -1 : q.group;
-      src.codes = q.codes.data();
-      src.scales = q.scales.data();
-      src.zeros = q.zeros.data();
+      src.codes = q.codes.data() + rows.row0 * in;
+      src.scales = q.scales.data() + rows.row0 * q.n_groups();
+      src.zeros = q.zeros.data() + rows.row0 * q.n_groups();
       try {
         l.w4 = std::make_shared<const kernels::W4Matrix>(kernels::W4Matrix::pack(src));
       } catch (const Error& e) {
@@ -91,23 +113,42 @@ Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architect
       }
       l.w4a8 = opts.w4a8;
     } else {
-      l.w = dequantize_awq_linear(ck, name, *cfg.quant, out, in);
+      Mat all = dequantize_awq_linear(ck, name, *cfg.quant, rows.rows, in);
+      if (rows.rows == out) {
+        l.w = std::move(all);
+      } else {
+        l.w.resize(out, in);
+        std::copy(all.row(rows.row0), all.row(rows.row0 + out), l.w.row(0));
+      }
     }
   } else {
-    const TensorInfo& t = float_tensor(ck, name + ".weight", {out, in});
+    const TensorInfo& t = float_tensor(ck, name + ".weight", {rows.rows, in});
+    const uint8_t* data = t.data + size_t(rows.row0 * in) * dtype_size(t.dtype);
     if (native) {
-      l = linear_in_place(t.data, t.dtype, out, in);
+      l = linear_in_place(data, t.dtype, out, in);
     } else {
       l.w.resize(out, in);
-      convert_to_f32(t.dtype, t.data, out * in, l.w.data.data());
+      convert_to_f32(t.dtype, data, out * in, l.w.data.data());
     }
   }
   const std::string bias = name + ".bias";
   if (linear_has_bias(cfg, r) || ck.has(bias)) {
-    float_tensor(ck, bias, {out});
-    l.bias = ck.read_vec(bias, out);
+    float_tensor(ck, bias, {rows.rows});
+    const std::vector<float> all = ck.read_vec(bias, rows.rows);
+    l.bias.assign(all.begin() + rows.row0, all.begin() + rows.row0 + out);
   }
   return l;
+}
+
+// A norm weight as its effective multiplier (w + the family's offset), checked to be [n].
+std::vector<float> load_norm(const Checkpoint& ck, const Architecture& arch,
+                             const std::string& name, int64_t n) {
+  float_tensor(ck, name, {n});
+  std::vector<float> v = ck.read_vec(name, n);
+  const float off = arch.norm_offset();
+  if (off != 0)
+    for (float& x : v) x += off;  // in f32, as HF computes 1 + w
+  return v;
 }
 
 }  // namespace
@@ -124,12 +165,22 @@ BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Arch
             "{}: block {} does not exist (the model has {})", ck.dir(), layer,
             cfg.num_hidden_layers);
   BlockWeights b;
-  const std::string an = arch.norm_name(layer, NormRole::Attn),
-                    mn = arch.norm_name(layer, NormRole::Mlp);
-  float_tensor(ck, an, {cfg.hidden_size});
-  float_tensor(ck, mn, {cfg.hidden_size});
-  b.attn_norm = ck.read_vec(an, cfg.hidden_size);
-  b.mlp_norm = ck.read_vec(mn, cfg.hidden_size);
+  b.layer = layer;
+  const int64_t d = cfg.hidden_size;
+  b.attn_norm = load_norm(ck, arch, arch.norm_name(layer, NormRole::Attn), d);
+  b.mlp_norm = load_norm(ck, arch, arch.norm_name(layer, NormRole::Mlp), d);
+  if (arch.has_qk_norm()) {
+    b.q_norm =
+        load_norm(ck, arch, arch.layer_name(layer, arch.q_norm_name + ".weight"), cfg.head_dim);
+    b.k_norm =
+        load_norm(ck, arch, arch.layer_name(layer, arch.k_norm_name + ".weight"), cfg.head_dim);
+  }
+  if (arch.has_post_norms()) {
+    b.post_attn_norm =
+        load_norm(ck, arch, arch.layer_name(layer, arch.post_attn_norm_name + ".weight"), d);
+    b.post_mlp_norm =
+        load_norm(ck, arch, arch.layer_name(layer, arch.post_mlp_norm_name + ".weight"), d);
+  }
   for (LinearRole r : kAllLinearRoles) b[r] = load_linear(ck, cfg, arch, layer, r, opts);
   if (opts.weights == WeightForm::W4) fuse_block_w4(b);
   return b;
@@ -137,15 +188,24 @@ BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Arch
 
 namespace {
 
-// RoPE on every head of every row: row r is at position pos0 + r % T.
-void apply_rope(const ModelConfig& c, Mat& m, int64_t n_heads, int64_t T, int64_t pos0) {
+// The layer's per-head RMSNorm (Qwen3, Gemma-3: before RoPE) and RoPE on every head of every row
+// of m; row r is at position pos0 + r % T. Only the first rotary_dim dimensions of a head rotate
+// (partial_rotary_factor); the table depends on the layer (Gemma-3's local layers) and, for the
+// dynamic and longrope types, on the sequence's length.
+void norm_and_rope(const ModelConfig& c, int64_t layer, const std::vector<float>& head_norm, Mat& m,
+                   int64_t n_heads, int64_t T, int64_t pos0) {
   const int64_t hd = c.head_dim;
-  const auto table = rope_table(hd, c.rope_theta, pos0 + T);
+  const RopeSpec spec = c.rope(layer);
+  const auto table = rotary_table(spec, pos0 + T);
+  const int64_t rot = spec.rotary_dim;
   parallel_for(m.rows, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t pos = pos0 + r % T;
-      for (int64_t h = 0; h < n_heads; ++h)
-        rope_rotate_half(m.row(r) + h * hd, hd, table->cos_at(pos), table->sin_at(pos));
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* x = m.row(r) + h * hd;
+        if (!head_norm.empty()) rmsnorm_row(x, head_norm.data(), hd, c.rms_norm_eps, x);
+        rope_rotate_half(x, rot, table->cos_at(pos), table->sin_at(pos));
+      }
     }
   });
 }
@@ -157,6 +217,17 @@ void check_block(const ModelConfig& c, const BlockWeights& w) {
               "block weights: {} is [{} x {}], the config needs [{} x {}]", linear_role_name(r),
               w[r].out, w[r].in, out, in);
   }
+  // Optional norms are either absent (the block has none) or of the right width.
+  AWQ_CHECK(w.q_norm.empty() || int64_t(w.q_norm.size()) == c.head_dim,
+            "block weights: q_norm has {} elements, expected head_dim {}", w.q_norm.size(),
+            c.head_dim);
+  AWQ_CHECK(w.k_norm.empty() || int64_t(w.k_norm.size()) == c.head_dim,
+            "block weights: k_norm has {} elements, expected head_dim {}", w.k_norm.size(),
+            c.head_dim);
+  for (const auto* n : {&w.post_attn_norm, &w.post_mlp_norm})
+    AWQ_CHECK(n->empty() || int64_t(n->size()) == c.hidden_size,
+              "block weights: a post norm has {} elements, expected hidden {}", n->size(),
+              c.hidden_size);
 }
 
 // Attention for n_seq sequences of T new tokens at positions pos0..pos0+T-1. Without a cache the
@@ -174,21 +245,24 @@ void attention_impl(const ModelConfig& c, const BlockWeights& w, const Mat& xn, 
   const Linear* qkv[] = {&w[LinearRole::Q], &w[LinearRole::K], &w[LinearRole::V]};
   Mat* qkv_out[] = {&q, &k, &v};
   forward_group(qkv, xn, qkv_out);
-  apply_rope(c, q, nh, T, pos0);
-  apply_rope(c, k, nkv, T, pos0);
+  norm_and_rope(c, w.layer, w.q_norm, q, nh, T, pos0);
+  norm_and_rope(c, w.layer, w.k_norm, k, nkv, T, pos0);
   if (cache) cache->store(k, v, pos0);
   Mat att;
   att.resize_for_overwrite(N, qd);  // every (sequence, head) writes its columns of all rows
   const int64_t group = nh / nkv;   // query heads per KV head (GQA), as HF's repeat_kv
-  const float scale = float(1.0 / std::sqrt(double(hd)));
+  const float scale = c.attn_scale > 0 ? c.attn_scale : float(1.0 / std::sqrt(double(hd)));
+  AttnVariant variant;
+  variant.window = c.window(w.layer);
+  variant.softcap = c.attn_softcap;
   if (cache) {
-    attend_cached(q.data.data(), qd, T, nh, pos0, *cache, scale, att.data.data(), qd);
+    attend_cached(q.data.data(), qd, T, nh, pos0, *cache, scale, att.data.data(), qd, variant);
   } else {
     parallel_for(n_seq * nh, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t s = t / nh, h = t % nh, g = h / group;
         attend_causal(q.row(s * T) + h * hd, qd, T, 0, k.row(s * T) + g * hd, v.row(s * T) + g * hd,
-                      kvd, hd, scale, att.row(s * T) + h * hd, qd);
+                      kvd, hd, scale, att.row(s * T) + h * hd, qd, variant);
       }
     });
   }
@@ -203,6 +277,8 @@ void add_inplace(Mat& a, const Mat& b) {
 }
 
 // The residual structure shared by both forwards; `attend` computes attention on the normed input.
+// Gemma-2/3 normalize each sub-layer's output (post_attn_norm, post_mlp_norm) before its residual
+// add; the capture keeps the outputs before those norms (what the scale search compares).
 template <typename Attend>
 void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& out,
                 BlockCapture* cap, Attend&& attend) {
@@ -212,7 +288,13 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   attend(xn, a, cap ? &cap->o_in : nullptr);
   if (cap) cap->attn_in = std::move(xn);
   Mat h = x;  // x may alias out: read it fully before out is written
-  add_inplace(h, a);
+  if (!w.post_attn_norm.empty()) {
+    Mat an;
+    rmsnorm(a, w.post_attn_norm, c.rms_norm_eps, an);
+    add_inplace(h, an);
+  } else {
+    add_inplace(h, a);
+  }
   Mat hn;
   rmsnorm(h, w.mlp_norm, c.rms_norm_eps, hn);
   // The MLP's output reuses the attention output's buffer, unless the capture keeps that.
@@ -224,7 +306,13 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   }
   mlp_forward(c, w, hn, m, cap ? &cap->down_in : nullptr);
   if (cap) cap->mlp_in = std::move(hn);
-  add_inplace(h, m);
+  if (!w.post_mlp_norm.empty()) {
+    Mat mn;
+    rmsnorm(m, w.post_mlp_norm, c.rms_norm_eps, mn);
+    add_inplace(h, mn);
+  } else {
+    add_inplace(h, m);
+  }
   if (cap) cap->mlp_out = std::move(m);
   out = std::move(h);
 }
@@ -255,12 +343,18 @@ namespace {
 constexpr int64_t kMlpChunkRows = 2048;
 
 // The MLP on xn -> out; gate and up are the caller's buffers (gate ends up holding down's input).
-void mlp_rows(const BlockWeights& w, const Mat& xn, Mat& out, Mat& gate, Mat& up) {
+void mlp_rows(const ModelConfig& c, const BlockWeights& w, const Mat& xn, Mat& out, Mat& gate,
+              Mat& up) {
   const Linear* gate_up[] = {&w[LinearRole::Gate], &w[LinearRole::Up]};
   Mat* gate_up_out[] = {&gate, &up};
   forward_group(gate_up, xn, gate_up_out);
+  const bool gelu = c.activation == Activation::GeluTanh;
   parallel_for(gate.size(), 1 << 14, [&](int64_t i0, int64_t i1) {
-    swiglu(gate.data.data() + i0, up.data.data() + i0, i1 - i0);
+    if (gelu) {
+      geglu(gate.data.data() + i0, up.data.data() + i0, i1 - i0);
+    } else {
+      swiglu(gate.data.data() + i0, up.data.data() + i0, i1 - i0);
+    }
   });
   w[LinearRole::Down].forward(gate, out);
 }
@@ -273,7 +367,7 @@ void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, M
             cfg.hidden_size);
   Mat gate, up;
   if (xn.rows <= kMlpChunkRows) {
-    mlp_rows(w, xn, out, gate, up);
+    mlp_rows(cfg, w, xn, out, gate, up);
     if (down_in) *down_in = std::move(gate);
     return;
   }
@@ -285,7 +379,7 @@ void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, M
     const int64_t rows = std::min(kMlpChunkRows, n - r0);
     xc.resize_for_overwrite(rows, xn.cols);
     std::copy(xn.row(r0), xn.row(r0 + rows), xc.row(0));
-    mlp_rows(w, xc, oc, gate, up);
+    mlp_rows(cfg, w, xc, oc, gate, up);
     std::copy(oc.data.begin(), oc.data.end(), out.row(r0));
     if (down_in) std::copy(gate.data.begin(), gate.data.end(), down_in->row(r0));
   }

@@ -34,12 +34,25 @@ struct LoadOptions {
   bool w4a8 = false;  // with W4: quantize activations to 8 bits on the fly
 };
 
+// A block's weights in working form. Every norm holds its effective multiplier (1 + w for Gemma's
+// norms: Architecture::norm_offset), so that the forward and AWQ's folding treat all families
+// alike; the writers subtract the offset again.
 struct BlockWeights {  // NOLINT(bugprone-reserved-identifier): clang names the array copy's index
-  std::vector<float> attn_norm, mlp_norm;  // [hidden]
-  Linear lin[kNumLinearRoles];             // indexed by LinearRole
+  int64_t layer = 0;   // its index: the sliding window and RoPE of the layer depend on it
+  std::vector<float> attn_norm, mlp_norm;  // [hidden]: feed q/k/v and gate/up
+  std::vector<float> q_norm, k_norm;       // [head_dim] per-head norms before RoPE, or empty
+  std::vector<float> post_attn_norm, post_mlp_norm;  // [hidden] on the outputs, or empty
+  Linear lin[kNumLinearRoles];                       // indexed by LinearRole
   Linear& operator[](LinearRole r) { return lin[int(r)]; }
   const Linear& operator[](LinearRole r) const { return lin[int(r)]; }
 };
+
+// Where role `r` sits in the tensor it is stored in: its first row and the stored tensor's row
+// count (a fused q|k|v or gate|up tensor, or its own: row 0 of its own rows).
+struct StoredRows {
+  int64_t row0 = 0, rows = 0;
+};
+StoredRows stored_rows(const ModelConfig& c, const Architecture& a, LinearRole r);
 
 // Stacks q|k|v and gate|up into one W4 matrix each (fuse_w4: decode then makes one kernel call
 // per group; see forward_group), as load_block does for W4. Groups that cannot be fused stay as

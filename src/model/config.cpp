@@ -1,9 +1,11 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "base/error.h"
 #include "base/files.h"
+#include "base/half.h"
 #include "model/architecture.h"
 
 namespace awq {
@@ -45,16 +47,194 @@ int32_t token_id(const json& j, const char* key) {
 
 }  // namespace
 
-ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
-  AWQ_CHECK(j.is_object(), "{}: must be a JSON object", src);
+namespace {
+
+// Hugging Face's config-class defaults for keys a config.json may omit. Only the Gemma-3
+// multimodal text_config omits them in practice (save_pretrained writes non-defaults only there),
+// so the whole Gemma3TextConfig default set is here; the others carry the feature keys whose
+// absence would otherwise change the forward.
+json family_defaults(const std::string& type) {
+  if (type == "gemma2")
+    return {{"head_dim", 256},
+            {"query_pre_attn_scalar", 256},
+            {"sliding_window", 4096},
+            {"final_logit_softcapping", 30.0},
+            {"attn_logit_softcapping", 50.0},
+            {"hidden_activation", "gelu_pytorch_tanh"},
+            {"rms_norm_eps", 1e-6},
+            {"rope_theta", 10000.0}};
+  if (type == "gemma3_text")
+    return {{"vocab_size", 262208},
+            {"hidden_size", 2304},
+            {"intermediate_size", 9216},
+            {"num_hidden_layers", 26},
+            {"num_attention_heads", 8},
+            {"num_key_value_heads", 4},
+            {"head_dim", 256},
+            {"hidden_activation", "gelu_pytorch_tanh"},
+            {"max_position_embeddings", 131072},
+            {"rms_norm_eps", 1e-6},
+            {"rope_theta", 1000000.0},
+            {"query_pre_attn_scalar", 256},
+            {"sliding_window", 4096},
+            {"sliding_window_pattern", 6},
+            {"rope_local_base_freq", 10000.0},
+            {"tie_word_embeddings", true}};
+  if (type == "gemma")
+    return {{"head_dim", 256}, {"hidden_act", "gelu_pytorch_tanh"}, {"rms_norm_eps", 1e-6}};
+  if (type == "phi3") return {{"original_max_position_embeddings", 4096}, {"rms_norm_eps", 1e-5}};
+  return json::object();
+}
+
+bool present(const json& j, const char* key) {
+  return j.contains(key) && !j[key].is_null();
+}
+
+// sqrt(hidden) as the model's dtype holds it: HF multiplies the embeddings by a tensor of it in
+// the activation dtype (families.md §3).
+float rounded_sqrt(int64_t hidden, const std::string& dtype) {
+  const float s = std::sqrt(float(hidden));
+  if (dtype == "bfloat16") return bf16_to_f32(f32_to_bf16(s));
+  if (dtype == "float16") return round_to_f16(s);
+  return s;
+}
+
+void parse_features(const json& j, const Architecture& a, ModelConfig& c, const std::string& src) {
+  // A key for a feature the family lacks: refuse rather than compute something else.
+  auto refuse = [&](const char* key, bool supported) {
+    AWQ_CHECK(supported || !present(j, key),
+              "{}: '{}' is set ({}) but model_type '{}' has no such feature in awq's architecture "
+              "table",
+              src, key, j.contains(key) ? j[key].dump() : "", a.model_type);
+  };
+  refuse("attn_logit_softcapping", a.attn_softcap);
+  refuse("final_logit_softcapping", a.final_softcap);
+  refuse("query_pre_attn_scalar", a.query_pre_attn_scalar);
+  refuse("rope_local_base_freq", a.local_rope);
+  refuse("sliding_window_pattern", a.sliding == SlidingLayers::Pattern);
+  refuse("layer_types", a.sliding == SlidingLayers::Pattern);
+  if (a.sliding == SlidingLayers::None) refuse("sliding_window", false);
+  if (!a.partial_rotary && present(j, "partial_rotary_factor"))
+    AWQ_CHECK(j["partial_rotary_factor"] == 1 || j["partial_rotary_factor"] == 1.0,
+              "{}: 'partial_rotary_factor' is {} but model_type '{}' rotates whole heads", src,
+              j["partial_rotary_factor"].dump(), a.model_type);
+
+  // Activation: the family's, named under its key (Gemma-1 configs say "gelu" in hidden_act for
+  // the tanh approximation its checkpoints were trained with; families.md §3).
+  c.activation = a.activation;
+  const char* act_key = present(j, a.activation_key.c_str()) ? a.activation_key.c_str()
+                        : present(j, "hidden_act")           ? "hidden_act"
+                                                             : nullptr;
+  if (act_key != nullptr) {
+    const json& v = j[act_key];
+    const bool ok = a.activation == Activation::Silu
+                        ? v == "silu"
+                        : (v == "gelu_pytorch_tanh" || v == "gelu_tanh" ||
+                           (a.model_type == "gemma" && v == "gelu"));
+    AWQ_CHECK(ok, "{}: {} {} is not supported for model_type '{}' (expected {})", src, act_key,
+              v.dump(), a.model_type, activation_name(a.activation));
+  }
+
+  // Attention.
+  c.attn_scale = float(1.0 / std::sqrt(double(c.head_dim)));
+  if (a.query_pre_attn_scalar && present(j, "query_pre_attn_scalar")) {
+    const double q = j["query_pre_attn_scalar"].get<double>();
+    AWQ_CHECK(q > 0, "{}: query_pre_attn_scalar must be positive, got {}", src, q);
+    c.attn_scale = float(1.0 / std::sqrt(q));
+  }
+  if (a.attn_softcap) c.attn_softcap = get_float(j, "attn_logit_softcapping", src, 0.0f);
+  if (a.final_softcap) c.final_softcap = get_float(j, "final_logit_softcapping", src, 0.0f);
+  AWQ_CHECK(c.attn_softcap >= 0 && c.final_softcap >= 0,
+            "{}: soft-capping values must be positive or null", src);
+  if (a.embed_scale) c.embed_scale = rounded_sqrt(c.hidden_size, c.torch_dtype);
+
+  // RoPE.
+  const double prf = a.partial_rotary ? get_float(j, "partial_rotary_factor", src, 1.0f) : 1.0;
+  AWQ_CHECK(prf > 0 && prf <= 1, "{}: partial_rotary_factor must be in (0, 1], got {}", src, prf);
+  c.rotary_dim = int64_t(double(c.head_dim) * prf);
+  AWQ_CHECK(c.rotary_dim >= 2 && c.rotary_dim % 2 == 0,
+            "{}: the rotary width head_dim x partial_rotary_factor = {} must be even", src,
+            c.rotary_dim);
+  if (a.partial_rotary)
+    c.original_max_position_embeddings =
+        get_int(j, "original_max_position_embeddings", src, c.max_position_embeddings);
+  c.rope_scaling = RopeScaling::from_json(j.contains("rope_scaling") ? j["rope_scaling"] : json(),
+                                          c.rotary_dim, c.original_max_position_embeddings, src);
+  if (a.local_rope) c.rope_local_theta = get_float(j, "rope_local_base_freq", src, 10000.0f);
+
+  // Sliding-window layers.
+  c.layer_sliding.assign(size_t(c.num_hidden_layers), 0);
+  c.sliding_window = present(j, "sliding_window") ? get_int(j, "sliding_window", src) : 0;
+  AWQ_CHECK(c.sliding_window >= 0, "{}: sliding_window must be positive or null, got {}", src,
+            c.sliding_window);
+  if (a.sliding == SlidingLayers::FromLayer && !get_bool(j, "use_sliding_window", src, false))
+    c.sliding_window = 0;
+  const int64_t L = c.num_hidden_layers;
+  for (int64_t l = 0; l < L; ++l) {
+    bool s = false;
+    switch (a.sliding) {
+      case SlidingLayers::None:
+        break;
+      case SlidingLayers::All:
+        s = true;
+        break;
+      case SlidingLayers::FromLayer:
+        s = l >= get_int(j, "max_window_layers", src, L);
+        break;
+      case SlidingLayers::Even:
+        s = l % 2 == 0;
+        break;
+      case SlidingLayers::Pattern:
+        if (present(j, "layer_types")) {
+          const json& t = j["layer_types"];
+          AWQ_CHECK(t.is_array() && int64_t(t.size()) == L,
+                    "{}: layer_types must list {} layers, got {}", src, L, t.dump());
+          AWQ_CHECK(t[size_t(l)] == "sliding_attention" || t[size_t(l)] == "full_attention",
+                    "{}: layer_types[{}] is {}, expected \"sliding_attention\" or "
+                    "\"full_attention\"",
+                    src, l, t[size_t(l)].dump());
+          s = t[size_t(l)] == "sliding_attention";
+        } else {
+          const int64_t pattern =
+              get_int(j, "sliding_window_pattern", src, a.default_sliding_window_pattern);
+          AWQ_CHECK(pattern > 0, "{}: sliding_window_pattern must be positive", src);
+          s = (l + 1) % pattern != 0;
+        }
+        break;
+    }
+    c.layer_sliding[size_t(l)] = s ? 1 : 0;
+  }
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const json& outer, const std::string& src_file) {
+  AWQ_CHECK(outer.is_object(), "{}: must be a JSON object", src_file);
   ModelConfig c;
-  c.raw = j;
-  AWQ_CHECK(j.contains("model_type") && j["model_type"].is_string(),
-            "{}: missing string field 'model_type'", src);
-  c.model_type = j["model_type"].get<std::string>();
+  c.raw = outer;
+  AWQ_CHECK(outer.contains("model_type") && outer["model_type"].is_string(),
+            "{}: missing string field 'model_type'", src_file);
+  c.model_type = outer["model_type"].get<std::string>();
+  // Gemma-3 multimodal: the text model's settings are under text_config.
+  std::string src = src_file;
+  json j = outer;
+  if (c.model_type == "gemma3") {
+    AWQ_CHECK(outer.contains("text_config") && outer["text_config"].is_object(),
+              "{}: model_type 'gemma3' (Gemma3ForConditionalGeneration) needs a 'text_config' "
+              "object with the language model's settings",
+              src_file);
+    j = outer["text_config"];
+    src = src_file + " text_config";
+    c.multimodal = true;
+    for (const char* k : {"torch_dtype", "bos_token_id", "eos_token_id", "quantization_config"})
+      if (!j.contains(k) && outer.contains(k)) j[k] = outer[k];
+  }
   const Architecture* arch = find_architecture(c.model_type);
-  AWQ_CHECK(arch != nullptr, "{}: unsupported model_type '{}' (supported: {})", src, c.model_type,
-            supported_model_types());
+  AWQ_CHECK(arch != nullptr, "{}: unsupported model_type '{}' (supported: {})", src_file,
+            c.model_type, supported_model_types());
+  json defaults = family_defaults(c.multimodal ? "gemma3_text" : c.model_type);
+  defaults.update(j);
+  j = std::move(defaults);
   c.hidden_size = get_int(j, "hidden_size", src);
   c.intermediate_size = get_int(j, "intermediate_size", src);
   c.num_hidden_layers = get_int(j, "num_hidden_layers", src);
@@ -79,19 +259,14 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   c.rms_norm_eps = get_float(j, "rms_norm_eps", src, 1e-6f);
   c.rope_theta = get_float(j, "rope_theta", src, 10000.0f);
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, arch->default_tie_embeddings);
+  if (c.multimodal) c.tie_word_embeddings = get_bool(outer, "tie_word_embeddings", src_file, true);
   c.attention_bias = arch->qkv_bias || get_bool(j, "attention_bias", src, false);
   c.o_bias = !arch->qkv_bias && get_bool(j, "attention_bias", src, false);
   c.mlp_bias = get_bool(j, "mlp_bias", src, false);
-  if (j.contains("hidden_act")) {
-    AWQ_CHECK(j["hidden_act"] == "silu", "{}: hidden_act {} is not supported (only silu)", src,
-              j["hidden_act"].dump());
-  }
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    fail("{}: rope_scaling {} is not supported yet", src, j["rope_scaling"].dump());
-  }
   c.bos_token_id = token_id(j, "bos_token_id");
   c.eos_token_id = token_id(j, "eos_token_id");
   if (j.contains("torch_dtype") && j["torch_dtype"].is_string()) c.torch_dtype = j["torch_dtype"];
+  parse_features(j, *arch, c, src);
   if (j.contains("quantization_config") && !j["quantization_config"].is_null()) {
     const json& q = j["quantization_config"];
     const std::string method = q.value("quant_method", "");
@@ -112,6 +287,32 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   return c;
 }
 
+const Architecture& ModelConfig::arch() const {
+  const Architecture* a = find_architecture(model_type);
+  AWQ_CHECK(a != nullptr, "unsupported model_type '{}' (supported: {})", model_type,
+            supported_model_types());
+  return *a;
+}
+
+int64_t ModelConfig::window(int64_t layer) const {
+  return size_t(layer) < layer_sliding.size() && layer_sliding[size_t(layer)] ? sliding_window : 0;
+}
+
+RopeSpec ModelConfig::rope(int64_t layer) const {
+  RopeSpec s;
+  s.rotary_dim = rotary_dim > 0 ? rotary_dim : head_dim;
+  s.theta = rope_theta;
+  s.max_position_embeddings = max_position_embeddings;
+  s.scaling = rope_scaling;
+  // Gemma-3's local layers: their own base, no scaling.
+  const bool local = size_t(layer) < layer_sliding.size() && layer_sliding[size_t(layer)];
+  if (local && arch().local_rope) {
+    s.theta = rope_local_theta;
+    s.scaling = RopeScaling{};
+  }
+  return s;
+}
+
 ModelConfig ModelConfig::load(const std::string& dir) {
   const std::string path = (std::filesystem::path(dir) / "config.json").string();
   AWQ_CHECK(std::filesystem::exists(path),
@@ -129,14 +330,19 @@ int64_t ModelConfig::parameter_count() const {
   const int64_t d = hidden_size, f = intermediate_size;
   int64_t per_layer = d * q_dim() + 2 * d * kv_dim() + q_dim() * d + 3 * d * f + 2 * d;
   if (attention_bias) per_layer += q_dim() + 2 * kv_dim();
+  if (arch().has_qk_norm()) per_layer += 2 * head_dim;
+  if (arch().has_post_norms()) per_layer += 2 * d;
   int64_t n = num_hidden_layers * per_layer + vocab_size * d + d;
   if (!tie_word_embeddings) n += vocab_size * d;
   return n;
 }
 
 json ModelConfig::to_json() const {
-  json j = raw.is_object() ? raw : json::object();
-  j["model_type"] = model_type;
+  json out = raw.is_object() ? raw : json::object();
+  // The text model's settings live in text_config for Gemma-3 multimodal; the quantization
+  // config and torch_dtype stay at the top, where transformers and vLLM read them.
+  json& j = multimodal ? out["text_config"] : out;
+  const Architecture& a = arch();
   j["hidden_size"] = hidden_size;
   j["intermediate_size"] = intermediate_size;
   j["num_hidden_layers"] = num_hidden_layers;
@@ -148,12 +354,18 @@ json ModelConfig::to_json() const {
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_theta"] = rope_theta;
   j["tie_word_embeddings"] = tie_word_embeddings;
-  j["hidden_act"] = "silu";
-  if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
-  if (eos_token_id >= 0) j["eos_token_id"] = eos_token_id;
-  j["torch_dtype"] = torch_dtype;
+  j[a.activation_key] = activation_name(activation);
+  // rope_scaling as the source wrote it (Phi-3's validator accepts only its own three keys).
+  if (!j.contains("rope_scaling") && !rope_scaling.is_default())
+    j["rope_scaling"] = rope_scaling.to_json();
+  out["model_type"] = model_type;
+  if (multimodal) out["tie_word_embeddings"] = tie_word_embeddings;
+  if (bos_token_id >= 0) out["bos_token_id"] = bos_token_id;
+  if (eos_token_id >= 0 && !(out.contains("eos_token_id") && out["eos_token_id"].is_array()))
+    out["eos_token_id"] = eos_token_id;
+  out["torch_dtype"] = torch_dtype;
   if (quant) {
-    j["quantization_config"] = {
+    out["quantization_config"] = {
         {"quant_method", "awq"},
         {"bits", quant->bits},
         {"group_size", quant->group_size},
@@ -163,9 +375,10 @@ json ModelConfig::to_json() const {
                                        ? json(nullptr)
                                        : json(quant->modules_to_not_convert)}};
   } else {
-    j.erase("quantization_config");
+    out.erase("quantization_config");
+    if (multimodal) j.erase("quantization_config");
   }
-  return j;
+  return out;
 }
 
 }  // namespace awq

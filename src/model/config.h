@@ -1,11 +1,17 @@
-// ModelConfig: the fields of a Hugging Face config.json that the Llama-family forward needs,
-// validated on load (each problem is an awq::Error naming config.json and the field).
+// ModelConfig: the fields of a Hugging Face config.json that the forward needs, validated on load
+// (each problem is an awq::Error naming config.json and the field). The family's features come
+// from the architecture table (model/architecture.h); a config key for a feature the family lacks
+// is an error, not silently ignored.
 #pragma once
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "model/architecture.h"
+#include "model/rope.h"
 
 namespace awq {
 
@@ -34,6 +40,21 @@ struct ModelConfig {
   bool attention_bias = false;  // q/k/v (and o for Llama's flag) biases
   bool o_bias = false;
   bool mlp_bias = false;
+  // Family features (defaults: the Llama block).
+  int64_t rotary_dim = 0;  // head_dim * partial_rotary_factor: the rotated head dimensions
+  RopeScaling rope_scaling;
+  float rope_local_theta = 10000.0f;             // Gemma-3's local layers (rope_local_base_freq)
+  int64_t original_max_position_embeddings = 0;  // Phi-3's top-level value (longrope)
+  Activation activation = Activation::Silu;
+  float attn_scale = 0;        // q·k multiplier: head_dim^-0.5, or query_pre_attn_scalar^-0.5
+  float attn_softcap = 0;      // attention scores c·tanh(s/c) (0: none)
+  float final_softcap = 0;     // logits c·tanh(l/c) (0: none)
+  float embed_scale = 0;       // embeddings × this (0: none): sqrt(hidden) rounded to torch_dtype
+  int64_t sliding_window = 0;  // W keys per query on sliding layers (0: none)
+  std::vector<uint8_t> layer_sliding;  // per layer: 1 when it uses the sliding window
+  // gemma3: the text model of Gemma3ForConditionalGeneration (config.json's text_config); its
+  // tensors are under a language-model prefix and the vision tower is kept as it is.
+  bool multimodal = false;
   int32_t bos_token_id = -1;
   int32_t eos_token_id = -1;
   std::string torch_dtype = "float32";
@@ -41,6 +62,10 @@ struct ModelConfig {
   nlohmann::json raw;  // the whole file, so writers can keep unknown fields
 
   int64_t q_dim() const { return num_attention_heads * head_dim; }
+  // The sliding window of `layer` (0: full causal attention) and its RoPE.
+  int64_t window(int64_t layer) const;
+  RopeSpec rope(int64_t layer) const;
+  const Architecture& arch() const;  // the table entry of model_type
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
   int64_t parameter_count() const;
 

@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/error.h"
 #include "base/thread_pool.h"
@@ -63,6 +64,7 @@ void Model::load_shared(const LoadOptions&) {
   AWQ_CHECK(is_float(fn.dtype), "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", fn.file,
             arch_->final_norm_name, dtype_name(fn.dtype));
   final_norm_ = ck_->read_vec(arch_->final_norm_name, d);
+  for (float& v : final_norm_) v += arch_->norm_offset();  // Gemma's 1 + w
   // Tied embeddings: the lm_head reuses the embedding rows (a checkpoint may still carry a copy).
   const TensorInfo* head = embed_;
   if (!cfg_.tie_word_embeddings) {
@@ -129,12 +131,21 @@ void Model::embed(const int32_t* tokens, int64_t n, Mat& x) const {
     AWQ_CHECK(t >= 0 && t < cfg_.vocab_size, "{}: token id {} is outside the vocabulary (0..{})",
               dir_, t, cfg_.vocab_size - 1);
     convert_to_f32(embed_->dtype, embed_->data + size_t(t) * row_bytes, d, x.row(i));
+    if (cfg_.embed_scale != 0)
+      for (int64_t j = 0; j < d; ++j) x.row(i)[j] *= cfg_.embed_scale;
   }
 }
 
 Mat Model::logits(const Mat& hidden) const {
   Mat out;
   lm_head_.forward(hidden, out);
+  if (cfg_.final_softcap > 0) {  // Gemma-2: logits c·tanh(l/c)
+    const float c = cfg_.final_softcap;
+    parallel_for(out.size(), 1 << 14, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        out.data[size_t(i)] = c * std::tanh(out.data[size_t(i)] / c);
+    });
+  }
   return out;
 }
 

@@ -88,7 +88,27 @@ void swiglu(float* gate, const float* up, int64_t n) {
   }
 }
 
+void geglu(float* gate, const float* up, int64_t n) {
+  switch (kernels::active_isa()) {
+    case kernels::Isa::Avx512:
+      model_detail::avx512::geglu(gate, up, n);
+      break;
+    case kernels::Isa::Avx2:
+      model_detail::avx2::geglu(gate, up, n);
+      break;
+    default:
+      model_detail::generic::geglu(gate, up, n);
+      break;
+  }
+}
+
 namespace {
+
+void check_variant(const AttnVariant& variant) {
+  AWQ_CHECK(variant.window >= 0 && variant.softcap >= 0,
+            "attention: sliding window {} / soft-cap {} must be >= 0 (0: none)", variant.window,
+            variant.softcap);
+}
 
 void attend_args(const model_detail::AttnArgs& a) {
   switch (kernels::active_isa()) {
@@ -107,8 +127,13 @@ void attend_args(const model_detail::AttnArgs& a) {
 }  // namespace
 
 void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const float* k,
-                   const float* v, int64_t ldkv, int64_t hd, float scale, float* out, int64_t ldo) {
-  attend_args({q, ldq, nq, p0, k, v, ldkv, hd, scale, out, ldo});
+                   const float* v, int64_t ldkv, int64_t hd, float scale, float* out, int64_t ldo,
+                   const AttnVariant& variant) {
+  check_variant(variant);
+  model_detail::AttnArgs a{q, ldq, nq, p0, k, v, ldkv, hd, scale, out, ldo};
+  a.window = variant.window;
+  a.softcap = variant.softcap;
+  attend_args(a);
 }
 
 void KvCache::resize(int64_t heads, int64_t cap, int64_t hd) {
@@ -142,7 +167,9 @@ void KvCache::store(const Mat& k_new, const Mat& v_new, int64_t pos) {
 }
 
 void attend_cached(const float* q, int64_t ldq, int64_t T, int64_t nh, int64_t p0,
-                   const KvCache& cache, float scale, float* out, int64_t ldo) {
+                   const KvCache& cache, float scale, float* out, int64_t ldo,
+                   const AttnVariant& variant) {
+  check_variant(variant);
   const int64_t nkv = cache.kv_heads(), hd = cache.head_dim();
   AWQ_CHECK(nkv > 0 && nh % nkv == 0, "attention: {} query heads cannot share {} key/value heads",
             nh, nkv);
@@ -155,6 +182,8 @@ void attend_cached(const float* q, int64_t ldq, int64_t T, int64_t nh, int64_t p
         scale,      out + h * hd, ldo};
     a.heads = heads;
     a.k_tiled = true;
+    a.window = variant.window;
+    a.softcap = variant.softcap;
     return a;
   };
   if (T > 1) {  // a chunk of prefill: one task per head

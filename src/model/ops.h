@@ -1,6 +1,7 @@
 // The element-wise and per-row pieces of the Llama block: RMSNorm, RoPE (Hugging Face's
-// rotate-half form), SiLU, and the causal attention core. All f32, all deterministic for any thread
-// count (each output row is produced by one thread with a fixed summation order).
+// rotate-half form), SiLU and GELU-tanh, and the causal attention core (with sliding windows and
+// logit soft-capping). All f32, all deterministic for any thread count (each output row is produced
+// by one thread with a fixed summation order).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -40,15 +41,38 @@ inline float silu(float x) {
 // exp, within a few ulp of silu() above, which stays the scalar reference; NaN stays NaN).
 void swiglu(float* gate, const float* up, int64_t n);
 
+// GELU, tanh approximation (PyTorch's gelu(approximate='tanh'), Hugging Face's
+// gelu_pytorch_tanh): 0.5·x·(1 + tanh(sqrt(2/pi)·(x + 0.044715·x^3))). The scalar reference.
+inline float gelu_tanh(float x) {
+  return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+// gate[i] = gelu_tanh(gate[i]) * up[i] for i < n (Gemma's GeGLU), vectorized for
+// kernels::active_isa() as swiglu: 0.5·(1 + tanh(u)) = 1 / (1 + exp(-2u)), so x / (1 + exp(-2u))
+// with the polynomial exp, which has no cancellation where tanh(u) is near -1 (within a few f32
+// roundings of the formula in double; NaN stays NaN).
+void geglu(float* gate, const float* up, int64_t n);
+
+// Variants of the attention scores (Hugging Face's semantics). window W > 0: sliding-window
+// attention, the query at position i sees keys j with i - W < j <= i (W keys, itself included;
+// Mistral, Qwen2, Gemma-2/3's local layers); 0: every key 0..i. softcap c > 0: each score
+// s = q·k·scale becomes c·tanh(s / c) before the mask and the softmax (Gemma-2's attention-logit
+// soft-capping, c = 50); 0: none. The default is plain causal attention.
+struct AttnVariant {
+  int64_t window = 0;
+  float softcap = 0;
+};
+
 // Causal attention for one sequence and one query head. Queries are at positions p0 .. p0+nq-1; the
 // keys and values of positions 0 .. p0+nq-1 are rows of k and v (row stride ldkv, already offset to
 // this head's columns). Writes out[i] = softmax(q_i·K^T·scale over positions <= p0+i)·V.
 // Scratch memory is O(keys · head_dim), never O(keys^2). Runs the variant for
 // kernels::active_isa(). Four or more queries take the prefill path (keys transposed, four queries
-// per pass), fewer the decode path: the two agree to rounding, not bit for bit.
+// per pass), fewer the decode path: the two agree to rounding, not bit for bit. variant: a sliding
+// window and/or soft-capping (AttnVariant); with a window, keys before p0 - W + 1 are not read.
 void attend_causal(const float* q, int64_t ldq, int64_t nq, int64_t p0, const float* k,
                    const float* v, int64_t ldkv, int64_t head_dim, float scale, float* out,
-                   int64_t ldo);
+                   int64_t ldo, const AttnVariant& variant = {});
 
 // One sequence's key/value cache for one block, head-major: each key/value head's positions
 // 0..capacity-1 are one contiguous run, so a decode step streams them (position-major rows would
@@ -87,8 +111,10 @@ class KvCache {
 // 0..p0+T-1; out [T, ldo]. Decode (T = 1): the query heads that share a key/value head
 // (grouped-query attention) are computed together, so their keys and values are read from memory
 // once for all of them instead of once per head. On the pool; equal to attend_causal per head to
-// rounding, and the same bits for any thread count.
+// rounding, and the same bits for any thread count. variant as attend_causal: with a window, only
+// the cache's positions from p0 - W + 1 (rounded down to a key tile) are read.
 void attend_cached(const float* q, int64_t ldq, int64_t T, int64_t nh, int64_t p0,
-                   const KvCache& cache, float scale, float* out, int64_t ldo);
+                   const KvCache& cache, float scale, float* out, int64_t ldo,
+                   const AttnVariant& variant = {});
 
 }  // namespace awq

@@ -17,20 +17,107 @@ namespace {
 
 struct Preset {
   const char* name;
-  const char* model_type;
-  int64_t hidden, inter, layers, heads, kv_heads, vocab, max_pos;
-  float theta, eps;
-  bool tie;
+  const char* config;  // config.json of the real model (its shape and features); weights random
 };
 
-// Shapes of the real models (their config.json values); weights are random.
+// The real models' config.json values that decide shapes and the forward (vocabulary, RoPE,
+// windows, soft-caps); everything else takes the family's defaults. phi-4-mini's longrope factor
+// lists have the real length (48) but not the real values.
 constexpr Preset kPresets[] = {
-    {"tiny", "llama", 128, 384, 2, 4, 2, 512, 512, 10000.0f, 1e-5f, false},
-    {"smollm-135m", "llama", 576, 1536, 30, 9, 3, 49152, 2048, 10000.0f, 1e-5f, true},
-    {"qwen2.5-0.5b", "qwen2", 896, 4864, 24, 14, 2, 151936, 32768, 1000000.0f, 1e-6f, true},
-    {"tinyllama-1.1b", "llama", 2048, 5632, 22, 32, 4, 32000, 2048, 10000.0f, 1e-5f, false},
-    {"llama-2-7b", "llama", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0f, 1e-5f, false},
+    {"tiny",
+     R"({"model_type":"llama","hidden_size":128,"intermediate_size":384,"num_hidden_layers":2,
+      "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":512,"max_position_embeddings":512,
+      "rope_theta":10000.0,"rms_norm_eps":1e-5,"tie_word_embeddings":false})"},
+    {"smollm-135m", R"({"model_type":"llama","hidden_size":576,"intermediate_size":1536,
+      "num_hidden_layers":30,"num_attention_heads":9,"num_key_value_heads":3,"vocab_size":49152,
+      "max_position_embeddings":2048,"rope_theta":10000.0,"rms_norm_eps":1e-5,
+      "tie_word_embeddings":true})"},
+    {"qwen2.5-0.5b", R"({"model_type":"qwen2","hidden_size":896,"intermediate_size":4864,
+      "num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,"vocab_size":151936,
+      "max_position_embeddings":32768,"rope_theta":1000000.0,"rms_norm_eps":1e-6,
+      "tie_word_embeddings":true})"},
+    {"tinyllama-1.1b", R"({"model_type":"llama","hidden_size":2048,"intermediate_size":5632,
+      "num_hidden_layers":22,"num_attention_heads":32,"num_key_value_heads":4,"vocab_size":32000,
+      "max_position_embeddings":2048,"rope_theta":10000.0,"rms_norm_eps":1e-5,
+      "tie_word_embeddings":false})"},
+    {"llama-2-7b", R"({"model_type":"llama","hidden_size":4096,"intermediate_size":11008,
+      "num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":32,"vocab_size":32000,
+      "max_position_embeddings":4096,"rope_theta":10000.0,"rms_norm_eps":1e-5,
+      "tie_word_embeddings":false})"},
+    {"llama-3.2-1b", R"({"model_type":"llama","hidden_size":2048,"intermediate_size":8192,
+      "num_hidden_layers":16,"num_attention_heads":32,"num_key_value_heads":8,"head_dim":64,
+      "vocab_size":128256,"max_position_embeddings":131072,"rope_theta":500000.0,
+      "rms_norm_eps":1e-5,"tie_word_embeddings":true,"rope_scaling":{"rope_type":"llama3",
+      "factor":32.0,"low_freq_factor":1.0,"high_freq_factor":4.0,
+      "original_max_position_embeddings":8192}})"},
+    {"llama-3.1-8b", R"({"model_type":"llama","hidden_size":4096,"intermediate_size":14336,
+      "num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,"vocab_size":128256,
+      "max_position_embeddings":131072,"rope_theta":500000.0,"rms_norm_eps":1e-5,
+      "tie_word_embeddings":false,"rope_scaling":{"rope_type":"llama3","factor":8.0,
+      "low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}})"},
+    {"qwen3-0.6b", R"({"model_type":"qwen3","hidden_size":1024,"intermediate_size":3072,
+      "num_hidden_layers":28,"num_attention_heads":16,"num_key_value_heads":8,"head_dim":128,
+      "vocab_size":151936,"max_position_embeddings":40960,"rope_theta":1000000.0,
+      "rms_norm_eps":1e-6,"tie_word_embeddings":true,"use_sliding_window":false,
+      "max_window_layers":28})"},
+    {"qwen3-8b", R"({"model_type":"qwen3","hidden_size":4096,"intermediate_size":12288,
+      "num_hidden_layers":36,"num_attention_heads":32,"num_key_value_heads":8,"head_dim":128,
+      "vocab_size":151936,"max_position_embeddings":40960,"rope_theta":1000000.0,
+      "rms_norm_eps":1e-6,"tie_word_embeddings":false,"use_sliding_window":false,
+      "max_window_layers":36})"},
+    {"gemma-2-2b", R"({"model_type":"gemma2","hidden_size":2304,"intermediate_size":9216,
+      "num_hidden_layers":26,"num_attention_heads":8,"num_key_value_heads":4,"head_dim":256,
+      "vocab_size":256000,"max_position_embeddings":8192,"rope_theta":10000.0,"rms_norm_eps":1e-6,
+      "query_pre_attn_scalar":256,"sliding_window":4096,"final_logit_softcapping":30.0,
+      "attn_logit_softcapping":50.0,"hidden_activation":"gelu_pytorch_tanh",
+      "tie_word_embeddings":true})"},
+    {"gemma-3-1b", R"({"model_type":"gemma3_text","hidden_size":1152,"intermediate_size":6912,
+      "num_hidden_layers":26,"num_attention_heads":4,"num_key_value_heads":1,"head_dim":256,
+      "vocab_size":262144,"max_position_embeddings":32768,"rope_theta":1000000.0,
+      "rope_local_base_freq":10000.0,"sliding_window":512,"sliding_window_pattern":6,
+      "query_pre_attn_scalar":256,"rms_norm_eps":1e-6,"hidden_activation":"gelu_pytorch_tanh",
+      "tie_word_embeddings":true})"},
+    {"gemma-3-4b", R"({"model_type":"gemma3_text","hidden_size":2560,"intermediate_size":10240,
+      "num_hidden_layers":34,"num_attention_heads":8,"num_key_value_heads":4,"head_dim":256,
+      "vocab_size":262208,"max_position_embeddings":131072,"rope_theta":1000000.0,
+      "rope_local_base_freq":10000.0,"sliding_window":1024,"sliding_window_pattern":6,
+      "rope_scaling":{"rope_type":"linear","factor":8.0},"query_pre_attn_scalar":256,
+      "rms_norm_eps":1e-6,"hidden_activation":"gelu_pytorch_tanh","tie_word_embeddings":true})"},
+    {"phi-3-mini", R"({"model_type":"phi3","hidden_size":3072,"intermediate_size":8192,
+      "num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":32,"vocab_size":32064,
+      "max_position_embeddings":4096,"original_max_position_embeddings":4096,
+      "rope_theta":10000.0,"rms_norm_eps":1e-5,"sliding_window":2047,
+      "tie_word_embeddings":false})"},
+    {"phi-4-mini", R"({"model_type":"phi3","hidden_size":3072,"intermediate_size":8192,
+      "num_hidden_layers":32,"num_attention_heads":24,"num_key_value_heads":8,"vocab_size":200064,
+      "max_position_embeddings":131072,"original_max_position_embeddings":4096,
+      "partial_rotary_factor":0.75,"rope_theta":10000.0,"rms_norm_eps":1e-5,
+      "sliding_window":262144,"tie_word_embeddings":true,"rope_scaling":{"type":"longrope",
+      "short_factor":"ramp:1.0:1.5","long_factor":"ramp:1.0:40.0"}})"},
+    {"mistral-nemo-12b", R"({"model_type":"mistral","hidden_size":5120,"intermediate_size":14336,
+      "num_hidden_layers":40,"num_attention_heads":32,"num_key_value_heads":8,"head_dim":128,
+      "vocab_size":131072,"max_position_embeddings":1024000,"rope_theta":1000000.0,
+      "rms_norm_eps":1e-5,"sliding_window":null,"tie_word_embeddings":false})"},
 };
+
+// "ramp:A:B" in a longrope factor list: rotary_dim/2 values from A to B (the presets' stand-in for
+// the real lists, which are long tables).
+void expand_ramps(nlohmann::json& j) {
+  if (!j.contains("rope_scaling") || !j["rope_scaling"].is_object()) return;
+  nlohmann::json& rs = j["rope_scaling"];
+  const int64_t hd = j.value(
+      "head_dim", j["hidden_size"].get<int64_t>() / j["num_attention_heads"].get<int64_t>());
+  const int64_t n = int64_t(double(hd) * j.value("partial_rotary_factor", 1.0)) / 2;
+  for (const char* key : {"short_factor", "long_factor"}) {
+    if (!rs.contains(key) || !rs[key].is_string()) continue;
+    double a = 0, b = 0;
+    std::sscanf(rs[key].get<std::string>().c_str(), "ramp:%lf:%lf", &a, &b);
+    std::vector<double> v;
+    for (int64_t i = 0; i < n; ++i)
+      v.push_back(a + (b - a) * double(i) / double(n > 1 ? n - 1 : 1));
+    rs[key] = v;
+  }
+}
 
 // Counter-based random numbers (splitmix64 of seed, tensor and index): any element can be
 // generated independently, so filling a tensor in parallel gives the same bits for any thread
@@ -72,21 +159,11 @@ std::vector<std::string> synth_presets() {
 ModelConfig synth_preset(const std::string& name) {
   for (const auto& p : kPresets) {
     if (name != p.name) continue;
-    nlohmann::json j = {{"model_type", p.model_type},
-                        {"architectures", {find_architecture(p.model_type)->hf_class}},
-                        {"hidden_size", p.hidden},
-                        {"intermediate_size", p.inter},
-                        {"num_hidden_layers", p.layers},
-                        {"num_attention_heads", p.heads},
-                        {"num_key_value_heads", p.kv_heads},
-                        {"vocab_size", p.vocab},
-                        {"max_position_embeddings", p.max_pos},
-                        {"rope_theta", p.theta},
-                        {"rms_norm_eps", p.eps},
-                        {"tie_word_embeddings", p.tie},
-                        {"hidden_act", "silu"},
-                        {"bos_token_id", 1},
-                        {"eos_token_id", 2}};
+    nlohmann::json j = nlohmann::json::parse(p.config);
+    expand_ramps(j);
+    j["architectures"] = {find_architecture(j["model_type"])->hf_class};
+    j["bos_token_id"] = 1;
+    j["eos_token_id"] = 2;
     return ModelConfig::from_json(j, std::string("preset ") + name);
   }
   std::string list;
@@ -105,6 +182,7 @@ void write_synthetic_model(const SynthOptions& opt) {
     } catch (const nlohmann::json::exception& e) {
       fail("{}: invalid JSON: {}", opt.config_path, e.what());
     }
+    expand_ramps(j);
     cfg = ModelConfig::from_json(j, opt.config_path);
   }
   AWQ_CHECK(opt.dtype == DType::F16 || opt.dtype == DType::BF16 || opt.dtype == DType::F32,
@@ -118,7 +196,7 @@ void write_synthetic_model(const SynthOptions& opt) {
                                                : "float32";
   cfg.quant.reset();
   const int64_t d = cfg.hidden_size;
-  const float sd = 0.02f;  // HF initializer_range
+  const float sd = opt.weight_std;
 
   StagedDir out(opt.out_dir);
   CheckpointWriter w(out);
@@ -129,34 +207,51 @@ void write_synthetic_model(const SynthOptions& opt) {
     fill_normal(v, opt.seed, name, s);
     w.add_f32_as(name, opt.dtype, std::move(shape), v);
   };
-  // Norm weights ≈ 1 with K outlier channels of gain G (distinct per norm, chosen by the seed).
-  auto add_norm = [&](const std::string& name) {
-    std::vector<float> v(size_t(d), 1.0f);
-    if (opt.outlier_channels > 0) {
+  // Norm multipliers ≈ 1 (± norm_noise) with K outlier channels of gain G (distinct per norm,
+  // chosen by the seed), stored in the family's convention (Gemma stores multiplier − 1).
+  const float offset = arch.norm_offset();
+  auto add_norm = [&](const std::string& name, int64_t n, bool outliers) {
+    std::vector<float> v(size_t(n), 0.0f);
+    if (opt.norm_noise > 0) fill_normal(v, opt.seed, name, opt.norm_noise);
+    for (float& x : v) x += 1.0f;
+    if (outliers && opt.outlier_channels > 0) {
       uint64_t r = mix(opt.seed ^ hash_name(name + "/outliers"));
+      std::vector<uint8_t> taken(size_t(n), 0);
       int placed = 0;
       while (placed < opt.outlier_channels) {
         r = mix(r);
-        const size_t c = size_t(r % uint64_t(d));
-        if (v[c] != 1.0f) continue;
+        const size_t c = size_t(r % uint64_t(n));
+        if (taken[c]) continue;
+        taken[c] = 1;
         v[c] = opt.outlier_gain;
         ++placed;
       }
     }
-    w.add_f32_as(name, opt.dtype, {d}, v);
+    for (float& x : v) x -= offset;
+    w.add_f32_as(name, opt.dtype, {n}, v);
   };
   add(arch.embed_name, {cfg.vocab_size, d}, sd);
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-    add_norm(arch.norm_name(l, NormRole::Attn));
-    add_norm(arch.norm_name(l, NormRole::Mlp));
+    add_norm(arch.norm_name(l, NormRole::Attn), d, true);
+    add_norm(arch.norm_name(l, NormRole::Mlp), d, true);
+    if (arch.has_qk_norm()) {
+      add_norm(arch.layer_name(l, arch.q_norm_name + ".weight"), cfg.head_dim, false);
+      add_norm(arch.layer_name(l, arch.k_norm_name + ".weight"), cfg.head_dim, false);
+    }
+    if (arch.has_post_norms()) {
+      add_norm(arch.layer_name(l, arch.post_attn_norm_name + ".weight"), d, false);
+      add_norm(arch.layer_name(l, arch.post_mlp_norm_name + ".weight"), d, false);
+    }
     for (LinearRole r : kAllLinearRoles) {
-      const std::string base = arch.linear_name(l, r);
-      const auto [out, in] = linear_shape(cfg, r);
-      add(base + ".weight", {out, in}, sd);
-      if (linear_has_bias(cfg, r)) add(base + ".bias", {out}, sd);
+      const StoredRows rows = stored_rows(cfg, arch, r);
+      if (rows.row0 != 0) continue;  // a later part of a fused tensor: written with the first
+      const std::string base = arch.stored_linear_name(l, r);
+      const int64_t in = linear_shape(cfg, r).second;
+      add(base + ".weight", {rows.rows, in}, sd);
+      if (linear_has_bias(cfg, r)) add(base + ".bias", {rows.rows}, sd);
     }
   }
-  add_norm(arch.final_norm_name);
+  add_norm(arch.final_norm_name, d, false);
   if (!cfg.tie_word_embeddings) add(arch.lm_head_name, {cfg.vocab_size, d}, sd);
   w.finish();
 

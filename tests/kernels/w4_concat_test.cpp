@@ -2,6 +2,7 @@
 // its part does, on every ISA, for both activation forms, so decode can run one kernel call.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "base/error.h"
@@ -51,10 +52,20 @@ TEST(W4Concat, FusedRowsAreBitIdenticalToParts) {
             EXPECT_EQ(view.bytes(), parts[p].bytes());
             gemm(x.data(), n, view, bias.data() + row0, yv.data());
             for (int64_t t = 0; t < n; ++t) {
-              ASSERT_TRUE(
-                  same_bits(yf.data() + t * fused.out() + row0, yp.data() + t * o, size_t(o)))
-                  << isa_name(isa) << (a8 ? " w4a8" : " w4a16") << " g=" << group << " n=" << n
-                  << " part " << p << " token " << t;
+              // Up to kFusedMaxTokens rows (what forward_group fuses) every row is computed
+              // alone: the same bits. Beyond, the scalar W4A16 path hands row chunks to OpenBLAS,
+              // whose edge kernels may sum a column differently for another matrix height (seen
+              // on an AMD EPYC): equal to rounding only.
+              const float* fr = yf.data() + t * fused.out() + row0;
+              const float* pr = yp.data() + t * o;
+              if (n <= 8 || a8 || isa != Isa::Scalar) {
+                ASSERT_TRUE(same_bits(fr, pr, size_t(o)))
+                    << isa_name(isa) << (a8 ? " w4a8" : " w4a16") << " g=" << group << " n=" << n
+                    << " part " << p << " token " << t;
+              } else {
+                for (int64_t r = 0; r < o; ++r)
+                  ASSERT_NEAR(fr[r], pr[r], 1e-5f * (1.0f + std::fabs(pr[r]))) << "row " << r;
+              }
               ASSERT_TRUE(same_bits(yv.data() + t * o, yp.data() + t * o, size_t(o)))
                   << "view of part " << p;
             }
