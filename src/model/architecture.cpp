@@ -107,6 +107,19 @@ Architecture gemma3_text() {
   return a;
 }
 
+// Gemma-3 multimodal (Gemma3ForConditionalGeneration): the same text model under the language
+// model's prefix, as transformers 4.52 saves it; the vision tower and projector are not touched.
+Architecture gemma3() {
+  Architecture a = gemma3_text();
+  a.model_type = "gemma3";
+  a.hf_class = "Gemma3ForConditionalGeneration";
+  a.embed_name = "language_model.model.embed_tokens.weight";
+  a.final_norm_name = "language_model.model.norm.weight";
+  a.lm_head_name = "language_model.lm_head.weight";
+  a.layer_prefix = "language_model.model.layers.{}.";
+  return a;
+}
+
 // Phi-3 / Phi-3.5 / Phi-4: fused qkv_proj and gate_up_proj, partial rotary, longrope, sliding
 // window on every layer.
 Architecture phi3() {
@@ -119,8 +132,8 @@ Architecture phi3() {
 }
 
 const std::vector<Architecture>& table() {
-  static const std::vector<Architecture> t = {llama(), mistral(), qwen2(),       qwen3(),
-                                              gemma(), gemma2(),  gemma3_text(), phi3()};
+  static const std::vector<Architecture> t = {llama(),  mistral(),     qwen2(),  qwen3(), gemma(),
+                                              gemma2(), gemma3_text(), gemma3(), phi3()};
   return t;
 }
 
@@ -167,7 +180,7 @@ const Architecture* find_architecture(const std::string& model_type) {
 std::string supported_model_types() {
   std::string s;
   for (const auto& a : table()) s += (s.empty() ? "" : ", ") + a.model_type;
-  return s + ", gemma3 (its text model)";
+  return s;
 }
 
 const char* linear_role_name(LinearRole r) {

@@ -253,6 +253,16 @@ void write_synthetic_model(const SynthOptions& opt) {
   }
   add_norm(arch.final_norm_name, d, false);
   if (!cfg.tie_word_embeddings) add(arch.lm_head_name, {cfg.vocab_size, d}, sd);
+  if (cfg.multimodal) {
+    // A stand-in for the vision side (what a quantizer must carry over untouched): the projector
+    // and the vision tower's last norm, in vision_config's width.
+    const nlohmann::json& vc = cfg.raw.value("vision_config", nlohmann::json::object());
+    const int64_t vh = vc.value("hidden_size", int64_t(32));
+    add("multi_modal_projector.mm_input_projection_weight", {vh, d}, sd);
+    add("multi_modal_projector.mm_soft_emb_norm.weight", {vh}, sd);
+    add("vision_tower.vision_model.post_layernorm.weight", {vh}, sd);
+    add("vision_tower.vision_model.post_layernorm.bias", {vh}, sd);
+  }
   w.finish();
 
   write_text_file_atomic(out.path("config.json").string(), cfg.to_json().dump(2) + "\n");

@@ -119,7 +119,7 @@ TEST(FamilyGoldens, EveryConfigHasItsGolden) {
     ++configs;
     EXPECT_TRUE(fs::exists(e.path() / "golden.json")) << e.path() << " has no golden.json";
   }
-  EXPECT_GE(configs, 11);
+  EXPECT_GE(configs, 13);
 }
 
 class FamilyGolden : public ::testing::TestWithParam<std::string> {};
