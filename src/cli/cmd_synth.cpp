@@ -29,6 +29,8 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--outliers", args->outliers, "K:G — K activation-outlier channels per norm with gain G");
   sub->add_option("--weight-std", args->opt.weight_std, "Standard deviation of linears and embeddings (default 0.02)");
   sub->add_option("--norm-noise", args->opt.norm_noise, "Norm multipliers 1 ± this (default 0: exactly 1)");
+  sub->add_option("--layers", args->opt.layers, "Only this many decoder layers (each of the real shape)");
+  sub->add_option("--vocab", args->opt.vocab, "Override the vocabulary size (embeddings and lm_head)");
   sub->add_option("--tokenizer", args->opt.tokenizer_dir, "Copy the tokenizer from this directory");
   add_threads_option(sub, &args->threads);
   set_run(sub, [args] {
