@@ -19,6 +19,7 @@
 #include "model/awq_dequant.h"
 #include "model/block.h"
 #include "model/config.h"
+#include "model/rope.h"
 #include "quant/ggml_blocks.h"
 #include "quant/quant_spec.h"
 #include "tokenizer/tokenizer.h"
@@ -131,6 +132,7 @@ struct Shared {
   std::shared_ptr<Checkpoint> ck;
   ModelConfig cfg;
   const Architecture* arch = nullptr;
+  const GgufArch* ga = nullptr;
   bool permute = false;
   GgmlType linear_type = GgmlType::F16;
   GgmlType embed_type = GgmlType::F16;
@@ -158,10 +160,13 @@ double min_rounding_steps(const QuantizedMatrix& q) {
   return worst;
 }
 
+// The GGUF tensor of linear `r` (r is the first role of a fused tensor: the whole q|k|v or
+// gate|up tensor, which llama.cpp's phi3 stores fused exactly as the checkpoint does).
 std::vector<uint8_t> produce_linear(Shared& s, int64_t layer, LinearRole r,
                                     const std::string& tensor) {
-  const std::string name = s.arch->linear_name(layer, r);
-  const auto [out, in] = linear_shape(s.cfg, r);
+  const std::string name = s.arch->stored_linear_name(layer, r);
+  const int64_t in = linear_shape(s.cfg, r).second;
+  const int64_t out = stored_rows(s.cfg, *s.arch, r).rows;
   std::vector<int64_t> perm;
   if (s.permute && (r == LinearRole::Q || r == LinearRole::K))
     perm = rope_row_permutation(
@@ -189,6 +194,178 @@ std::vector<uint8_t> produce_linear(Shared& s, int64_t layer, LinearRole r,
   return bytes;
 }
 
+// HF's inverse frequencies of `spec` at a short sequence (longrope: its short factors).
+std::vector<double> inverse_frequencies(const RopeSpec& spec, double* attention_factor = nullptr) {
+  std::vector<double> f;
+  double af = 1;
+  rope_frequencies(spec, 1, f, af);
+  if (attention_factor) *attention_factor = af;
+  return f;
+}
+
+// RoPE metadata and tensors in llama.cpp's terms (families.md §1, §9): linear as
+// rope.scaling.type/factor; llama3 as the rope_freqs tensor of per-frequency divisors, as
+// convert_hf_to_gguf computes it (ggml divides each frequency by it); Phi-3's longrope as
+// rope_factors_long/short with rope.scaling.attn_factor and original_context_length. What a GGUF
+// architecture cannot express is an error naming the config key.
+void write_rope(GgufWriter& w, const std::shared_ptr<Shared>& s, const std::string& dir) {
+  const ModelConfig& c = s->cfg;
+  const std::string a = s->ga->name + ".";
+  const RopeScaling& r = c.rope_scaling;
+  const int64_t half = c.rotary_dim / 2;
+  auto refuse = [&](const std::string& why) {
+    fail(
+        "{}: config.json rope_scaling (rope_type '{}') cannot be exported to GGUF architecture "
+        "'{}': {}",
+        dir, r.type, s->ga->name, why);
+  };
+  if (r.type == "default") return;
+  if (r.type == "linear") {
+    w.set(a + "rope.scaling.type", Value::string("linear"));
+    w.set(a + "rope.scaling.factor", Value::f32(float(r.factor)));
+    return;
+  }
+  if (r.type == "llama3") {
+    if (s->ga->name != "llama")
+      refuse("llama.cpp reads the llama3 frequency table (rope_freqs) for architecture llama only");
+    RopeSpec plain = c.rope(0), scaled = c.rope(0);
+    plain.scaling = RopeScaling{};
+    const auto f0 = inverse_frequencies(plain), f1 = inverse_frequencies(scaled);
+    std::vector<float> divisors(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) divisors[size_t(i)] = float(f0[size_t(i)] / f1[size_t(i)]);
+    // Not read by llama.cpp for llama3; lets a reader rebuild the rope_scaling parameters.
+    w.set(a + "rope.scaling.original_context_length",
+          Value::u32(uint32_t(r.original_max_position_embeddings)));
+    w.add_tensor(kRopeFreqs, GgmlType::F32, {half}, [s, divisors](std::vector<uint8_t>& out) {
+      out = encode(divisors.data(), divisors.size(), GgmlType::F32, kRopeFreqs);
+      s->tick(kRopeFreqs);
+    });
+    return;
+  }
+  if (r.type == "longrope") {
+    if (s->ga->name != "phi3")
+      refuse("llama.cpp reads longrope factors (rope_factors_long/short) for architecture phi3");
+    double af = 1;
+    inverse_frequencies(c.rope(0), &af);
+    const int64_t lo = c.original_max_position_embeddings > 0 ? c.original_max_position_embeddings
+                                                              : c.max_position_embeddings;
+    w.set(a + "rope.scaling.attn_factor", Value::f32(float(af)));
+    w.set(a + "rope.scaling.original_context_length", Value::u32(uint32_t(lo)));
+    for (const auto& [name, v] : {std::pair{kRopeFactorsLong, r.long_factor},
+                                  std::pair{kRopeFactorsShort, r.short_factor}}) {
+      std::vector<float> f(v.begin(), v.end());
+      const std::string tn = name;
+      w.add_tensor(tn, GgmlType::F32, {half}, [s, f, tn](std::vector<uint8_t>& out) {
+        out = encode(f.data(), f.size(), GgmlType::F32, tn);
+        s->tick(tn);
+      });
+    }
+    return;
+  }
+  if (r.type == "dynamic")
+    refuse(
+        "llama.cpp has no dynamic (NTK) scaling; it equals the default only up to "
+        "max_position_embeddings");
+  refuse(
+      "not supported by the GGUF export (supported: linear, llama3 for llama, longrope for "
+      "phi3)");
+}
+
+// llama.cpp's attention scale for Gemma-2/3: 1/sqrt(hidden/heads) for the 27B types (told apart
+// by their layer count), else 1/sqrt(head_dim); query_pre_attn_scalar is not stored.
+float llamacpp_gemma_attn_scale(const std::string& arch, const ModelConfig& c) {
+  const bool is27b = (arch == "gemma2" && c.num_hidden_layers == 46) ||
+                     (arch == "gemma3" && c.num_hidden_layers == 62);
+  return float(1.0 / std::sqrt(double(is27b ? c.hidden_size / c.num_attention_heads : c.head_dim)));
+}
+
+// What each architecture's llama.cpp graph hard-codes or cannot hold: errors for what would run
+// differently, warnings for what c392e509 or a long context would see differently.
+void check_family(const Shared& s, const std::string& dir, ExportReport& rep) {
+  const ModelConfig& c = s.cfg;
+  const GgufArch& g = *s.ga;
+  const std::string& a = g.name;
+  if (g.output_is_embd)
+    AWQ_CHECK(c.tie_word_embeddings,
+              "{}: tie_word_embeddings is false, but llama.cpp's {} always uses token_embd as the "
+              "output matrix",
+              dir, a);
+  if (a == "qwen3")
+    AWQ_CHECK(!c.attention_bias,
+              "{}: attention_bias is true, but llama.cpp's qwen3 has no q/k/v "
+              "biases",
+              dir);
+  if (a == "phi3")
+    AWQ_CHECK(c.q_dim() == c.hidden_size,
+              "{}: head_dim {} x num_attention_heads {} is not hidden_size {}: llama.cpp's phi3 "
+              "derives the head size from hidden_size",
+              dir, c.head_dim, c.num_attention_heads, c.hidden_size);
+  if (a == "gemma2" || a == "gemma3") {
+    const float want = llamacpp_gemma_attn_scale(a, c);
+    AWQ_CHECK(std::fabs(c.attn_scale - want) <= 1e-6f * want,
+              "{}: query_pre_attn_scalar gives the attention scale {}, but llama.cpp's {} uses {} "
+              "(1/sqrt(head_dim), or 1/sqrt(hidden/heads) for the 27B layer count) and stores no "
+              "query_pre_attn_scalar",
+              dir, c.attn_scale, a, want);
+  }
+  if (a == "gemma2") {
+    AWQ_CHECK(
+        c.attn_softcap > 0 && c.final_softcap > 0,
+        "{}: attn_logit_softcapping / final_logit_softcapping is null, but llama.cpp's gemma2 "
+        "always soft-caps (default 50 / 30)",
+        dir);
+    if (c.num_hidden_layers != 26 && c.num_hidden_layers != 42 && c.num_hidden_layers != 46)
+      rep.warnings.push_back(fmt::format(
+          "llama.cpp c392e509 aborts on a gemma2 model of {} layers (it knows 26, 42 and 46); "
+          "newer llama.cpp runs it",
+          c.num_hidden_layers));
+  }
+  if (a == "gemma3") {
+    AWQ_CHECK(c.sliding_window > 0,
+              "{}: sliding_window is null, but llama.cpp's gemma3 reads "
+              "gemma3.attention.sliding_window and runs every 6th layer global",
+              dir);
+    if (c.rope_local_theta != 10000.0f)
+      rep.warnings.push_back(fmt::format(
+          "rope_local_base_freq is {}, but llama.cpp's gemma3 hard-codes 10000 for the local "
+          "layers: llama.cpp (and awq.cpp reading this GGUF) will run them differently",
+          c.rope_local_theta));
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      if ((c.layer_sliding[size_t(l)] != 0) != ((l + 1) % 6 != 0)) {
+        rep.warnings.push_back(
+            "the local/global layer pattern (sliding_window_pattern / layer_types) is not "
+            "llama.cpp's hard-coded one (every 6th layer global): llama.cpp (and awq.cpp reading "
+            "this GGUF) will run the layers differently");
+        break;
+      }
+    }
+  }
+  if (a == "llama" || a == "qwen2" || a == "qwen3") {
+    bool any = false;
+    for (auto v : c.layer_sliding) any = any || v != 0;
+    if (any && c.sliding_window > 0 && c.sliding_window < c.max_position_embeddings)
+      rep.warnings.push_back(fmt::format(
+          "sliding_window {} is not stored: llama.cpp's {} attends to the whole context, which "
+          "matches the model only for sequences of at most {} tokens",
+          c.sliding_window, a, c.sliding_window));
+  }
+  if (a == "phi3" && c.sliding_window > 0 && c.sliding_window < c.max_position_embeddings)
+    rep.warnings.push_back(fmt::format(
+        "sliding_window {} is written, but llama.cpp since mid-2025 (PR #13676) runs phi3 "
+        "without it (c392e509 applies it): newer llama.cpp matches the model only for sequences "
+        "of at most {} tokens",
+        c.sliding_window, c.sliding_window));
+  if (a == "phi3" && c.rope_scaling.type == "longrope" && c.rotary_dim != c.head_dim)
+    rep.warnings.push_back(fmt::format(
+        "partial rotary ({} of {} dimensions) with longrope: llama.cpp c392e509 expects "
+        "rope_factors of head_dim/2 = {} and cannot load this file; newer llama.cpp reads "
+        "rotary_dim/2 = {}",
+        c.rotary_dim, c.head_dim, c.head_dim / 2, c.rotary_dim / 2));
+  if (!g.known_at_c392e509)
+    rep.warnings.push_back(
+        fmt::format("GGUF architecture '{}' needs llama.cpp newer than c392e509 (2025-02)", a));
+}
+
 }  // namespace
 
 ExportReport export_gguf(const ExportOptions& o) {
@@ -200,9 +377,13 @@ ExportReport export_gguf(const ExportOptions& o) {
   s->report = &rep;
   s->cfg = ModelConfig::load(dir);
   const ModelConfig& cfg = s->cfg;
-  s->arch = find_architecture(cfg.model_type);
-  rep.arch = gguf_arch_for_model_type(cfg.model_type);
-  s->permute = gguf_arch_permutes_qk(rep.arch);
+  s->arch = &cfg.arch();
+  s->ga = &gguf_arch_for(cfg.model_type);
+  rep.arch = s->ga->name;
+  s->permute = s->ga->permute_qk;
+  AWQ_CHECK(s->ga->fused == (s->arch->fused_qkv() && s->arch->fused_gate_up()),
+            "{}: model_type '{}' stores its projections {} but GGUF architecture '{}' does not",
+            dir, cfg.model_type, s->ga->fused ? "separately" : "fused", rep.arch);
   AWQ_CHECK(!cfg.mlp_bias, "{}: MLP biases (mlp_bias) have no place in llama.cpp's {} tensors", dir,
             rep.arch);
 
@@ -259,6 +440,8 @@ ExportReport export_gguf(const ExportOptions& o) {
           "from the model's tokenizer.json (llama.cpp may tokenize some text differently)");
   }
 
+  check_family(*s, dir, rep);
+
   // Metadata.
   GgufWriter w;
   const std::string a = rep.arch;
@@ -276,24 +459,43 @@ ExportReport export_gguf(const ExportOptions& o) {
   w.set(a + ".attention.head_count", Value::u32(uint32_t(cfg.num_attention_heads)));
   w.set(a + ".attention.head_count_kv", Value::u32(uint32_t(cfg.num_key_value_heads)));
   w.set(a + ".attention.layer_norm_rms_epsilon", Value::f32(cfg.rms_norm_eps));
-  w.set(a + ".rope.dimension_count", Value::u32(uint32_t(cfg.head_dim)));
+  w.set(a + ".rope.dimension_count", Value::u32(uint32_t(cfg.rotary_dim)));
   w.set(a + ".rope.freq_base", Value::f32(cfg.rope_theta));
-  if (cfg.head_dim * cfg.num_attention_heads != cfg.hidden_size) {
+  if (cfg.head_dim * cfg.num_attention_heads != cfg.hidden_size || s->ga->norm_offset != 0 ||
+      s->ga->qk_norm) {
     w.set(a + ".attention.key_length", Value::u32(uint32_t(cfg.head_dim)));
     w.set(a + ".attention.value_length", Value::u32(uint32_t(cfg.head_dim)));
   }
+  if (a == "gemma2") {
+    w.set(a + ".attn_logit_softcapping", Value::f32(cfg.attn_softcap));
+    w.set(a + ".final_logit_softcapping", Value::f32(cfg.final_softcap));
+  }
+  if (a == "gemma3" && cfg.final_softcap > 0)
+    w.set(a + ".final_logit_softcapping", Value::f32(cfg.final_softcap));
+  if (a == "gemma2" || a == "gemma3" || a == "phi3")
+    w.set(a + ".attention.sliding_window", Value::u32(uint32_t(cfg.sliding_window)));
+  if (a == "phi3" && cfg.rope_scaling.type != "longrope" &&
+      cfg.original_max_position_embeddings > 0)
+    w.set(a + ".rope.scaling.original_context_length",
+          Value::u32(uint32_t(cfg.original_max_position_embeddings)));
   write_vocab(w, vocab);
 
   // Tensors (producers run while the file is written).
   const int64_t d = cfg.hidden_size, V = cfg.vocab_size;
+  const float off = s->ga->norm_offset;  // Gemma: llama.cpp's norms hold 1 + w
   auto add_vec = [&](const std::string& tensor, const std::string& src, int64_t n,
-                     const std::vector<int64_t>& perm) {
-    w.add_tensor(tensor, GgmlType::F32, {n}, [s, tensor, src, n, perm](std::vector<uint8_t>& out) {
-      std::vector<float> v = s->ck->read_vec(src, n);
-      if (!perm.empty()) v = permute_rows(v, perm);
-      out = encode(v.data(), v.size(), GgmlType::F32, tensor);
-      s->tick(tensor);
-    });
+                     const std::vector<int64_t>& perm, float offset) {
+    w.add_tensor(tensor, GgmlType::F32, {n},
+                 [s, tensor, src, n, perm, offset](std::vector<uint8_t>& out) {
+                   std::vector<float> v = s->ck->read_vec(src, n);
+                   if (!perm.empty()) v = permute_rows(v, perm);
+                   for (float& x : v) x += offset;  // in f32, as HF computes 1 + w
+                   out = encode(v.data(), v.size(), GgmlType::F32, tensor);
+                   s->tick(tensor);
+                 });
+  };
+  auto add_norm = [&](const std::string& tensor, const std::string& src, int64_t n) {
+    add_vec(tensor, src, n, {}, off);
   };
   auto add_embedding = [&](const std::string& tensor, const std::string& src) {
     w.add_tensor(tensor, s->embed_type, {d, V}, [s, tensor, src, d, V](std::vector<uint8_t>& out) {
@@ -301,35 +503,55 @@ ExportReport export_gguf(const ExportOptions& o) {
       s->tick(tensor);
     });
   };
-  add_embedding(kTokenEmbd, s->arch->embed_name);
+  const Architecture& arch = *s->arch;
+  add_embedding(kTokenEmbd, arch.embed_name);
+  write_rope(w, s, dir);
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-    add_vec(gguf_block_tensor(l, kAttnNorm), s->arch->norm_name(l, NormRole::Attn), d, {});
+    add_norm(gguf_block_tensor(l, kAttnNorm), arch.norm_name(l, NormRole::Attn), d);
+    if (s->ga->qk_norm) {
+      add_norm(gguf_block_tensor(l, kAttnQNorm), arch.layer_name(l, arch.q_norm_name + ".weight"),
+               cfg.head_dim);
+      add_norm(gguf_block_tensor(l, kAttnKNorm), arch.layer_name(l, arch.k_norm_name + ".weight"),
+               cfg.head_dim);
+    }
     for (LinearRole r : kAllLinearRoles) {
-      if (r == LinearRole::Gate)
-        add_vec(gguf_block_tensor(l, kFfnNorm), s->arch->norm_name(l, NormRole::Mlp), d, {});
-      const std::string lin = s->arch->linear_name(l, r);
-      const auto [out, in] = linear_shape(cfg, r);
+      if (r == LinearRole::Gate) {
+        if (s->ga->post_norms)
+          add_norm(gguf_block_tensor(l, kPostAttnNorm),
+                   arch.layer_name(l, arch.post_attn_norm_name + ".weight"), d);
+        add_norm(gguf_block_tensor(l, kFfnNorm), arch.norm_name(l, NormRole::Mlp), d);
+      }
+      const StoredRows rows = stored_rows(cfg, arch, r);
+      if (rows.row0 != 0) continue;  // a later part of a fused tensor, written with the first
+      const std::string lin = arch.stored_linear_name(l, r);
+      const int64_t in = linear_shape(cfg, r).second, out = rows.rows;
       const bool quantized = is_quantized(*s, lin);
       const GgmlType t = quantized && q4
                              ? s->linear_type
                              : (s->linear_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16);
       (quantized && q4 ? rep.quantized_linears : rep.float_linears)++;
-      const std::string tensor = gguf_linear_tensor(l, r);
+      const std::string tensor = gguf_linear_slot(*s->ga, cfg, l, r).tensor;
       w.add_tensor(tensor, t, {in, out}, [s, l, r, tensor](std::vector<uint8_t>& bytes) {
         bytes = produce_linear(*s, l, r, tensor);
       });
       if (s->ck->has(lin + ".bias")) {
+        AWQ_CHECK(!arch.is_fused(r), "{}: '{}' has a bias; llama.cpp's {} has none", dir, lin, a);
         std::vector<int64_t> perm;
         if (s->permute && (r == LinearRole::Q || r == LinearRole::K))
           perm = rope_row_permutation(
               out, r == LinearRole::Q ? cfg.num_attention_heads : cfg.num_key_value_heads);
-        add_vec(gguf_linear_tensor(l, r, "bias"), lin + ".bias", out, perm);
+        add_vec(gguf_linear_tensor(l, r, "bias"), lin + ".bias", out, perm, 0.0f);
       }
     }
+    if (s->ga->post_norms)
+      add_norm(gguf_block_tensor(l, kPostFfwNorm),
+               arch.layer_name(l, arch.post_mlp_norm_name + ".weight"), d);
   }
-  add_vec(kOutputNorm, s->arch->final_norm_name, d, {});
-  if (!cfg.tie_word_embeddings) add_embedding(kOutput, s->arch->lm_head_name);
-
+  add_norm(kOutputNorm, arch.final_norm_name, d);
+  if (!cfg.tie_word_embeddings)
+    add_embedding(kOutput, arch.lm_head_name);
+  else if (s->ga->output_required)
+    add_embedding(kOutput, arch.embed_name);  // phi3 at c392e509 needs it: a copy of the embeddings
   rep.tensors = int64_t(w.tensor_count());
   if (o.progress) s->progress = std::make_unique<Progress>("export-gguf", rep.tensors);
   w.write(o.out_path);

@@ -4,6 +4,12 @@
 //     weights is g/32 ggml blocks sharing d = s and m = -z*s (only m's f16 rounding is lossy).
 //   - full-precision or fake-quant directories: F16 or F32, the input llama.cpp's own
 //     llama-quantize starts from (so its K-quants can build on AWQ-scaled weights).
+// Every family awq.cpp runs maps to the llama.cpp architecture of its converter (llama_layout.h):
+// llama (also Mistral; llama3 RoPE as the rope_freqs table), qwen2, qwen3 (q/k norms), gemma,
+// gemma2, gemma3 (norms stored as 1 + w, post-norms, soft-caps, sliding window), phi3 (fused
+// attn_qkv and gate|up ffn_up, longrope factors, partial rotary). What an architecture cannot
+// express (a RoPE type, an attention scale, untied Gemma output) is an error naming the config
+// key; what llama.cpp hard-codes differently (Gemma-3's local base and pattern) is a warning.
 // Q and K rows are permuted for llama.cpp's adjacent-pair RoPE (architecture "llama"), norms and
 // biases are F32, the tokenizer goes in as tokenizer.ggml.* metadata. Tensors are produced one at
 // a time while the file is written, so memory stays about one tensor.

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <numbers>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +19,7 @@
 #include "gguf/llama_layout.h"
 #include "kernels/w4.h"
 #include "model/architecture.h"
+#include "model/rope.h"
 #include "quant/ggml_blocks.h"
 
 namespace awq::gguf {
@@ -94,9 +97,83 @@ Mat gguf_tensor_f32(const GgufTensor& t) {
   return m;
 }
 
+namespace {
+
+// rope_scaling for a llama3 frequency table (rope_freqs: per-frequency divisors d_i, ggml divides
+// θ_i by them). The divisors are 1 (short wavelengths), factor (long ones) and, between,
+// 1/((1-s)/factor + s) with s = (Lo/λ_i - low)/(high - low): only the ratios Lo : low : high
+// matter, so with low = 1 the band's ends give Lo and high. The parameters are checked by
+// recomputing the table; a table they cannot reproduce is kept as it is, as per-frequency factors
+// (longrope's form with attention factor 1, which divides θ_i by them the same way).
+nlohmann::json llama3_scaling(const GgufFile& f, const std::string& a, int64_t rot, double theta,
+                              int64_t max_pos) {
+  const std::vector<float> d = read_vector(f, kRopeFreqs, rot / 2);
+  const int64_t half = rot / 2;
+  std::vector<double> th(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) th[size_t(i)] = std::pow(theta, -double(2 * i) / double(rot));
+  double factor = 1;
+  for (float x : d) factor = std::max(factor, double(x));
+  if (factor == 1) return nullptr;  // a table of ones: no scaling
+  auto reproduces = [&](const nlohmann::json& rs) {
+    RopeSpec spec;
+    spec.rotary_dim = rot;
+    spec.theta = theta;
+    spec.max_position_embeddings = max_pos;
+    spec.scaling = RopeScaling::from_json(rs, rot, 0, f.path());
+    std::vector<double> inv;
+    double af = 1;
+    rope_frequencies(spec, 1, inv, af);
+    for (int64_t i = 0; i < half; ++i)
+      if (std::fabs(th[size_t(i)] / inv[size_t(i)] - double(d[size_t(i)])) >
+          1e-5 * double(d[size_t(i)]))
+        return false;
+    return af == 1.0;
+  };
+  // The middle band: its s values, fitted to s = (Lo/λ - 1)/(high - 1) at its two ends.
+  std::vector<std::pair<double, double>> mid;  // (1/λ, s)
+  for (int64_t i = 0; i < half; ++i) {
+    const double di = d[size_t(i)];
+    if (std::fabs(di - 1) < 1e-6 || std::fabs(di - factor) < 1e-6 * factor) continue;
+    const double sv = (1 / di - 1 / factor) / (1 - 1 / factor);
+    mid.emplace_back(th[size_t(i)] / (2 * std::numbers::pi), sv);
+  }
+  std::vector<nlohmann::json> candidates;
+  const int64_t lo_key = f.get_int(a + "rope.scaling.original_context_length", 8192);
+  candidates.push_back({{"rope_type", "llama3"},
+                        {"factor", factor},
+                        {"low_freq_factor", 1.0},
+                        {"high_freq_factor", 4.0},
+                        {"original_max_position_embeddings", lo_key}});
+  if (mid.size() >= 2) {
+    // Lo·x - (high - 1)·s = 1 at both ends.
+    const auto [x1, s1] = mid.front();
+    const auto [x2, s2] = mid.back();
+    const double det = -x1 * s2 + x2 * s1;
+    if (det != 0) {
+      const double lo = (-s2 + s1) / det, hm1 = (x1 - x2) / det;
+      if (lo > 0 && hm1 > 0)
+        candidates.push_back({{"rope_type", "llama3"},
+                              {"factor", factor},
+                              {"low_freq_factor", 1.0},
+                              {"high_freq_factor", 1.0 + hm1},
+                              {"original_max_position_embeddings", int64_t(std::llround(lo))}});
+    }
+  }
+  for (const auto& c : candidates)
+    if (reproduces(c)) return c;
+  std::vector<double> ext(d.begin(), d.end());
+  return {{"rope_type", "longrope"},
+          {"short_factor", ext},
+          {"long_factor", ext},
+          {"attention_factor", 1.0}};
+}
+
+}  // namespace
+
 ModelConfig config_from_gguf(const GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
-  const std::string model_type = model_type_for_gguf_arch(arch, f.path());
+  const GgufArch& g = gguf_arch_named(arch, f.path());
+  const std::string& model_type = g.model_type;
   const std::string a = arch + ".";
   const int64_t d = f.get_int(a + "embedding_length");
   const int64_t heads = f.get_int(a + "attention.head_count");
@@ -108,14 +185,10 @@ ModelConfig config_from_gguf(const GgufFile& f) {
             "{}: {}attention.value_length differs from the key length (not supported)", f.path(),
             a);
   const int64_t rot = f.get_int(a + "rope.dimension_count", head_dim);
-  AWQ_CHECK(rot == head_dim,
-            "{}: {}rope.dimension_count {} is not the head size {} (partial RoPE is not supported)",
+  AWQ_CHECK(rot == head_dim || (arch == "phi3" && rot > 0 && rot < head_dim && rot % 2 == 0),
+            "{}: {}rope.dimension_count {} is not the head size {} (partial RoPE is read for phi3 "
+            "only)",
             f.path(), a, rot, head_dim);
-  if (const Value* st = f.find(a + "rope.scaling.type")) {
-    AWQ_CHECK(st->as_string() && (*st->as_string() == "none" ||
-                                  f.get_float(a + "rope.scaling.factor", 1.0) == 1.0),
-              "{}: RoPE scaling ({}rope.scaling.*) is not supported", f.path(), a);
-  }
   const GgufTensor& embd = f.tensor(kTokenEmbd);
   AWQ_CHECK(embd.ne.size() == 2 && embd.ne[0] == d,
             "{}: tensor '{}' has ne {}, expected [{}, vocab]", f.path(), kTokenEmbd, embd.ne_str(),
@@ -123,21 +196,23 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   const int64_t vocab = f.get_int(a + "vocab_size", embd.ne[1]);
   AWQ_CHECK(vocab == embd.ne[1], "{}: {}vocab_size {} but '{}' has {} rows", f.path(), a, vocab,
             kTokenEmbd, embd.ne[1]);
+  const int64_t layers = f.get_int(a + "block_count");
+  const int64_t max_pos = f.get_int(a + "context_length", 2048);
+  const double theta = f.get_float(a + "rope.freq_base", 10000.0);
   nlohmann::json j = {{"model_type", model_type},
                       {"architectures", {find_architecture(model_type)->hf_class}},
                       {"hidden_size", d},
                       {"intermediate_size", f.get_int(a + "feed_forward_length")},
-                      {"num_hidden_layers", f.get_int(a + "block_count")},
+                      {"num_hidden_layers", layers},
                       {"num_attention_heads", heads},
                       {"num_key_value_heads", kv_heads},
                       {"head_dim", head_dim},
                       {"vocab_size", vocab},
-                      {"max_position_embeddings", f.get_int(a + "context_length", 2048)},
+                      {"max_position_embeddings", max_pos},
                       {"rms_norm_eps", f.get_float(a + "attention.layer_norm_rms_epsilon")},
-                      {"rope_theta", f.get_float(a + "rope.freq_base", 10000.0)},
+                      {"rope_theta", theta},
                       {"tie_word_embeddings", f.find_tensor(kOutput) == nullptr},
-                      {"hidden_act", "silu"},
-                      {"torch_dtype", "float16"}};
+                      {"torch_dtype", "float32"}};
   // Llama with q/k/v biases (llama.cpp keeps them optional); o's bias follows attention_bias.
   if (model_type == "llama" && f.find_tensor(gguf_linear_tensor(0, LinearRole::Q, "bias")))
     j["attention_bias"] = true;
@@ -145,49 +220,128 @@ ModelConfig config_from_gguf(const GgufFile& f) {
     j["bos_token_id"] = f.get_int("tokenizer.ggml.bos_token_id");
   if (f.find("tokenizer.ggml.eos_token_id"))
     j["eos_token_id"] = f.get_int("tokenizer.ggml.eos_token_id");
-  return ModelConfig::from_json(j, f.path());
+
+  // RoPE scaling, as llama.cpp reads it: rope_freqs (llama3 table), rope_factors_long/short
+  // (phi3's longrope), or rope.scaling.type/factor.
+  const std::string st = f.get_string(a + "rope.scaling.type", "linear");
+  const double factor = f.get_float(a + "rope.scaling.factor", 0.0);
+  if (f.find_tensor(kRopeFactorsShort) || f.find_tensor(kRopeFactorsLong)) {
+    AWQ_CHECK(arch == "phi3", "{}: longrope factors in a '{}' file (read for phi3 only)", f.path(),
+              arch);
+    const auto sf = read_vector(f, kRopeFactorsShort, rot / 2);
+    const auto lf = read_vector(f, kRopeFactorsLong, rot / 2);
+    j["rope_scaling"] = {{"rope_type", "longrope"},
+                         {"short_factor", std::vector<double>(sf.begin(), sf.end())},
+                         {"long_factor", std::vector<double>(lf.begin(), lf.end())},
+                         {"attention_factor", f.get_float(a + "rope.scaling.attn_factor", 1.0)}};
+  } else if (f.find_tensor(kRopeFreqs)) {
+    j["rope_scaling"] = llama3_scaling(f, a, rot, theta, max_pos);
+  } else if (st == "linear" && factor != 0 && factor != 1) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", factor}};
+  } else {
+    AWQ_CHECK(st == "none" || st == "linear" || factor == 0 || factor == 1,
+              "{}: RoPE scaling {}rope.scaling.type '{}' is not supported (awq.cpp reads linear, "
+              "llama3 tables and phi3 longrope)",
+              f.path(), a, st);
+  }
+  if (arch == "phi3") {
+    if (rot != head_dim) j["partial_rotary_factor"] = double(rot) / double(head_dim);
+    j["original_max_position_embeddings"] =
+        f.get_int(a + "rope.scaling.original_context_length", max_pos);
+    const int64_t w = f.get_int(a + "attention.sliding_window", 0);
+    j["sliding_window"] = w > 0 ? nlohmann::json(w) : nlohmann::json(nullptr);
+  }
+  // The Gemma family: what llama.cpp's graphs hard-code (families.md §9).
+  if (arch == "gemma") j["hidden_act"] = "gelu_pytorch_tanh";
+  if (arch == "gemma2" || arch == "gemma3") {
+    j["hidden_activation"] = "gelu_pytorch_tanh";
+    const bool is27b = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62);
+    j["query_pre_attn_scalar"] = is27b ? d / heads : head_dim;
+  }
+  if (arch == "gemma2") {
+    j["attn_logit_softcapping"] = f.get_float(a + "attn_logit_softcapping", 50.0);
+    j["final_logit_softcapping"] = f.get_float(a + "final_logit_softcapping", 30.0);
+    j["sliding_window"] = f.get_int(a + "attention.sliding_window", 4096);
+  }
+  if (arch == "gemma3") {
+    const double fs = f.get_float(a + "final_logit_softcapping", 0.0);
+    j["final_logit_softcapping"] = fs > 0 ? nlohmann::json(fs) : nlohmann::json(nullptr);
+    j["sliding_window"] = f.get_int(a + "attention.sliding_window");
+    j["sliding_window_pattern"] = 6;
+    j["rope_local_base_freq"] = 10000.0;
+  }
+  ModelConfig c = ModelConfig::from_json(j, f.path());
+  AWQ_CHECK(c.rotary_dim == rot, "{}: rotary width {} from {}rope.dimension_count {} (internal)",
+            f.path(), c.rotary_dim, a, rot);
+  // llama.cpp multiplies the embeddings by sqrtf(hidden) in f32, not rounded to a dtype.
+  if (c.embed_scale != 0) c.embed_scale = std::sqrt(float(d));
+  return c;
 }
 
 BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t layer,
                              const LoadOptions& opts, std::vector<std::string>* notes) {
   const std::string arch = f.get_string("general.architecture");
+  const GgufArch& g = gguf_arch_named(arch, f.path());
   const int64_t d = cfg.hidden_size;
   BlockWeights b;
+  b.layer = layer;
+  // Norms are stored as effective multipliers (Gemma: 1 + w), which is what BlockWeights holds.
   b.attn_norm = read_vector(f, gguf_block_tensor(layer, kAttnNorm), d);
   b.mlp_norm = read_vector(f, gguf_block_tensor(layer, kFfnNorm), d);
+  if (g.qk_norm) {
+    b.q_norm = read_vector(f, gguf_block_tensor(layer, kAttnQNorm), cfg.head_dim);
+    b.k_norm = read_vector(f, gguf_block_tensor(layer, kAttnKNorm), cfg.head_dim);
+  }
+  if (g.post_norms) {
+    b.post_attn_norm = read_vector(f, gguf_block_tensor(layer, kPostAttnNorm), d);
+    b.post_mlp_norm = read_vector(f, gguf_block_tensor(layer, kPostFfwNorm), d);
+  }
+  // A fused tensor (phi3's attn_qkv, ffn_up = gate|up) is decoded once for all its roles.
+  std::string cached_name;
+  std::optional<QuantizedMatrix> cached_q;
+  std::optional<Mat> cached_w;
   for (LinearRole r : kAllLinearRoles) {
     const auto [out, in] = linear_shape(cfg, r);
-    const std::string name = gguf_linear_tensor(layer, r);
-    const GgufTensor& t = shaped(f, name, in, out);
+    const GgufLinearSlot slot = gguf_linear_slot(g, cfg, layer, r);
+    const std::string& name = slot.tensor;
+    const GgufTensor& t = shaped(f, name, in, slot.rows);
     const auto unperm = unpermutation(cfg, arch, r);
+    if (name != cached_name) {
+      cached_name = name;
+      cached_q.reset();
+      cached_w.reset();
+    }
     Linear& l = b[r];
     l.in = in;
     l.out = out;
     bool packed = false;
     if (opts.weights == WeightForm::W4 && (t.type == GgmlType::Q4_0 || t.type == GgmlType::Q4_1)) {
       try {
-        QuantizedMatrix q = t.type == GgmlType::Q4_0
-                                ? from_ggml_q4_0(t.data, out, in, f.path() + ": " + name)
-                                : from_ggml_q4_1(t.data, out, in, f.path() + ": " + name);
+        if (!cached_q)
+          cached_q = t.type == GgmlType::Q4_0
+                         ? from_ggml_q4_0(t.data, slot.rows, in, f.path() + ": " + name)
+                         : from_ggml_q4_1(t.data, slot.rows, in, f.path() + ": " + name);
+        QuantizedMatrix q = slice_rows(*cached_q, slot.row0, out);
         if (!unperm.empty()) q = permute_rows(q, unperm);
         l.w4 = pack_w4(q);
         l.w4a8 = opts.w4a8;
         packed = true;
       } catch (const Error& e) {
         if (notes)
-          notes->push_back(
-              fmt::format("{}: runs as f32, not on the 4-bit kernels: {}", name, e.what()));
+          notes->push_back(fmt::format("{}: {} runs as f32, not on the 4-bit kernels: {}", name,
+                                       linear_role_name(r), e.what()));
       }
     } else if (opts.weights == WeightForm::W4 && notes) {
       notes->push_back(fmt::format("{}: {} runs as f32 (the 4-bit kernels take Q4_0/Q4_1)", name,
                                    ggml_type_name(t.type)));
     }
     if (!packed) {
-      l.w = gguf_tensor_f32(t);
+      if (!cached_w) cached_w = gguf_tensor_f32(t);
+      l.w = slice_rows(*cached_w, slot.row0, out);
       if (!unperm.empty()) l.w = permute_rows(l.w, unperm);
     }
     const std::string bias = gguf_linear_tensor(layer, r, "bias");
-    if (f.find_tensor(bias)) {
+    if (!g.fused && f.find_tensor(bias)) {
       l.bias = read_vector(f, bias, out);
       if (!unperm.empty()) l.bias = permute_rows(l.bias, unperm);
     } else {
@@ -195,6 +349,7 @@ BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t 
                 f.path(), bias);
     }
   }
+  if (opts.weights == WeightForm::W4) fuse_block_w4(b);
   return b;
 }
 
@@ -227,7 +382,15 @@ std::shared_ptr<Checkpoint> staged_checkpoint(const GgufFile& f, const ModelConf
     }
   };
   stage(arch.embed_name, shaped(f, kTokenEmbd, d, V), {V, d});
-  stage(arch.final_norm_name, shaped(f, kOutputNorm, d), {d});
+  {
+    // The model layer adds the family's norm offset to the final norm it reads (Gemma stores w,
+    // llama.cpp 1 + w): stage w.
+    const GgufTensor& t = shaped(f, kOutputNorm, d);
+    std::vector<float> v(static_cast<size_t>(d));
+    const Mat m = gguf_tensor_f32(t);
+    for (int64_t i = 0; i < d; ++i) v[size_t(i)] = m.data[size_t(i)] - arch.norm_offset();
+    w.add_f32_as(arch.final_norm_name, DType::F32, {d}, v);
+  }
   if (!cfg.tie_word_embeddings) stage(arch.lm_head_name, shaped(f, kOutput, d, V), {V, d});
   w.write((dir / "model.safetensors").string());
   return std::make_shared<Checkpoint>(Checkpoint::open(dir.string()));

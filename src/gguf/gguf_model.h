@@ -1,6 +1,11 @@
-// Running a GGUF file with awq.cpp's engine: a Llama-family model ("llama" or "qwen2" architecture)
-// whose tensors are F32, F16, Q8_0, Q4_0 or Q4_1, turned into what the model layer runs:
-//   - ModelConfig from the <arch>.* keys,
+// Running a GGUF file with awq.cpp's engine: a model of architecture llama, qwen2, qwen3, gemma,
+// gemma2, gemma3 or phi3 whose tensors are F32, F16, Q8_0, Q4_0 or Q4_1, turned into what the
+// model layer runs:
+//   - ModelConfig from the <arch>.* keys and RoPE tensors, with what llama.cpp's graph hard-codes
+//     for the architecture (Gemma's attention scale, Gemma-3's local base and layer pattern,
+//     embeddings × sqrtf(hidden) in f32),
+//   - fused tensors (phi3's attn_qkv, gate|up ffn_up) split into the seven linears, norms taken as
+//     the multipliers they hold (Gemma: 1 + w),
 //   - block weights in the requested form: f32 (dequantized exactly as ggml does), or for W4 the
 //     4-bit codes themselves (Q4_0 always; Q4_1 when its blocks were written from AWQ codes,
 //     i.e. m = f16(-z·d) for an integer z — otherwise that linear falls back to f32),
@@ -23,8 +28,10 @@ namespace awq::gguf {
 // True for a regular file whose first four bytes are "GGUF".
 bool is_gguf_file(const std::string& path);
 
-// The model's shape from the metadata; errors name the file and the key. Unsupported features
-// (partial rotary dimensions, RoPE scaling, other architectures) are errors.
+// The model's shape and features from the metadata; errors name the file and the key. RoPE:
+// rope_freqs (llama3, read back as its parameters, or as per-frequency factors when no llama3
+// parameters reproduce it), rope_factors_long/short (phi3 longrope), rope.scaling.type linear;
+// other scaling types and other architectures are errors.
 ModelConfig config_from_gguf(const GgufFile& f);
 
 // Block `layer` in the form opts asks for (F32: every linear f32; Native: F32/F16 tensors copied

@@ -24,6 +24,23 @@ nlohmann::json describe(const Value& v) {
   return v.type_str();
 }
 
+// The family features read back from the metadata (as `awq inspect` lists them for a directory).
+nlohmann::json features(const ModelConfig& c) {
+  nlohmann::json f = nlohmann::json::object();
+  if (c.rotary_dim != c.head_dim) f["rotary_dim"] = c.rotary_dim;
+  if (!c.rope_scaling.is_default()) f["rope_scaling"] = c.rope_scaling.to_json();
+  int64_t sliding = 0;
+  for (auto v : c.layer_sliding) sliding += v != 0;
+  if (c.sliding_window > 0 && sliding > 0)
+    f["sliding_window"] = {{"window", c.sliding_window}, {"layers", sliding}};
+  if (c.arch().local_rope && sliding > 0) f["rope_local_theta"] = c.rope_local_theta;
+  if (c.attn_softcap > 0) f["attn_softcap"] = c.attn_softcap;
+  if (c.final_softcap > 0) f["final_softcap"] = c.final_softcap;
+  if (c.embed_scale > 0) f["embed_scale"] = c.embed_scale;
+  if (c.activation != Activation::Silu) f["activation"] = activation_name(c.activation);
+  return f;
+}
+
 }  // namespace
 
 nlohmann::json inspect_gguf(const std::string& path) {
@@ -42,6 +59,7 @@ nlohmann::json inspect_gguf(const std::string& path) {
   j["tie_word_embeddings"] = cfg.tie_word_embeddings;
   j["rope_theta"] = cfg.rope_theta;
   j["parameters"] = cfg.parameter_count();
+  j["features"] = features(cfg);
   std::map<std::string, int64_t> type_bytes, type_count;
   nlohmann::json tensors = nlohmann::json::array();
   int64_t elements = 0;
@@ -88,6 +106,12 @@ std::string format_gguf_inspection(const nlohmann::json& j) {
       j["tie_word_embeddings"].get<bool>() ? ", tied embeddings" : "");
   s += fmt::format("parameters   {} ({:.3f} B)\n", j["parameters"].get<int64_t>(),
                    double(j["parameters"].get<int64_t>()) / 1e9);
+  if (!j["features"].empty()) {
+    std::string f;
+    for (const auto& [k, v] : j["features"].items())
+      f += (f.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
+    s += fmt::format("features     {}\n", f);
+  }
   for (const auto& [k, v] : j["dtypes"].items())
     s += fmt::format("dtype        {:5} {:5} tensors {:10.2f} MiB\n", k,
                      v["tensors"].get<int64_t>(), double(v["bytes"].get<int64_t>()) / 1048576.0);

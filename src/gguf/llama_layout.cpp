@@ -5,23 +5,99 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "model/block.h"
 
 namespace awq::gguf {
 
+namespace {
+
+std::vector<GgufArch> make_table() {
+  std::vector<GgufArch> t;
+  GgufArch llama{.name = "llama", .model_type = "llama", .permute_qk = true};
+  t.push_back(llama);
+  t.push_back(GgufArch{.name = "qwen2", .model_type = "qwen2"});
+  t.push_back(GgufArch{
+      .name = "qwen3", .model_type = "qwen3", .qk_norm = true, .known_at_c392e509 = false});
+  t.push_back(GgufArch{
+      .name = "gemma", .model_type = "gemma", .norm_offset = 1.0f, .output_is_embd = true});
+  t.push_back(GgufArch{.name = "gemma2",
+                       .model_type = "gemma2",
+                       .post_norms = true,
+                       .norm_offset = 1.0f,
+                       .output_is_embd = true});
+  t.push_back(GgufArch{.name = "gemma3",
+                       .model_type = "gemma3_text",
+                       .qk_norm = true,
+                       .post_norms = true,
+                       .norm_offset = 1.0f,
+                       .output_is_embd = true,
+                       .known_at_c392e509 = false});
+  t.push_back(
+      GgufArch{.name = "phi3", .model_type = "phi3", .fused = true, .output_required = true});
+  return t;
+}
+
+const std::vector<GgufArch>& table() {
+  static const std::vector<GgufArch> t = make_table();
+  return t;
+}
+
+}  // namespace
+
+const GgufArch& gguf_arch_for(const std::string& model_type) {
+  // Mistral is Llama's block; Gemma-3's multimodal checkpoints export their text model.
+  const std::string mt = model_type == "mistral"  ? "llama"
+                         : model_type == "gemma3" ? "gemma3_text"
+                                                  : model_type;
+  for (const auto& a : table())
+    if (a.model_type == mt) return a;
+  fail(
+      "model_type '{}' has no GGUF export (supported: llama, mistral, qwen2, qwen3, gemma, gemma2, "
+      "gemma3_text, phi3)",
+      model_type);
+}
+
+const GgufArch& gguf_arch_named(const std::string& arch, const std::string& file) {
+  for (const auto& a : table())
+    if (a.name == arch) return a;
+  fail(
+      "{}: general.architecture '{}' is not supported (awq.cpp runs llama, qwen2, qwen3, gemma, "
+      "gemma2, gemma3 and phi3)",
+      file, arch);
+}
+
 std::string gguf_arch_for_model_type(const std::string& model_type) {
-  if (model_type == "llama" || model_type == "mistral") return "llama";
-  if (model_type == "qwen2") return "qwen2";
-  fail("model_type '{}' has no GGUF export (supported: llama, mistral, qwen2)", model_type);
+  return gguf_arch_for(model_type).name;
 }
 
 std::string model_type_for_gguf_arch(const std::string& arch, const std::string& file) {
-  if (arch == "llama") return "llama";
-  if (arch == "qwen2") return "qwen2";
-  fail("{}: general.architecture '{}' is not supported (awq.cpp runs llama and qwen2)", file, arch);
+  return gguf_arch_named(arch, file).model_type;
 }
 
 bool gguf_arch_permutes_qk(const std::string& arch) {
   return arch == "llama";
+}
+
+GgufLinearSlot gguf_linear_slot(const GgufArch& a, const ModelConfig& c, int64_t layer,
+                                LinearRole r) {
+  const int64_t out = linear_shape(c, r).first;
+  if (!a.fused) return {gguf_linear_tensor(layer, r), 0, out};
+  switch (r) {
+    case LinearRole::Q:
+      return {gguf_block_tensor(layer, kAttnQkv), 0, c.q_dim() + 2 * c.kv_dim()};
+    case LinearRole::K:
+      return {gguf_block_tensor(layer, kAttnQkv), c.q_dim(), c.q_dim() + 2 * c.kv_dim()};
+    case LinearRole::V:
+      return {gguf_block_tensor(layer, kAttnQkv), c.q_dim() + c.kv_dim(),
+              c.q_dim() + 2 * c.kv_dim()};
+    case LinearRole::Gate:
+      return {gguf_linear_tensor(layer, LinearRole::Up), 0, 2 * c.intermediate_size};
+    case LinearRole::Up:
+      return {gguf_linear_tensor(layer, LinearRole::Up), c.intermediate_size,
+              2 * c.intermediate_size};
+    default:
+      return {gguf_linear_tensor(layer, r), 0, out};
+  }
 }
 
 const char* gguf_linear_name(LinearRole r) {
@@ -86,6 +162,31 @@ QuantizedMatrix permute_rows(const QuantizedMatrix& q, const std::vector<int64_t
   move_rows(q.codes.data(), p.codes.data(), q.in, perm);
   move_rows(q.scales.data(), p.scales.data(), q.n_groups(), perm);
   move_rows(q.zeros.data(), p.zeros.data(), q.n_groups(), perm);
+  return p;
+}
+
+Mat slice_rows(const Mat& m, int64_t row0, int64_t n) {
+  AWQ_CHECK(row0 >= 0 && row0 + n <= m.rows, "slice_rows: rows [{}, {}) of {}", row0, row0 + n,
+            m.rows);
+  if (row0 == 0 && n == m.rows) return m;
+  Mat out(n, m.cols);
+  std::memcpy(out.data.data(), m.row(row0), size_t(n * m.cols) * sizeof(float));
+  return out;
+}
+
+QuantizedMatrix slice_rows(const QuantizedMatrix& q, int64_t row0, int64_t n) {
+  AWQ_CHECK(row0 >= 0 && row0 + n <= q.out, "slice_rows: rows [{}, {}) of {}", row0, row0 + n,
+            q.out);
+  if (row0 == 0 && n == q.out) return q;
+  QuantizedMatrix p;
+  p.out = n;
+  p.in = q.in;
+  p.spec = q.spec;
+  p.group = q.group;
+  const int64_t g = q.n_groups();
+  p.codes.assign(q.codes.begin() + row0 * q.in, q.codes.begin() + (row0 + n) * q.in);
+  p.scales.assign(q.scales.begin() + row0 * g, q.scales.begin() + (row0 + n) * g);
+  p.zeros.assign(q.zeros.begin() + row0 * g, q.zeros.begin() + (row0 + n) * g);
   return p;
 }
 

@@ -1,5 +1,8 @@
-// How llama.cpp lays out a Llama-family model: GGUF architecture names, tensor names, and the
-// Q/K row permutation between Hugging Face's rotate-half RoPE and llama.cpp's adjacent-pair RoPE.
+// How llama.cpp lays out the families awq.cpp runs: GGUF architecture names and what each one
+// stores (fused projections, q/k norms, Gemma's 1 + w norms, ...), tensor names, and the Q/K row
+// permutation between Hugging Face's rotate-half RoPE and llama.cpp's adjacent-pair RoPE.
+// Sources: llama.cpp c392e509 src/llama-arch.cpp, src/llama-model.cpp, convert_hf_to_gguf.py, and
+// for qwen3/gemma3 (added later) the newer files (families.md §9).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -7,12 +10,31 @@
 
 #include "base/mat.h"
 #include "model/architecture.h"
+#include "model/config.h"
 #include "quant/quantized_matrix.h"
 
 namespace awq::gguf {
 
-// general.architecture for a config.json model_type ("llama" and "mistral" -> "llama", "qwen2"
-// -> "qwen2"); awq::Error for others.
+// What a GGUF architecture holds beyond the Llama tensors, as llama.cpp's loader expects it.
+struct GgufArch {
+  std::string name;               // general.architecture
+  std::string model_type;         // the awq.cpp model_type it reads back as
+  bool permute_qk = false;        // adjacent-pair RoPE: q/k rows permuted (llama only)
+  bool fused = false;             // phi3: blk.N.attn_qkv (q|k|v rows), blk.N.ffn_up holds gate|up
+  bool qk_norm = false;           // blk.N.attn_q_norm / attn_k_norm [head_dim] (qwen3, gemma3)
+  bool post_norms = false;        // blk.N.post_attention_norm / post_ffw_norm (gemma2, gemma3)
+  float norm_offset = 0;          // every *norm.weight is stored as 1 + w (the Gemma family)
+  bool output_is_embd = false;    // the graph always reuses token_embd (gemma*): no output tensor
+  bool output_required = false;   // the loader needs output.weight (phi3 at c392e509)
+  bool known_at_c392e509 = true;  // qwen3 and gemma3 came later
+};
+
+// The GGUF architecture of a config.json model_type ("llama" and "mistral" -> llama, "qwen2",
+// "qwen3", "gemma", "gemma2", "gemma3_text" -> gemma3, "phi3"); awq::Error for others.
+const GgufArch& gguf_arch_for(const std::string& model_type);
+// The table entry of a general.architecture value; awq::Error naming `file` for others.
+const GgufArch& gguf_arch_named(const std::string& arch, const std::string& file);
+// general.architecture for a config.json model_type (gguf_arch_for(...).name).
 std::string gguf_arch_for_model_type(const std::string& model_type);
 // The model_type awq.cpp runs a GGUF architecture as; awq::Error naming `file` for others.
 std::string model_type_for_gguf_arch(const std::string& arch, const std::string& file);
@@ -33,6 +55,23 @@ inline constexpr const char* kOutputNorm = "output_norm.weight";
 inline constexpr const char* kOutput = "output.weight";
 inline constexpr const char* kAttnNorm = "attn_norm";
 inline constexpr const char* kFfnNorm = "ffn_norm";
+inline constexpr const char* kAttnQNorm = "attn_q_norm";
+inline constexpr const char* kAttnKNorm = "attn_k_norm";
+inline constexpr const char* kPostAttnNorm = "post_attention_norm";
+inline constexpr const char* kPostFfwNorm = "post_ffw_norm";
+inline constexpr const char* kAttnQkv = "attn_qkv";
+inline constexpr const char* kRopeFreqs = "rope_freqs.weight";  // llama3: per-frequency divisors
+inline constexpr const char* kRopeFactorsLong = "rope_factors_long.weight";  // phi3 longrope
+inline constexpr const char* kRopeFactorsShort = "rope_factors_short.weight";
+
+// The GGUF tensor that holds linear `r` of `layer` under arch `a` (fused: attn_qkv for q/k/v,
+// ffn_up for gate/up), and where the role's rows start in it and how many rows it has.
+struct GgufLinearSlot {
+  std::string tensor;
+  int64_t row0 = 0, rows = 0;
+};
+GgufLinearSlot gguf_linear_slot(const GgufArch& a, const ModelConfig& c, int64_t layer,
+                                LinearRole r);
 
 // The RoPE row permutation for a [n_head * head_dim, ...] q or k matrix: row r of the llama.cpp
 // layout is row perm[r] of the Hugging Face layout. Within each head, HF rows are reshaped
@@ -46,5 +85,8 @@ std::vector<int64_t> inverse_permutation(const std::vector<int64_t>& perm);
 Mat permute_rows(const Mat& m, const std::vector<int64_t>& perm);
 std::vector<float> permute_rows(const std::vector<float>& v, const std::vector<int64_t>& perm);
 QuantizedMatrix permute_rows(const QuantizedMatrix& q, const std::vector<int64_t>& perm);
+// Rows [row0, row0 + n) of a matrix (a role's part of a fused tensor).
+Mat slice_rows(const Mat& m, int64_t row0, int64_t n);
+QuantizedMatrix slice_rows(const QuantizedMatrix& q, int64_t row0, int64_t n);
 
 }  // namespace awq::gguf
