@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -111,9 +112,12 @@ const Mat* captured_output(const BlockCapture& cap, const ScalingGroup& g, int64
   return m != nullptr && m->rows == rows && !m->empty() ? m : nullptr;
 }
 
+// The tensor that absorbs 1/s, as the checkpoint names it (a fused qkv_proj for Phi-3's v).
 std::string prev_name(const Architecture& arch, int64_t layer, const ScalingGroup& g) {
-  return g.prev_is_norm ? arch.norm_name(layer, g.prev_norm)
-                        : arch.linear_name(layer, g.prev_linear) + ".weight";
+  if (g.prev_is_norm) return arch.norm_name(layer, g.prev_norm);
+  std::string n = arch.stored_linear_name(layer, g.prev_linear) + ".weight";
+  if (arch.is_fused(g.prev_linear)) n += fmt::format(" ({} rows)", linear_role_name(g.prev_linear));
+  return n;
 }
 
 }  // namespace
@@ -162,7 +166,9 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     r.name = g.name;
     r.prev = prev_name(arch, layer, g);
     r.layers = g.layers;
-    if (!group_applies(g, w)) {
+    const bool off =
+        std::find(opt.skip_groups.begin(), opt.skip_groups.end(), g.name) != opt.skip_groups.end();
+    if (off || !group_applies(g, w)) {
       results.push_back(std::move(r));
       continue;
     }
@@ -185,7 +191,14 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
         l->forward(xin, out);
         return;
       }
-      BlockWeights v;  // borrows every linear of the module, replaced ones from `sub`
+      // Borrows every linear of the module (replaced ones from `sub`) and carries what else the
+      // attention reads: the layer index (its window and RoPE) and the per-head q/k norms.
+      BlockWeights v;
+      v.layer = w.layer;
+      if (g.inspect == InspectKind::Attention) {
+        v.q_norm = w.q_norm;
+        v.k_norm = w.k_norm;
+      }
       const LinearRole roles_attn[] = {LinearRole::Q, LinearRole::K, LinearRole::V, LinearRole::O};
       const LinearRole roles_mlp[] = {LinearRole::Gate, LinearRole::Up, LinearRole::Down};
       const bool attn = g.inspect == InspectKind::Attention;

@@ -5,6 +5,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "awq/search_result.h"
@@ -48,6 +49,9 @@ struct ScaleSearchOptions {
   // After screening, the finalists are scored on the first half of the sequences and only the
   // `keep` best (and the identity) on the second (SplitLoss). 0: every finalist on all the data.
   int keep = 3;
+  // Groups (by name) left unsearched and unscaled in every block: the architecture's groups that
+  // are off by default and those the user turned off (QuantizeOptions::groups_off).
+  std::vector<std::string> skip_groups;
 };
 
 // Searches the scales of every group of `arch` on the unmodified block `w` with the captured

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -100,12 +101,15 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
                     cfg.max_position_embeddings));
   std::set<std::pair<int64_t, int64_t>> warned;
   for (LinearRole r : kAllLinearRoles) {
-    const auto [out, in] = linear_shape(qcfg, r);
-    const std::string name = arch.linear_name(0, r);  // every layer has the same shapes
+    // The shapes of the tensors as written: a fused q|k|v or gate|up tensor is one linear.
+    const StoredRows rows = stored_rows(qcfg, arch, r);
+    if (rows.row0 != 0) continue;
+    const int64_t out = rows.rows, in = linear_shape(qcfg, r).second;
+    const std::string name = arch.stored_linear_name(0, r);  // every layer has the same shapes
     QuantSpec spec = o.spec;
     spec.validate(in, name);
     if (fmt_awq) {
-      const bool mlp = r == LinearRole::Gate || r == LinearRole::Up;
+      const bool mlp = (r == LinearRole::Gate || r == LinearRole::Up) && !arch.fused_gate_up();
       AWQ_CHECK(
           out % 8 == 0,
           "tensor '{}': {} output features; the AutoAWQ GEMM format packs 8 per int32 and needs a "
@@ -127,22 +131,38 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
   return warnings;
 }
 
-// Every tensor of every block exists with the expected shape: fail before hours of work.
+// Every tensor of every block exists with the expected shape (fused q|k|v and gate|up tensors
+// with their stacked rows; q/k norms per head; Gemma-2/3's output norms): fail before hours of
+// work.
 void check_tensors(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch) {
-  ck.get(arch.embed_name, {cfg.vocab_size, cfg.hidden_size});
-  ck.get(arch.final_norm_name, {cfg.hidden_size});
-  if (!cfg.tie_word_embeddings) ck.get(arch.lm_head_name, {cfg.vocab_size, cfg.hidden_size});
+  const int64_t d = cfg.hidden_size;
+  ck.get(arch.embed_name, {cfg.vocab_size, d});
+  ck.get(arch.final_norm_name, {d});
+  if (!cfg.tie_word_embeddings) ck.get(arch.lm_head_name, {cfg.vocab_size, d});
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-    ck.get(arch.norm_name(l, NormRole::Attn), {cfg.hidden_size});
-    ck.get(arch.norm_name(l, NormRole::Mlp), {cfg.hidden_size});
+    ck.get(arch.norm_name(l, NormRole::Attn), {d});
+    ck.get(arch.norm_name(l, NormRole::Mlp), {d});
+    if (arch.has_qk_norm()) {
+      ck.get(arch.layer_name(l, arch.q_norm_name + ".weight"), {cfg.head_dim});
+      ck.get(arch.layer_name(l, arch.k_norm_name + ".weight"), {cfg.head_dim});
+    }
+    if (arch.has_post_norms()) {
+      ck.get(arch.layer_name(l, arch.post_attn_norm_name + ".weight"), {d});
+      ck.get(arch.layer_name(l, arch.post_mlp_norm_name + ".weight"), {d});
+    }
     for (LinearRole r : kAllLinearRoles) {
-      const auto [out, in] = linear_shape(cfg, r);
-      ck.get(arch.linear_name(l, r) + ".weight", {out, in});
+      const StoredRows rows = stored_rows(cfg, arch, r);
+      if (rows.row0 != 0) continue;  // a later part of a fused tensor: checked with the first
+      const std::string name = arch.stored_linear_name(l, r);
+      ck.get(name + ".weight", {rows.rows, linear_shape(cfg, r).second});
+      if (linear_has_bias(cfg, r)) ck.get(name + ".bias", {rows.rows});
     }
   }
 }
 
-// X0: the embedding rows of the calibration tokens, converted straight from the mapping.
+// X0: the embedding rows of the calibration tokens, converted straight from the mapping and
+// multiplied by the model's embedding scale (Gemma: sqrt(hidden) rounded to its dtype), exactly as
+// Model::embed computes them.
 Mat embed_tokens(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
                  const std::vector<int32_t>& tokens) {
   const TensorInfo& t = ck.get(arch.embed_name, {cfg.vocab_size, cfg.hidden_size});
@@ -153,23 +173,30 @@ Mat embed_tokens(const Checkpoint& ck, const ModelConfig& cfg, const Architectur
     const int32_t id = tokens[i];
     AWQ_CHECK(id >= 0 && id < cfg.vocab_size,
               "calibration token {} is outside the model's vocabulary of {}", id, cfg.vocab_size);
-    convert_to_f32(t.dtype, t.data + size_t(id) * size_t(d) * esz, d, x.row(int64_t(i)));
+    float* row = x.row(int64_t(i));
+    convert_to_f32(t.dtype, t.data + size_t(id) * size_t(d) * esz, d, row);
+    if (cfg.embed_scale != 0)
+      for (int64_t j = 0; j < d; ++j) row[j] *= cfg.embed_scale;
   }
   return x;
 }
 
 // The weights the written model computes with: what --propagate quantized feeds the next block.
+// Norms and biases go through the output's float dtype (a norm as its stored form, multiplier −
+// offset), fake-quant weights through F16 (ModelWriter's forms).
 BlockWeights output_weights(const BlockWeights& w, const std::vector<QuantizedMatrix>& q,
-                            bool fake_quant) {
+                            bool fake_quant, DType float_dtype, float norm_offset) {
   BlockWeights o = w;
-  for (float& v : o.attn_norm) v = round_to_f16(v);
-  for (float& v : o.mlp_norm) v = round_to_f16(v);
+  const auto round = [&](float v) { return round_to_dtype(v, float_dtype); };
+  for (std::vector<float>* n :
+       {&o.attn_norm, &o.mlp_norm, &o.q_norm, &o.k_norm, &o.post_attn_norm, &o.post_mlp_norm})
+    for (float& v : *n) v = round(v - norm_offset) + norm_offset;
   for (LinearRole r : kAllLinearRoles) {
     Linear& l = o[r];
     if (!q.empty()) q[size_t(r)].dequantize(l.w.data.data());
     if (fake_quant || q.empty())
       for (float& v : l.w.data) v = round_to_f16(v);
-    for (float& v : l.bias) v = round_to_f16(v);
+    for (float& v : l.bias) v = round(v);
   }
   return o;
 }
@@ -187,6 +214,30 @@ CalibBlocks calibrate(const QuantizeOptions& o, std::vector<std::string>* log) {
 
 }  // namespace
 
+std::vector<std::string> skipped_groups(const Architecture& arch, const QuantizeOptions& o) {
+  std::string names;
+  for (const auto& g : arch.scaling_groups) names += (names.empty() ? "" : ", ") + g.name;
+  const auto known = [&](const std::string& n) {
+    for (const auto& g : arch.scaling_groups)
+      if (g.name == n) return true;
+    return false;
+  };
+  const auto listed = [](const std::vector<std::string>& v, const std::string& n) {
+    return std::find(v.begin(), v.end(), n) != v.end();
+  };
+  for (const auto* list : {&o.groups_off, &o.groups_on})
+    for (const std::string& n : *list)
+      AWQ_CHECK(known(n), "scaling group '{}' does not exist for model_type '{}' (groups: {})", n,
+                arch.model_type, names);
+  for (const std::string& n : o.groups_off)
+    AWQ_CHECK(!listed(o.groups_on, n), "scaling group '{}' is turned both off and on", n);
+  std::vector<std::string> skip;
+  for (const auto& g : arch.scaling_groups)
+    if ((g.off_by_default && !listed(o.groups_on, g.name)) || listed(o.groups_off, g.name))
+      skip.push_back(g.name);
+  return skip;
+}
+
 QuantizeReport quantize_model(const QuantizeOptions& o) {
   Timer total;
   QuantizeReport rep;
@@ -197,6 +248,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
     qcfg.intermediate_size =
         (cfg.intermediate_size + o.pad_intermediate - 1) / o.pad_intermediate * o.pad_intermediate;
   rep.warnings = validate(o, cfg, qcfg, arch);
+  const std::vector<std::string> skip_groups = skipped_groups(arch, o);
   for (const auto& w : rep.warnings) fmt::print(stderr, "awq: warning: {}\n", w);
 
   const auto ck = Checkpoint::open(o.model_dir);
@@ -260,10 +312,11 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   // Output.
   StagedDir staged(o.out_dir);
   ModelConfig out_cfg = qcfg;
-  out_cfg.torch_dtype = "float16";
+  const DType float_dtype = output_float_dtype(ck, cfg, arch);
+  out_cfg.torch_dtype = torch_dtype_name(float_dtype);
   if (!fake)
     out_cfg.quant = AwqQuantConfig{o.spec.bits, o.spec.group_size, o.spec.zero_point, "gemm", {}};
-  ModelWriter writer(staged, out_cfg, arch, !fake);
+  ModelWriter writer(staged, out_cfg, arch, !fake, float_dtype);
   t_stage.reset();
   writer.add_embeddings(ck);
   rep.times.write += t_stage.seconds();
@@ -283,6 +336,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   }
   sopt.finalists = o.scale_finalists;
   sopt.keep = o.scale_keep;
+  sopt.skip_groups = skip_groups;
   if (search) {
     rep.screen_seqs = sopt.screen_seqs;
     rep.finalists = sopt.screen_seqs > 0 ? sopt.finalists : 0;
@@ -349,11 +403,12 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
     if (!o.no_quantize) {
       for (LinearRole r : kAllLinearRoles) {
         const Linear& l = w[r];
-        q.push_back(quantize(l.w.data.data(), l.out, l.in, o.spec, arch.linear_name(layer, r)));
+        q.push_back(
+            quantize(l.w.data.data(), l.out, l.in, o.spec, arch.stored_linear_name(layer, r)));
       }
     }
     if (search && o.propagate_quantized) {
-      const BlockWeights wq = output_weights(w, q, fake);
+      const BlockWeights wq = output_weights(w, q, fake, float_dtype, arch.norm_offset());
       block_forward(qcfg, wq, x, n_seq, T, x_next);
     }
     rep.times.quantize += t_stage.seconds();

@@ -49,6 +49,9 @@ struct QuantizeOptions {
   // Finalists scored on the second half of the sequences too (the rest only on the first half;
   // ScaleSearchOptions::keep). 0: every finalist on all of them.
   int scale_keep = 3;
+  // Scaling groups (Architecture::scaling_groups names: "attn.qkv", "attn.o", "mlp.gate_up",
+  // "mlp.down") turned off or on against the family's default (ScalingGroup::off_by_default).
+  std::vector<std::string> groups_off, groups_on;
   int64_t calib_samples = 128, calib_seqlen = 512;
   std::optional<uint64_t> shuffle_seed;
   bool propagate_quantized = false;
@@ -65,6 +68,10 @@ struct QuantizeOptions {
 // Runs the whole pipeline, writes opts.out_dir atomically and returns what happened. Every
 // problem with the inputs or options is an awq::Error raised before any output exists.
 QuantizeReport quantize_model(const QuantizeOptions& opts);
+
+// The scaling groups the search skips: the family's default-off groups and opts.groups_off, minus
+// opts.groups_on. An unknown name (or one in both lists) is an awq::Error listing the groups.
+std::vector<std::string> skipped_groups(const Architecture& arch, const QuantizeOptions& opts);
 
 // Parses "autoawq" / "fake-quant", "awq" / "rtn", "fp" / "quantized".
 OutputFormat parse_output_format(const std::string& s);

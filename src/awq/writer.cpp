@@ -1,10 +1,12 @@
 #include "awq/writer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
 #include "base/error.h"
 #include "base/half.h"
+#include "formats/dtype.h"
 #include "quant/awq_gemm_pack.h"
 
 namespace awq {
@@ -38,70 +40,209 @@ const std::vector<std::string>& tokenizer_file_names() {
   return names;
 }
 
-ModelWriter::ModelWriter(StagedDir& dir, const ModelConfig& cfg, const Architecture& arch,
-                         bool autoawq, size_t max_shard_bytes)
-    : dir_(dir), cfg_(cfg), arch_(arch), autoawq_(autoawq), writer_(dir, max_shard_bytes) {}
+std::string text_model_prefix(const Architecture& arch) {
+  const std::string& a = arch.embed_name;
+  const std::string& b = arch.lm_head_name;
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  const size_t dot = a.rfind('.', n == 0 ? 0 : n - 1);
+  return n == 0 || dot == std::string::npos ? std::string() : a.substr(0, dot + 1);
+}
 
-void ModelWriter::copy_as_f16(const Checkpoint& ck, const std::string& name) {
-  const TensorInfo& t = ck.get(name);
-  const int64_t n = t.numel();
-  std::vector<uint8_t> bytes(size_t(n) * 2);
-  if (t.dtype == DType::F16) {
-    std::memcpy(bytes.data(), t.data, bytes.size());
-  } else {
-    // Convert in slices so a large embedding never exists as a whole in f32.
-    constexpr int64_t kSlice = 1 << 20;
-    std::vector<float> buf;
-    const size_t esz = dtype_size(t.dtype);
-    for (int64_t i = 0; i < n; i += kSlice) {
-      const int64_t m = std::min(kSlice, n - i);
-      buf.resize(size_t(m));
-      convert_to_f32(t.dtype, t.data + size_t(i) * esz, m, buf.data());
-      for (int64_t j = 0; j < m; ++j) {
-        const uint16_t h = f32_to_f16(buf[size_t(j)]);
-        std::memcpy(bytes.data() + size_t(i + j) * 2, &h, 2);
-      }
-    }
+DType output_float_dtype(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch) {
+  const DType t = ck.get(arch.embed_name).dtype;
+  if (t == DType::BF16 || t == DType::F16) return t;
+  return cfg.torch_dtype == "bfloat16" ? DType::BF16 : DType::F16;
+}
+
+std::string torch_dtype_name(DType t) {
+  switch (t) {
+    case DType::BF16:
+      return "bfloat16";
+    case DType::F32:
+      return "float32";
+    default:
+      return "float16";
   }
-  writer_.add(name, DType::F16, t.shape, std::move(bytes));
+}
+
+float round_to_dtype(float v, DType t) {
+  switch (t) {
+    case DType::F16:
+      return round_to_f16(v);
+    case DType::BF16:
+      return bf16_to_f32(f32_to_bf16(v));
+    default:
+      return v;
+  }
+}
+
+ModelWriter::ModelWriter(StagedDir& dir, const ModelConfig& cfg, const Architecture& arch,
+                         bool autoawq, DType float_dtype, size_t max_shard_bytes)
+    : dir_(dir),
+      cfg_(cfg),
+      arch_(arch),
+      autoawq_(autoawq),
+      float_dtype_(float_dtype),
+      writer_(dir, max_shard_bytes) {
+  AWQ_CHECK(float_dtype == DType::F16 || float_dtype == DType::BF16 || float_dtype == DType::F32,
+            "writer: unquantized tensors are written as F16, BF16 or F32, not {}",
+            dtype_name(float_dtype));
+}
+
+// A tensor of the input copied in the output's float dtype: byte for byte when it already has it.
+void ModelWriter::copy_tensor(const Checkpoint& ck, const std::string& name) {
+  const TensorInfo& t = ck.get(name);
+  if (t.dtype == float_dtype_) {
+    writer_.add(name, t.dtype, t.shape, std::vector<uint8_t>(t.data, t.data + t.nbytes));
+    return;
+  }
+  const int64_t n = t.numel();
+  const size_t osz = dtype_size(float_dtype_);
+  std::vector<uint8_t> bytes(size_t(n) * osz);
+  // Convert in slices so a large embedding never exists as a whole in f32.
+  constexpr int64_t kSlice = 1 << 20;
+  std::vector<float> buf;
+  const size_t esz = dtype_size(t.dtype);
+  for (int64_t i = 0; i < n; i += kSlice) {
+    const int64_t m = std::min(kSlice, n - i);
+    buf.resize(size_t(m));
+    convert_to_f32(t.dtype, t.data + size_t(i) * esz, m, buf.data());
+    const std::vector<uint8_t> enc = encode_floats(buf, float_dtype_);
+    std::memcpy(bytes.data() + size_t(i) * osz, enc.data(), enc.size());
+  }
+  writer_.add(name, float_dtype_, t.shape, std::move(bytes));
+}
+
+// A norm held as its effective multiplier, written in the checkpoint's form (Gemma: multiplier − 1,
+// computed in f32 and rounded once).
+void ModelWriter::add_norm(const std::string& name, const std::vector<float>& multiplier) {
+  std::vector<float> v = multiplier;
+  const float off = arch_.norm_offset();
+  if (off != 0)
+    for (float& x : v) x -= off;
+  writer_.add_f32_as(name, float_dtype_, {int64_t(v.size())}, v);
 }
 
 void ModelWriter::add_embeddings(const Checkpoint& ck) {
-  copy_as_f16(ck, arch_.embed_name);
+  copy_tensor(ck, arch_.embed_name);
 }
+
+namespace {
+
+// Rows stacked in role order: a fused tensor's parts (q|k|v, gate|up), or one role alone.
+QuantizedMatrix stack_rows(const std::vector<const QuantizedMatrix*>& parts) {
+  QuantizedMatrix m = *parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const QuantizedMatrix& p = *parts[i];
+    AWQ_CHECK(p.in == m.in && p.group == m.group && p.spec.bits == m.spec.bits,
+              "writer: fused parts of different widths or quantizers");
+    m.out += p.out;
+    m.codes.insert(m.codes.end(), p.codes.begin(), p.codes.end());
+    m.scales.insert(m.scales.end(), p.scales.begin(), p.scales.end());
+    m.zeros.insert(m.zeros.end(), p.zeros.begin(), p.zeros.end());
+  }
+  return m;
+}
+
+}  // namespace
 
 void ModelWriter::add_block(int64_t layer, const BlockWeights& w,
                             const std::vector<QuantizedMatrix>& q) {
-  const int64_t d = cfg_.hidden_size;
-  writer_.add_f32_as(arch_.norm_name(layer, NormRole::Attn), DType::F16, {d}, w.attn_norm);
-  writer_.add_f32_as(arch_.norm_name(layer, NormRole::Mlp), DType::F16, {d}, w.mlp_norm);
+  add_norm(arch_.norm_name(layer, NormRole::Attn), w.attn_norm);
+  if (arch_.has_qk_norm()) {
+    add_norm(arch_.layer_name(layer, arch_.q_norm_name + ".weight"), w.q_norm);
+    add_norm(arch_.layer_name(layer, arch_.k_norm_name + ".weight"), w.k_norm);
+  }
+  if (arch_.has_post_norms())
+    add_norm(arch_.layer_name(layer, arch_.post_attn_norm_name + ".weight"), w.post_attn_norm);
+  add_norm(arch_.norm_name(layer, NormRole::Mlp), w.mlp_norm);
+  if (arch_.has_post_norms())
+    add_norm(arch_.layer_name(layer, arch_.post_mlp_norm_name + ".weight"), w.post_mlp_norm);
   AWQ_CHECK(q.empty() || q.size() == size_t(kNumLinearRoles), "writer: {} quantized linears",
             q.size());
   for (LinearRole r : kAllLinearRoles) {
-    const Linear& l = w[r];
-    const std::string name = arch_.linear_name(layer, r);
+    const StoredRows rows = stored_rows(cfg_, arch_, r);
+    if (rows.row0 != 0) continue;  // a later part of a fused tensor: written with the first
+    // The roles stored in this tensor, in row order (one, or q|k|v, or gate|up).
+    std::vector<LinearRole> parts = {r};
+    if (arch_.is_fused(r))
+      parts = r == LinearRole::Q
+                  ? std::vector<LinearRole>{LinearRole::Q, LinearRole::K, LinearRole::V}
+                  : std::vector<LinearRole>{LinearRole::Gate, LinearRole::Up};
+    int64_t n_rows = 0;
+    for (LinearRole p : parts) n_rows += w[p].out;
+    AWQ_CHECK(n_rows == rows.rows, "writer: {} has {} rows, the stored tensor needs {}",
+              linear_role_name(r), n_rows, rows.rows);
+    const int64_t in = w[r].in;
+    const std::string name = arch_.stored_linear_name(layer, r);
     if (autoawq_) {
       AWQ_CHECK(!q.empty(), "writer: the AutoAWQ format needs quantized linears");
-      const AwqGemmTensors t = pack_awq_gemm(q[size_t(r)], name);
+      std::vector<const QuantizedMatrix*> qs;
+      for (LinearRole p : parts) qs.push_back(&q[size_t(p)]);
+      const AwqGemmTensors t = pack_awq_gemm(stack_rows(qs), name);
       const int64_t K = t.K, N = t.N, G = t.group;
       writer_.add(name + ".qweight", DType::I32, {K, N / 8}, int32_bytes(t.qweight));
       writer_.add(name + ".qzeros", DType::I32, {K / G, N / 8}, int32_bytes(t.qzeros));
       writer_.add(name + ".scales", DType::F16, {K / G, N}, u16_bytes(t.scales_f16));
-    } else if (!q.empty()) {
-      const QuantizedMatrix& m = q[size_t(r)];
-      std::vector<float> deq(size_t(m.out * m.in));
-      m.dequantize(deq.data());
-      writer_.add_f32_as(name + ".weight", DType::F16, {l.out, l.in}, deq);
     } else {
-      writer_.add_f32_as(name + ".weight", DType::F16, {l.out, l.in}, l.w.data);
+      std::vector<float> all;
+      all.reserve(size_t(n_rows * in));
+      for (LinearRole p : parts) {
+        if (!q.empty()) {
+          const QuantizedMatrix& m = q[size_t(p)];
+          std::vector<float> deq(size_t(m.out * m.in));
+          m.dequantize(deq.data());
+          all.insert(all.end(), deq.begin(), deq.end());
+        } else {
+          all.insert(all.end(), w[p].w.data.begin(), w[p].w.data.end());
+        }
+      }
+      // Dequantized weights are f16 scales times small integers: F16 holds them (almost) exactly
+      // whatever the model's dtype; float_dtype F32 (tests) keeps no-quantize weights exact.
+      const DType wt = float_dtype_ == DType::F32 ? DType::F32 : DType::F16;
+      writer_.add_f32_as(name + ".weight", wt, {n_rows, in}, all);
     }
-    if (!l.bias.empty()) writer_.add_f32_as(name + ".bias", DType::F16, {l.out}, l.bias);
+    bool any_bias = false;
+    for (LinearRole p : parts) any_bias |= !w[p].bias.empty();
+    if (any_bias) {
+      std::vector<float> b;
+      for (LinearRole p : parts) {
+        AWQ_CHECK(int64_t(w[p].bias.size()) == w[p].out,
+                  "writer: {} has {} bias values for {} rows", linear_role_name(p),
+                  w[p].bias.size(), w[p].out);
+        b.insert(b.end(), w[p].bias.begin(), w[p].bias.end());
+      }
+      writer_.add_f32_as(name + ".bias", float_dtype_, {n_rows}, b);
+    }
   }
 }
 
 void ModelWriter::finish(const Checkpoint& ck, const std::string& model_dir) {
-  copy_as_f16(ck, arch_.final_norm_name);
-  if (!cfg_.tie_word_embeddings) copy_as_f16(ck, arch_.lm_head_name);
+  copy_tensor(ck, arch_.final_norm_name);
+  if (!cfg_.tie_word_embeddings) copy_tensor(ck, arch_.lm_head_name);
+  if (cfg_.multimodal) {
+    // Gemma-3 multimodal: everything outside the language model (vision tower, projector) is
+    // copied byte for byte and kept unquantized by the loaders (transformers would otherwise
+    // replace the vision tower's nn.Linear by AWQ modules; vLLM matches by substring).
+    const std::string text = text_model_prefix(arch_);
+    std::vector<std::string> names = ck.names();
+    std::sort(names.begin(), names.end());
+    std::vector<std::string> modules;
+    for (const std::string& n : names) {
+      if (n.starts_with(text)) continue;
+      const TensorInfo& t = ck.get(n);
+      writer_.add(n, t.dtype, t.shape, std::vector<uint8_t>(t.data, t.data + t.nbytes));
+      const std::string top = n.substr(0, n.find('.'));
+      if (std::find(modules.begin(), modules.end(), top) == modules.end()) modules.push_back(top);
+    }
+    if (cfg_.quant)
+      for (const std::string& m : modules)
+        if (std::find(cfg_.quant->modules_to_not_convert.begin(),
+                      cfg_.quant->modules_to_not_convert.end(),
+                      m) == cfg_.quant->modules_to_not_convert.end())
+          cfg_.quant->modules_to_not_convert.push_back(m);
+  }
   writer_.finish();
   write_text_file_atomic(dir_.path("config.json").string(), cfg_.to_json().dump(2) + "\n");
   for (const std::string& f : tokenizer_file_names()) {

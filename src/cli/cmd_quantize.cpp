@@ -57,6 +57,12 @@ Registration reg([](CLI::App& app) {
                   "--format autoawq, which stores f16 scales; f32 for fake-quant, as the reference "
                   "computes) | f16 | f32")
       ->check(CLI::IsMember({"auto", "f16", "f32"}));
+  sub->add_option("--group-off", a->opt.groups_off,
+                  "Scaling group not to search or scale (repeatable): attn.qkv, attn.o, "
+                  "mlp.gate_up, mlp.down (e.g. attn.qkv for Gemma-3, as llm-compressor does)");
+  sub->add_option("--group-on", a->opt.groups_on,
+                  "Scaling group to search although the family leaves it off by default "
+                  "(repeatable)");
   sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
   sub->add_option("--clip-tokens", a->opt.clip_tokens,
                   "Calibration tokens the clipping search samples, every k-th (default 0: all of "
