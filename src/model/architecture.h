@@ -57,8 +57,9 @@ struct ScalingGroup {
   std::vector<LinearRole> layers;  // consumers whose columns are multiplied by s
   InspectKind inspect;
   bool only_if_square;  // v→o only when v's output width equals o's input (no GQA)
-  // Not searched unless asked for (awq quantize --group-on NAME): the fold is exact, but measured
-  // to help less than it costs for the family (see the architecture table).
+  // Not searched unless asked for (awq quantize --group-on NAME): for a group whose fold is exact
+  // but that measured worse than leaving it out. No family sets it today (Gemma-3's attn.qkv was
+  // measured and kept: architecture.cpp).
   bool off_by_default = false;
 };
 
