@@ -24,23 +24,6 @@ nlohmann::json describe(const Value& v) {
   return v.type_str();
 }
 
-// The family features read back from the metadata (as `awq inspect` lists them for a directory).
-nlohmann::json features(const ModelConfig& c) {
-  nlohmann::json f = nlohmann::json::object();
-  if (c.rotary_dim != c.head_dim) f["rotary_dim"] = c.rotary_dim;
-  if (!c.rope_scaling.is_default()) f["rope_scaling"] = c.rope_scaling.to_json();
-  int64_t sliding = 0;
-  for (auto v : c.layer_sliding) sliding += v != 0;
-  if (c.sliding_window > 0 && sliding > 0)
-    f["sliding_window"] = {{"window", c.sliding_window}, {"layers", sliding}};
-  if (c.arch().local_rope && sliding > 0) f["rope_local_theta"] = c.rope_local_theta;
-  if (c.attn_softcap > 0) f["attn_softcap"] = c.attn_softcap;
-  if (c.final_softcap > 0) f["final_softcap"] = c.final_softcap;
-  if (c.embed_scale > 0) f["embed_scale"] = c.embed_scale;
-  if (c.activation != Activation::Silu) f["activation"] = activation_name(c.activation);
-  return f;
-}
-
 }  // namespace
 
 nlohmann::json inspect_gguf(const std::string& path) {
@@ -59,7 +42,7 @@ nlohmann::json inspect_gguf(const std::string& path) {
   j["tie_word_embeddings"] = cfg.tie_word_embeddings;
   j["rope_theta"] = cfg.rope_theta;
   j["parameters"] = cfg.parameter_count();
-  j["features"] = features(cfg);
+  j["features"] = cfg.features();
   std::map<std::string, int64_t> type_bytes, type_count;
   nlohmann::json tensors = nlohmann::json::array();
   int64_t elements = 0;

@@ -298,6 +298,28 @@ int64_t ModelConfig::window(int64_t layer) const {
   return size_t(layer) < layer_sliding.size() && layer_sliding[size_t(layer)] ? sliding_window : 0;
 }
 
+json ModelConfig::features() const {
+  json f = json::object();
+  const Architecture& a = arch();
+  if (a.norm == NormKind::OneOffset) f["norm"] = "1 + w";
+  if (a.has_qk_norm()) f["qk_norm"] = true;
+  if (a.has_post_norms()) f["post_norms"] = true;
+  if (a.fused_qkv() || a.fused_gate_up()) f["fused"] = "qkv_proj, gate_up_proj";
+  if (rotary_dim != head_dim) f["rotary_dim"] = rotary_dim;
+  if (!rope_scaling.is_default()) f["rope_scaling"] = rope_scaling.to_json();
+  int64_t sliding = 0;
+  for (auto v : layer_sliding) sliding += v != 0;
+  if (sliding_window > 0 && sliding > 0)
+    f["sliding_window"] = {{"window", sliding_window}, {"layers", sliding}};
+  if (a.local_rope && sliding > 0) f["rope_local_theta"] = rope_local_theta;
+  if (attn_softcap > 0) f["attn_softcap"] = attn_softcap;
+  if (final_softcap > 0) f["final_softcap"] = final_softcap;
+  if (a.query_pre_attn_scalar) f["attn_scale"] = attn_scale;
+  if (embed_scale > 0) f["embed_scale"] = embed_scale;
+  if (activation != Activation::Silu) f["activation"] = activation_name(activation);
+  return f;
+}
+
 RopeSpec ModelConfig::rope(int64_t layer) const {
   RopeSpec s;
   s.rotary_dim = rotary_dim > 0 ? rotary_dim : head_dim;

@@ -66,6 +66,8 @@ struct ModelConfig {
   int64_t window(int64_t layer) const;
   RopeSpec rope(int64_t layer) const;
   const Architecture& arch() const;  // the table entry of model_type
+  // The family features that change the forward, for `awq inspect` (empty for the Llama block).
+  nlohmann::json features() const;
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
   int64_t parameter_count() const;
 

@@ -12,26 +12,7 @@
 namespace awq {
 namespace fs = std::filesystem;
 
-namespace {
-
-// The family features that change the forward (absent when the model has the Llama default).
-nlohmann::json features(const ModelConfig& c) {
-  nlohmann::json f = nlohmann::json::object();
-  if (c.rotary_dim != c.head_dim) f["rotary_dim"] = c.rotary_dim;
-  if (!c.rope_scaling.is_default()) f["rope_scaling"] = c.rope_scaling.to_json();
-  int64_t sliding = 0;
-  for (auto v : c.layer_sliding) sliding += v != 0;
-  if (c.sliding_window > 0 && sliding > 0)
-    f["sliding_window"] = {{"window", c.sliding_window}, {"layers", sliding}};
-  if (c.arch().local_rope && sliding > 0) f["rope_local_theta"] = c.rope_local_theta;
-  if (c.attn_softcap > 0) f["attn_softcap"] = c.attn_softcap;
-  if (c.final_softcap > 0) f["final_softcap"] = c.final_softcap;
-  if (c.embed_scale > 0) f["embed_scale"] = c.embed_scale;
-  if (c.activation != Activation::Silu) f["activation"] = activation_name(c.activation);
-  return f;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 nlohmann::json inspect_model(const std::string& path) {
   nlohmann::json j;
@@ -49,7 +30,7 @@ nlohmann::json inspect_model(const std::string& path) {
   j["tie_word_embeddings"] = cfg.tie_word_embeddings;
   j["rope_theta"] = cfg.rope_theta;
   j["parameters"] = cfg.parameter_count();
-  j["features"] = features(cfg);
+  j["features"] = cfg.features();
   std::map<std::string, int64_t> dtype_bytes, dtype_count;
   nlohmann::json tensors = nlohmann::json::array();
   for (const auto& name : ck.names()) {
@@ -59,9 +40,11 @@ nlohmann::json inspect_model(const std::string& path) {
     tensors.push_back({{"name", name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}});
   }
   j["tensors"] = tensors;
-  for (const auto& [k, v] : dtype_bytes) j["dtypes"][k] = {{"tensors", dtype_count[k]}, {"bytes", v}};
+  for (const auto& [k, v] : dtype_bytes)
+    j["dtypes"][k] = {{"tensors", dtype_count[k]}, {"bytes", v}};
   nlohmann::json files = nlohmann::json::array();
-  for (const auto& f : ck.files()) files.push_back({{"file", fs::path(f->path()).filename().string()}, {"bytes", f->file_size()}});
+  for (const auto& f : ck.files())
+    files.push_back({{"file", fs::path(f->path()).filename().string()}, {"bytes", f->file_size()}});
   j["files"] = files;
   j["total_file_bytes"] = ck.total_file_bytes();
   if (cfg.quant) {
@@ -78,12 +61,16 @@ nlohmann::json inspect_model(const std::string& path) {
 std::string format_inspection(const nlohmann::json& j) {
   std::string s;
   s += fmt::format("model        {}\n", j["path"].get<std::string>());
-  s += fmt::format("architecture {} ({} layers, hidden {}, intermediate {}, heads {}/{} kv, head_dim {}, vocab {}{})\n",
-                   j["model_type"].get<std::string>(), j["num_hidden_layers"].get<int64_t>(), j["hidden_size"].get<int64_t>(),
-                   j["intermediate_size"].get<int64_t>(), j["num_attention_heads"].get<int64_t>(),
-                   j["num_key_value_heads"].get<int64_t>(), j["head_dim"].get<int64_t>(), j["vocab_size"].get<int64_t>(),
-                   j["tie_word_embeddings"].get<bool>() ? ", tied embeddings" : "");
-  s += fmt::format("parameters   {} ({:.3f} B)\n", j["parameters"].get<int64_t>(), j["parameters"].get<int64_t>() / 1e9);
+  s += fmt::format(
+      "architecture {} ({} layers, hidden {}, intermediate {}, heads {}/{} kv, head_dim {}, vocab "
+      "{}{})\n",
+      j["model_type"].get<std::string>(), j["num_hidden_layers"].get<int64_t>(),
+      j["hidden_size"].get<int64_t>(), j["intermediate_size"].get<int64_t>(),
+      j["num_attention_heads"].get<int64_t>(), j["num_key_value_heads"].get<int64_t>(),
+      j["head_dim"].get<int64_t>(), j["vocab_size"].get<int64_t>(),
+      j["tie_word_embeddings"].get<bool>() ? ", tied embeddings" : "");
+  s += fmt::format("parameters   {} ({:.3f} B)\n", j["parameters"].get<int64_t>(),
+                   j["parameters"].get<int64_t>() / 1e9);
   if (j.contains("features") && !j["features"].empty()) {
     std::string f;
     for (const auto& [k, v] : j["features"].items())
@@ -91,13 +78,18 @@ std::string format_inspection(const nlohmann::json& j) {
     s += fmt::format("features     {}\n", f);
   }
   for (const auto& [k, v] : j["dtypes"].items())
-    s += fmt::format("dtype        {:5} {:5} tensors {:10.2f} MiB\n", k, v["tensors"].get<int64_t>(), v["bytes"].get<int64_t>() / 1048576.0);
-  for (const auto& f : j["files"]) s += fmt::format("file         {} ({:.2f} MiB)\n", f["file"].get<std::string>(), f["bytes"].get<int64_t>() / 1048576.0);
+    s += fmt::format("dtype        {:5} {:5} tensors {:10.2f} MiB\n", k,
+                     v["tensors"].get<int64_t>(), v["bytes"].get<int64_t>() / 1048576.0);
+  for (const auto& f : j["files"])
+    s += fmt::format("file         {} ({:.2f} MiB)\n", f["file"].get<std::string>(),
+                     f["bytes"].get<int64_t>() / 1048576.0);
   if (j.contains("quantization")) {
     const auto& q = j["quantization"];
-    s += fmt::format("quantization AWQ {}-bit, group {}, {}, {} layout ({:.2f} bits per parameter on disk)\n", q["bits"].get<int>(),
-                     q["group_size"].get<int>(), q["zero_point"].get<bool>() ? "zero point" : "symmetric",
-                     q["version"].get<std::string>(), j["bits_per_weight"].get<double>());
+    s += fmt::format(
+        "quantization AWQ {}-bit, group {}, {}, {} layout ({:.2f} bits per parameter on disk)\n",
+        q["bits"].get<int>(), q["group_size"].get<int>(),
+        q["zero_point"].get<bool>() ? "zero point" : "symmetric", q["version"].get<std::string>(),
+        j["bits_per_weight"].get<double>());
   } else {
     s += "quantization none\n";
   }
