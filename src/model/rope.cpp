@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <numbers>
@@ -205,14 +206,30 @@ void rope_frequencies(const RopeSpec& spec, int64_t seq_len, std::vector<double>
   }
 }
 
+namespace {
+// Tables are shared by every layer and call with the same frequencies.
+std::mutex g_table_mu;
+std::map<std::pair<std::vector<double>, double>, std::shared_ptr<const RotaryTable>> g_tables;
+}  // namespace
+
+size_t rotary_table_cache_entries() {
+  std::lock_guard lock(g_table_mu);
+  return g_tables.size();
+}
+
 std::shared_ptr<const RotaryTable> rotary_table(const RopeSpec& spec, int64_t seq_len) {
   std::vector<double> inv_freq;
   double af = 1;
   rope_frequencies(spec, seq_len, inv_freq, af);
-  // Tables are shared by every layer and call with the same frequencies.
-  static std::mutex mu;
-  static std::map<std::pair<std::vector<double>, double>, std::shared_ptr<const RotaryTable>> cache;
-  std::lock_guard lock(mu);
+  auto& cache = g_tables;
+  std::lock_guard lock(g_table_mu);
+  // Dynamic NTK scaling changes the frequencies with every token decoded past the original
+  // context: without eviction the cache would grow by a whole table per token. Tables no caller
+  // holds any more are dropped once a few distinct ones exist.
+  if (cache.size() >= 8 && !cache.count({inv_freq, af})) {
+    for (auto it = cache.begin(); it != cache.end();)
+      it = it->second.use_count() == 1 ? cache.erase(it) : std::next(it);
+  }
   auto& slot = cache[{inv_freq, af}];
   if (slot && slot->n_pos >= seq_len) return slot;
   auto t = std::make_shared<RotaryTable>();

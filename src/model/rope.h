@@ -58,5 +58,6 @@ void rope_frequencies(const RopeSpec& spec, int64_t seq_len, std::vector<double>
 
 // A shared, immutable table for `spec` covering at least positions [0, seq_len) (cached).
 std::shared_ptr<const RotaryTable> rotary_table(const RopeSpec& spec, int64_t seq_len);
+size_t rotary_table_cache_entries();  // tables the cache holds now (for tests)
 
 }  // namespace awq

@@ -14,6 +14,7 @@
 #include "model/block.h"
 #include "model/config.h"
 #include "model/ops.h"
+#include "model/rope.h"
 #include "test_util.h"
 
 namespace awq {
@@ -83,6 +84,25 @@ TEST(Ops, RopeRotateHalfEqualsInterleavedAfterPermutation) {
       for (int64_t i = 0; i < hd; ++i) EXPECT_EQ(inter[size_t(i)], x[size_t(i)]);
     }
   }
+}
+
+// Dynamic NTK scaling gives every decoded position past max_position_embeddings new
+// frequencies; the table cache must not keep one table per token.
+TEST(Ops, RotaryTableCacheStaysBoundedUnderDynamicScaling) {
+  RopeSpec spec;
+  spec.rotary_dim = 16;
+  spec.max_position_embeddings = 32;
+  spec.scaling.type = "dynamic";
+  spec.scaling.factor = 2.0;
+  const auto first = rotary_table(spec, 33);
+  for (int64_t len = 34; len < 300; ++len) {
+    const auto t = rotary_table(spec, len);
+    ASSERT_GE(t->n_pos, len);
+    EXPECT_LE(rotary_table_cache_entries(), 9u) << "at length " << len;
+  }
+  // A table still held by a caller is not freed under it, and later lengths see new frequencies.
+  EXPECT_EQ(first->n_pos, std::max<int64_t>(33, 64));
+  EXPECT_NE(first->inv_freq, rotary_table(spec, 300)->inv_freq);
 }
 
 TEST(Ops, RopeAnglesFollowTheta) {
