@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # AWQ against round-to-nearest on every family's real block shape (not in CI: ~1-3 min per preset
 # on 2 cores). For each `awq synth` preset: a few layers of the real model's width in bf16, with
-# activation-outlier channels (the case AWQ exists for), quantized W4 g128 by RTN and by AWQ
+# activation-outlier channels (the case AWQ exists for: K channels of gain G in every norm, and K
+# rows of every up projection G times larger, so down_proj's input has outliers too; Gemma's post
+# norms ×16 so that its scaled, tied embedding does not swamp the blocks: synth.h), quantized W4
+# g128 by RTN and by AWQ
 # (AutoAWQ layout, as users get it), then the KL divergence of each to the bf16 model and the
 # perplexities, on the bundled stories texts (tokenized by a synthetic byte-level tokenizer).
-#   [OUTLIERS=K:G] scripts/families-awq.sh [BUILD_DIR] [PRESET ...]   (defaults: 8:20, every family preset)
+#   [OUTLIERS=K:G] [MLP_OUTLIERS=K:G] scripts/families-awq.sh [BUILD_DIR] [PRESET ...]
+#   (defaults: 8:20 for both, every family preset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -21,6 +25,7 @@ printf '| preset | outliers K:G | RTN PPL | AWQ PPL | RTN KLD | AWQ KLD | AWQ/RT
 for p in "${presets[@]}"; do
   m=$work/$p
   [ -d "$m" ] || "$awq" synth --shape "$p" --layers 2 --vocab 4096 --dtype bf16 --outliers "${OUTLIERS:-8:20}" \
+    --mlp-outliers "${MLP_OUTLIERS:-${OUTLIERS:-8:20}}" --post-norm-gain 16 \
     --out "$m" >/dev/null
   q=(--group-size 128 --calib "$data/text/tinystories-train-head.txt" --calib-samples 16 \
     --calib-seqlen 256)

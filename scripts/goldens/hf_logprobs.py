@@ -58,6 +58,9 @@ max_position_embeddings) and "longrope" (once T > original_max_position_embeddin
 scaled/long frequencies at every position, while decoding switches only when it passes the limit. Eager attention
 applies sliding_window through the mask (Mistral; Gemma 2/3 sliding layers; Qwen2/3 only if use_sliding_window);
 the "Sliding Window Attention is enabled but not implemented for `eager`" warning of Qwen2/3 is only a warning.
+MoE families (Mixtral, Qwen2-MoE, Qwen3-MoE) go through the same AutoModelForCausalLM call: their sparse blocks
+return (hidden, router_logits) internally, the CausalLM output's .logits is what is scored, and router logits are
+not requested (output_router_logits stays False).
 """
 import argparse
 import json

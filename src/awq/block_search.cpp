@@ -38,14 +38,16 @@ Mat& capture_input(BlockCapture& cap, LinearRole r) {
 }
 
 bool group_applies(const ScalingGroup& g, const BlockWeights& w) {
+  // A sparse layer's dense gate/up/down are empty: its feed-forward has its own groups
+  // (awq/moe_search.h).
+  for (LinearRole l : g.layers)
+    if (w[l].out == 0) return false;
   if (!g.only_if_square) return true;
   // AutoAWQ compares v_proj.weight.shape with o_proj.weight.shape; the fold itself needs the
   // previous op's output width to equal the consumers' input width.
   return !g.prev_is_norm && w[g.prev_linear].out == w[g.layers[0]].in &&
          w[g.prev_linear].in == w[g.layers[0]].out;
 }
-
-namespace {
 
 // A Linear that reads another's f32 weight without copying it (Linear's w32 form).
 Linear borrow(const Linear& l) {
@@ -98,6 +100,8 @@ Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const 
   divide_columns(l.w, s);
   return l;
 }
+
+namespace {
 
 // The inspected module's output with the unmodified weights when the capture holds it (the
 // block's forward computed exactly this: same kernels, same inputs), else nullptr.
@@ -411,7 +415,6 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
                                            const QuantSpec& spec, const ClipOptions& copt,
                                            int64_t n_tokens) {
   std::vector<ClipResult> out;
-  const int n_cand = std::max(1, int(copt.max_shrink * float(copt.n_grid)));
   // The objective's matrices per captured input, built once: gate and up (and q, k, v) read the
   // same one. Map nodes stay put, so inputs that point into their sampled rows (or into the
   // capture, when every row is taken) stay valid.
@@ -425,6 +428,7 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
     for (LinearRole s : arch.clip_skip) skip |= s == role;
     if (skip) continue;
     const Linear& l = w[role];
+    if (l.out == 0) continue;  // a sparse layer's dense MLP roles
     const std::string name = arch.linear_name(layer, role);
     const Mat& x = capture_input(cap, role);
     auto [it, fresh] = prepared.try_emplace(&x);
@@ -433,61 +437,70 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
       const Mat& xs = sample_rows(x, clip_sample_tokens(n_tokens, spec.group_for(x.cols)), p.xs);
       p.in = prepare_clip_inputs(xs.data.data(), xs.rows, xs.cols, spec, name);
     }
-    const std::vector<float> mv =
-        search_clip(l.w.data.data(), l.out, l.in, it->second.in, spec, copt, name);
-    const int64_t g = spec.group_for(l.in), ng = l.in / g;
-    AWQ_CHECK(int64_t(mv.size()) == l.out * ng, "{}: clip search returned {} values for [{}, {}]",
-              name, mv.size(), l.out, ng);
-    ClipResult c;
+    ClipResult c = search_linear_clip(l, it->second.in, spec, copt, name);
     c.role = role;
-    c.out = l.out;
-    c.n_groups = ng;
-    c.shrink_index.resize(mv.size());
-    // Keep the index of the candidate the search chose (the replay recomputes the bound from it).
-    for (int64_t o = 0; o < l.out; ++o) {
-      for (int64_t k = 0; k < ng; ++k) {
-        const float m0 = group_absmax(l.w, o, k, g);
-        const float m = mv[size_t(o * ng + k)];
-        int best = 0;
-        float best_d = std::numeric_limits<float>::infinity();
-        for (int i = 0; i < n_cand; ++i) {
-          const float d = std::fabs(m0 * shrink_of(i, copt.n_grid) - m);
-          if (d < best_d) {
-            best_d = d;
-            best = i;
-          }
-        }
-        c.shrink_index[size_t(o * ng + k)] = uint8_t(best);
-      }
-    }
     out.push_back(std::move(c));
   }
   return out;
 }
 
+ClipResult search_linear_clip(const Linear& l, const ClipInputs& in, const QuantSpec& spec,
+                              const ClipOptions& copt, const std::string& name) {
+  const int n_cand = std::max(1, int(copt.max_shrink * float(copt.n_grid)));
+  const std::vector<float> mv = search_clip(l.w.data.data(), l.out, l.in, in, spec, copt, name);
+  const int64_t g = spec.group_for(l.in), ng = l.in / g;
+  AWQ_CHECK(int64_t(mv.size()) == l.out * ng, "{}: clip search returned {} values for [{}, {}]",
+            name, mv.size(), l.out, ng);
+  ClipResult c;
+  c.out = l.out;
+  c.n_groups = ng;
+  c.shrink_index.resize(mv.size());
+  // Keep the index of the candidate the search chose (the replay recomputes the bound from it).
+  for (int64_t o = 0; o < l.out; ++o) {
+    for (int64_t k = 0; k < ng; ++k) {
+      const float m0 = group_absmax(l.w, o, k, g);
+      const float m = mv[size_t(o * ng + k)];
+      int best = 0;
+      float best_d = std::numeric_limits<float>::infinity();
+      for (int i = 0; i < n_cand; ++i) {
+        const float d = std::fabs(m0 * shrink_of(i, copt.n_grid) - m);
+        if (d < best_d) {
+          best_d = d;
+          best = i;
+        }
+      }
+      c.shrink_index[size_t(o * ng + k)] = uint8_t(best);
+    }
+  }
+  return c;
+}
+
 void apply_block_clips(BlockWeights& w, std::vector<ClipResult>& clips, const QuantSpec& spec,
                        int n_grid) {
-  for (ClipResult& c : clips) {
-    Linear& l = w[c.role];
-    const int64_t g = spec.group_for(l.in), ng = l.in / g;
-    AWQ_CHECK(c.out == l.out && c.n_groups == ng,
-              "{}: clip table is [{}, {}], the weight needs [{}, {}]", linear_role_name(c.role),
-              c.out, c.n_groups, l.out, ng);
-    std::vector<float> mv(size_t(l.out * ng));
-    double shrink_sum = 0;
-    int64_t clipped = 0;
-    for (int64_t o = 0; o < l.out; ++o) {
-      for (int64_t k = 0; k < ng; ++k) {
-        const int idx = c.shrink_index[size_t(o * ng + k)];
-        mv[size_t(o * ng + k)] = group_absmax(l.w, o, k, g) * shrink_of(idx, n_grid);
-        shrink_sum += double(shrink_of(idx, n_grid));
-        clipped += idx > 0;
-      }
+  for (ClipResult& c : clips)
+    apply_linear_clip(w[c.role], c, spec, n_grid, linear_role_name(c.role));
+}
+
+void apply_linear_clip(Linear& l, ClipResult& c, const QuantSpec& spec, int n_grid,
+                       const std::string& name) {
+  const int64_t g = spec.group_for(l.in), ng = l.in / g;
+  AWQ_CHECK(c.out == l.out && c.n_groups == ng,
+            "{}: clip table is [{}, {}], the weight needs [{}, {}]", name, c.out, c.n_groups, l.out,
+            ng);
+  std::vector<float> mv(size_t(l.out * ng));
+  double shrink_sum = 0;
+  int64_t clipped = 0;
+  for (int64_t o = 0; o < l.out; ++o) {
+    for (int64_t k = 0; k < ng; ++k) {
+      const int idx = c.shrink_index[size_t(o * ng + k)];
+      mv[size_t(o * ng + k)] = group_absmax(l.w, o, k, g) * shrink_of(idx, n_grid);
+      shrink_sum += double(shrink_of(idx, n_grid));
+      clipped += idx > 0;
     }
-    apply_clip(l.w.data.data(), l.out, l.in, mv, int(g));
-    c.mean_shrink = mv.empty() ? 1.0 : shrink_sum / double(mv.size());
-    c.frac_clipped = mv.empty() ? 0.0 : double(clipped) / double(mv.size());
   }
+  apply_clip(l.w.data.data(), l.out, l.in, mv, int(g));
+  c.mean_shrink = mv.empty() ? 1.0 : shrink_sum / double(mv.size());
+  c.frac_clipped = mv.empty() ? 0.0 : double(clipped) / double(mv.size());
 }
 
 void pad_intermediate(BlockWeights& w, int64_t width) {

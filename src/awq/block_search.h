@@ -81,6 +81,24 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
 void apply_block_clips(BlockWeights& w, std::vector<ClipResult>& clips, const QuantSpec& spec,
                        int n_grid);
 
+// Building blocks the MoE search (moe_search.h) shares with the dense one.
+// A Linear that reads another's f32 weight without copying it.
+Linear borrow(const Linear& l);
+// Q(W·s)/s from the untouched original; with `xs` (sampled inputs already divided by s) W·s is
+// first clipped as the clip search would clip it.
+Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const QuantSpec& spec,
+                         const std::string& name, const ClipInputs* xs, const ClipOptions& copt);
+// Every stride-th row of x (stride max(1, rows / n_tokens)); x itself when the stride is 1.
+const Mat& sample_rows(const Mat& x, int64_t n_tokens, Mat& storage);
+// How many tokens the clip search samples for groups of `group` inputs (see clip_tokens).
+int64_t clip_sample_tokens(int64_t requested, int64_t group);
+// The clip search of one linear on prepared inputs, as a table of shrink indices (role unset).
+ClipResult search_linear_clip(const Linear& l, const ClipInputs& in, const QuantSpec& spec,
+                              const ClipOptions& copt, const std::string& name);
+// Clamps l's groups as `c` says and fills c's statistics; errors name `name`.
+void apply_linear_clip(Linear& l, ClipResult& c, const QuantSpec& spec, int n_grid,
+                       const std::string& name);
+
 // The FLOPs of one forward of a group's inspected module on n_seq × T tokens.
 double inspect_flops(const ModelConfig& cfg, InspectKind kind, LinearRole first, int64_t n_seq,
                      int64_t T);

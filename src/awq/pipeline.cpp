@@ -9,6 +9,7 @@
 #include <set>
 
 #include "awq/block_search.h"
+#include "awq/moe_search.h"
 #include "awq/writer.h"
 #include "base/error.h"
 #include "base/half.h"
@@ -59,6 +60,31 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
             "--out {} is the input model directory; the input is never "
             "modified, choose another output directory",
             o.out_dir);
+  if (cfg.is_moe()) {
+    AWQ_CHECK(o.pad_intermediate == 0,
+              "--pad-intermediate: not supported for MoE models (model_type '{}')", cfg.model_type);
+    AWQ_CHECK(!o.propagate_quantized,
+              "--propagate quantized: not supported for MoE models yet (model_type '{}')",
+              cfg.model_type);
+    AWQ_CHECK(o.moe_min_tokens >= 0, "--moe-min-tokens must be 0 or more (got {})",
+              o.moe_min_tokens);
+    // Expert linears: gate/up [I, hidden], down [hidden, I] (and the shared expert's).
+    std::vector<std::pair<int64_t, int64_t>> shapes = {
+        {cfg.moe_intermediate_size, cfg.hidden_size}, {cfg.hidden_size, cfg.moe_intermediate_size}};
+    if (cfg.shared_expert_intermediate_size > 0) {
+      shapes.emplace_back(cfg.shared_expert_intermediate_size, cfg.hidden_size);
+      shapes.emplace_back(cfg.hidden_size, cfg.shared_expert_intermediate_size);
+    }
+    for (const auto& [out, in] : shapes) {
+      QuantSpec spec = o.spec;
+      spec.validate(in, fmt::format("an expert linear [{} x {}]", out, in));
+      if (o.format == OutputFormat::AutoAwq)
+        AWQ_CHECK(out % 8 == 0,
+                  "expert linears [{} x {}]: the AutoAWQ GEMM format packs 8 output features per "
+                  "int32 and needs a multiple of 8; use --format fake-quant",
+                  out, in);
+    }
+  }
   AWQ_CHECK(!cfg.quant,
             "{}: the model is already AWQ-quantized (config.json has a quantization_config); "
             "quantize the original float model",
@@ -150,14 +176,42 @@ void check_tensors(const Checkpoint& ck, const ModelConfig& cfg, const Architect
       ck.get(arch.layer_name(l, arch.post_attn_norm_name + ".weight"), {d});
       ck.get(arch.layer_name(l, arch.post_mlp_norm_name + ".weight"), {d});
     }
+    const bool sparse = cfg.is_moe_layer(l);
     for (LinearRole r : kAllLinearRoles) {
       const StoredRows rows = stored_rows(cfg, arch, r);
       if (rows.row0 != 0) continue;  // a later part of a fused tensor: checked with the first
+      if (sparse && (r == LinearRole::Gate || r == LinearRole::Up || r == LinearRole::Down))
+        continue;
       const std::string name = arch.stored_linear_name(l, r);
       ck.get(name + ".weight", {rows.rows, linear_shape(cfg, r).second});
       if (linear_has_bias(cfg, r)) ck.get(name + ".bias", {rows.rows});
     }
+    if (!sparse) continue;
+    const int64_t I = cfg.moe_intermediate_size;
+    ck.get(arch.router_name(l) + ".weight", {cfg.num_experts, d});
+    for (int64_t e = 0; e < cfg.num_experts; ++e) {
+      ck.get(arch.expert_linear_name(l, e, LinearRole::Gate) + ".weight", {I, d});
+      ck.get(arch.expert_linear_name(l, e, LinearRole::Up) + ".weight", {I, d});
+      ck.get(arch.expert_linear_name(l, e, LinearRole::Down) + ".weight", {d, I});
+    }
+    if (!arch.moe.shared_expert.empty() && cfg.shared_expert_intermediate_size > 0) {
+      const int64_t S = cfg.shared_expert_intermediate_size;
+      ck.get(arch.shared_expert_linear_name(l, LinearRole::Gate) + ".weight", {S, d});
+      ck.get(arch.shared_expert_linear_name(l, LinearRole::Up) + ".weight", {S, d});
+      ck.get(arch.shared_expert_linear_name(l, LinearRole::Down) + ".weight", {d, S});
+      ck.get(arch.shared_gate_name(l) + ".weight", {1, d});
+    }
   }
+}
+
+// A sparse layer's expert linears in the writer's order: every expert's gate, up, down, then the
+// shared expert's.
+std::vector<const Linear*> expert_linears(const BlockWeights& w) {
+  std::vector<const Linear*> v;
+  for (const FfnWeights& f : w.moe.experts) v.insert(v.end(), {&f.gate, &f.up, &f.down});
+  if (w.moe.shared.present())
+    v.insert(v.end(), {&w.moe.shared.gate, &w.moe.shared.up, &w.moe.shared.down});
+  return v;
 }
 
 // X0: the embedding rows of the calibration tokens, converted straight from the mapping and
@@ -380,11 +434,23 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       br.groups = search_block_scales(qcfg, arch, layer, w, cap, n_seq, T, sopt);
       for (const auto& g : br.groups) rep.search_flops += g.flops;
       apply_block_scales(arch, layer, w, &cap, br.groups);
+      if (w.is_moe()) {
+        br.expert_tokens = expert_token_counts(cap, cfg.num_experts);
+        MoeSearchOptions mopt;
+        mopt.scale = sopt;
+        mopt.min_tokens = o.moe_min_tokens;
+        br.moe_groups = search_moe_scales(qcfg, arch, layer, w, cap, n_seq, T, mopt);
+        for (const auto& g : br.moe_groups) rep.search_flops += g.flops;
+        apply_moe_scales(layer, w, &cap, br.moe_groups);
+      }
       rep.times.scale_search += t_stage.seconds();
       t_stage.reset();
       if (o.clip) {
         stage("clip search");
         br.clips = search_block_clips(arch, layer, w, cap, o.spec, o.clip_opts, o.clip_tokens);
+        if (w.is_moe())
+          br.moe_clips = search_moe_clips(qcfg, arch, layer, w, cap, o.spec, o.clip_opts,
+                                          o.moe_min_tokens, o.clip_tokens);
       }
       rep.times.clip_search += t_stage.seconds();
       cap = BlockCapture();  // the activations are no longer needed
@@ -392,19 +458,44 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       t_stage.reset();
       br = loaded[size_t(layer)];
       apply_block_scales(arch, layer, w, nullptr, br.groups);
-      if (!o.clip) br.clips.clear();
+      AWQ_CHECK(w.is_moe() || br.moe_groups.empty(),
+                "{}: layer {} is dense but the search has "
+                "MoE groups",
+                o.load_search, layer);
+      if (w.is_moe()) apply_moe_scales(layer, w, nullptr, br.moe_groups);
+      if (!o.clip) {
+        br.clips.clear();
+        br.moe_clips.clear();
+      }
       rep.times.scale_search += t_stage.seconds();
     }
 
     stage("quantize");
     t_stage.reset();
     if (!br.clips.empty()) apply_block_clips(w, br.clips, o.spec, o.clip_opts.n_grid);
-    std::vector<QuantizedMatrix> q;
+    if (!br.moe_clips.empty()) apply_moe_clips(layer, w, br.moe_clips, o.spec, o.clip_opts.n_grid);
+    std::vector<QuantizedMatrix> q, qmoe;
     if (!o.no_quantize) {
       for (LinearRole r : kAllLinearRoles) {
         const Linear& l = w[r];
+        if (l.out == 0) {  // a sparse layer's dense feed-forward roles: nothing to quantize
+          q.emplace_back();
+          continue;
+        }
         q.push_back(
             quantize(l.w.data.data(), l.out, l.in, o.spec, arch.stored_linear_name(layer, r)));
+      }
+      if (w.is_moe()) {
+        const std::vector<const Linear*> ls = expert_linears(w);
+        qmoe.resize(ls.size());
+        // Experts are small and many: one per task (each quantize call is then serial inside).
+        parallel_for(int64_t(ls.size()), 1, [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) {
+            const Linear& l = *ls[size_t(i)];
+            qmoe[size_t(i)] = quantize(l.w.data.data(), l.out, l.in, o.spec,
+                                       fmt::format("layer {} expert linear {}", layer, i));
+          }
+        });
       }
     }
     if (search && o.propagate_quantized) {
@@ -415,7 +506,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
 
     stage("write");
     t_stage.reset();
-    writer.add_block(layer, w, q);
+    writer.add_block(layer, w, q, qmoe);
     rep.times.write += t_stage.seconds();
     if (search) x = std::move(x_next);
     rep.blocks.push_back(std::move(br));

@@ -52,6 +52,10 @@ struct QuantizeOptions {
   // Scaling groups (Architecture::scaling_groups names: "attn.qkv", "attn.o", "mlp.gate_up",
   // "mlp.down") turned off or on against the family's default (ScalingGroup::off_by_default).
   std::vector<std::string> groups_off, groups_on;
+  // MoE: an expert that receives fewer calibration tokens than this is calibrated on every token
+  // passed through it (moe_search.h); 0 turns the fallback off (an expert with no token is then
+  // plain RTN).
+  int64_t moe_min_tokens = 16;
   int64_t calib_samples = 128, calib_seqlen = 512;
   std::optional<uint64_t> shuffle_seed;
   bool propagate_quantized = false;

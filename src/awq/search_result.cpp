@@ -30,6 +30,20 @@ LinearRole role_from_name(const std::string& name, const std::string& path) {
   fail("{}: unknown linear '{}'", path, name);
 }
 
+// A sparse layer's expert in the file: its index, or "shared".
+json expert_json(int expert) {
+  return expert == kSharedExpert ? json("shared") : json(expert);
+}
+
+int expert_from_json(const json& e, const std::string& path) {
+  if (!e.contains("expert")) return kNoExpert;
+  const json& v = e["expert"];
+  if (v.is_string() && v.get<std::string>() == "shared") return kSharedExpert;
+  AWQ_CHECK(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < (1 << 20),
+            "{}: 'expert' must be an expert index or \"shared\" (got {})", path, v.dump());
+  return int(v.get<int64_t>());
+}
+
 }  // namespace
 
 void save_search(const std::string& path, const SearchHeader& h,
@@ -50,10 +64,15 @@ void save_search(const std::string& path, const SearchHeader& h,
     json l;
     l["layer"] = b.layer;
     json scales = json::array();
-    for (const auto& g : b.groups) {
+    std::vector<const GroupResult*> groups;
+    for (const auto& g : b.groups) groups.push_back(&g);
+    for (const auto& g : b.moe_groups) groups.push_back(&g);
+    for (const GroupResult* gp : groups) {
+      const GroupResult& g = *gp;
       if (!g.applied) continue;
       json e;
       e["group"] = g.name;
+      if (g.expert != kNoExpert) e["expert"] = expert_json(g.expert);
       e["prev"] = g.prev;
       e["choice"] = g.choice.label();
       e["duo"] = g.choice.duo;
@@ -69,9 +88,14 @@ void save_search(const std::string& path, const SearchHeader& h,
     }
     l["scales"] = std::move(scales);
     json clips = json::array();
-    for (const auto& c : b.clips) {
+    std::vector<const ClipResult*> all_clips;
+    for (const auto& c : b.clips) all_clips.push_back(&c);
+    for (const auto& c : b.moe_clips) all_clips.push_back(&c);
+    for (const ClipResult* cp : all_clips) {
+      const ClipResult& c = *cp;
       json e;
       e["linear"] = linear_role_name(c.role);
+      if (c.expert != kNoExpert) e["expert"] = expert_json(c.expert);
       e["out"] = c.out;
       e["groups"] = c.n_groups;
       std::string digits(c.shrink_index.size(), '0');
@@ -127,11 +151,22 @@ std::vector<BlockResult> load_search(const std::string& path, const SearchHeader
       for (const auto& e : l.at("scales")) {
         GroupResult g;
         g.name = e.at("group").get<std::string>();
-        const ScalingGroup* sg = nullptr;
-        for (const auto& cand : arch.scaling_groups)
-          if (cand.name == g.name) sg = &cand;
-        AWQ_CHECK(sg != nullptr, "{}: layer {}: unknown scaling group '{}'", path, b.layer, g.name);
-        g.layers = sg->layers;
+        const bool moe = g.name.rfind("moe.", 0) == 0;
+        if (moe) {
+          AWQ_CHECK(g.name == "moe.gate_up" || g.name == "moe.down",
+                    "{}: layer {}: unknown scaling group '{}'", path, b.layer, g.name);
+          g.expert = expert_from_json(e, path);
+          g.layers = g.name == "moe.gate_up"
+                         ? std::vector<LinearRole>{LinearRole::Gate, LinearRole::Up}
+                         : std::vector<LinearRole>{LinearRole::Down};
+        } else {
+          const ScalingGroup* sg = nullptr;
+          for (const auto& cand : arch.scaling_groups)
+            if (cand.name == g.name) sg = &cand;
+          AWQ_CHECK(sg != nullptr, "{}: layer {}: unknown scaling group '{}'", path, b.layer,
+                    g.name);
+          g.layers = sg->layers;
+        }
         g.prev = e.value("prev", "");
         g.applied = true;
         g.choice.duo = e.value("duo", false);
@@ -140,11 +175,12 @@ std::vector<BlockResult> load_search(const std::string& path, const SearchHeader
         g.loss = e.value("loss", 0.0);
         g.rtn_loss = e.value("rtn_loss", 0.0);
         for (const auto& v : e.at("s")) g.scales.push_back(float(v.get<double>()));
-        b.groups.push_back(std::move(g));
+        (moe ? b.moe_groups : b.groups).push_back(std::move(g));
       }
       for (const auto& e : l.at("clips")) {
         ClipResult c;
         c.role = role_from_name(e.at("linear").get<std::string>(), path);
+        c.expert = expert_from_json(e, path);
         c.out = e.at("out").get<int64_t>();
         c.n_groups = e.at("groups").get<int64_t>();
         const std::string digits = e.at("shrink").get<std::string>();
@@ -158,7 +194,7 @@ std::vector<BlockResult> load_search(const std::string& path, const SearchHeader
                     b.layer, linear_role_name(c.role), digits[i]);
           c.shrink_index[i] = uint8_t(v);
         }
-        b.clips.push_back(std::move(c));
+        (e.contains("expert") ? b.moe_clips : b.clips).push_back(std::move(c));
       }
       out.push_back(std::move(b));
     }

@@ -12,8 +12,14 @@
 
 namespace awq {
 
+// Which feed-forward of a sparse layer a group or clip belongs to: a routed expert's index, or
+// one of these.
+inline constexpr int kNoExpert = -1;  // the dense block's groups, and MoE's shared "moe.gate_up"
+inline constexpr int kSharedExpert = -2;  // Qwen2-MoE's shared expert
+
 struct GroupResult {
-  std::string name;  // the architecture's group name, "attn.qkv", ...
+  std::string name;  // the architecture's group name, "attn.qkv", ..., or "moe.*" (moe_search.h)
+  int expert = kNoExpert;
   std::string prev;  // tensor that absorbed 1/s (for reports)
   std::vector<LinearRole> layers;
   bool applied = false;  // false: skipped (v→o under GQA) or not searched (RTN)
@@ -27,7 +33,8 @@ struct GroupResult {
 // ±max|w_group| · (1 − index / n_grid). Indices (not floats) keep the file small and make the
 // replay exact: the bound is recomputed from the same scaled weight with the same expression.
 struct ClipResult {
-  LinearRole role = LinearRole::V;
+  LinearRole role = LinearRole::V;  // Gate, Up or Down for an expert's linears
+  int expert = kNoExpert;
   int64_t out = 0, n_groups = 0;
   std::vector<uint8_t> shrink_index;  // [out, n_groups]
   double mean_shrink = 1.0;           // mean of (1 − index / n_grid)
@@ -38,6 +45,11 @@ struct BlockResult {
   int64_t layer = 0;
   std::vector<GroupResult> groups;
   std::vector<ClipResult> clips;
+  // A sparse layer's feed-forward (moe_search.h): its groups and clips, and how many calibration
+  // tokens each routed expert received (empty when not searched here).
+  std::vector<GroupResult> moe_groups;
+  std::vector<ClipResult> moe_clips;
+  std::vector<int64_t> expert_tokens;
 };
 
 struct SearchHeader {

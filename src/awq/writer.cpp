@@ -148,7 +148,8 @@ QuantizedMatrix stack_rows(const std::vector<const QuantizedMatrix*>& parts) {
 }  // namespace
 
 void ModelWriter::add_block(int64_t layer, const BlockWeights& w,
-                            const std::vector<QuantizedMatrix>& q) {
+                            const std::vector<QuantizedMatrix>& q,
+                            const std::vector<QuantizedMatrix>& qmoe) {
   add_norm(arch_.norm_name(layer, NormRole::Attn), w.attn_norm);
   if (arch_.has_qk_norm()) {
     add_norm(arch_.layer_name(layer, arch_.q_norm_name + ".weight"), w.q_norm);
@@ -164,6 +165,7 @@ void ModelWriter::add_block(int64_t layer, const BlockWeights& w,
   for (LinearRole r : kAllLinearRoles) {
     const StoredRows rows = stored_rows(cfg_, arch_, r);
     if (rows.row0 != 0) continue;  // a later part of a fused tensor: written with the first
+    if (w.is_moe() && w[r].out == 0) continue;  // a sparse layer's feed-forward: add_moe
     // The roles stored in this tensor, in row order (one, or q|k|v, or gate|up).
     std::vector<LinearRole> parts = {r};
     if (arch_.is_fused(r))
@@ -185,6 +187,7 @@ void ModelWriter::add_block(int64_t layer, const BlockWeights& w,
       writer_.add(name + ".qweight", DType::I32, {K, N / 8}, int32_bytes(t.qweight));
       writer_.add(name + ".qzeros", DType::I32, {K / G, N / 8}, int32_bytes(t.qzeros));
       writer_.add(name + ".scales", DType::F16, {K / G, N}, u16_bytes(t.scales_f16));
+      quantized_names_.push_back(name);
     } else {
       std::vector<float> all;
       all.reserve(size_t(n_rows * in));
@@ -216,6 +219,70 @@ void ModelWriter::add_block(int64_t layer, const BlockWeights& w,
       writer_.add_f32_as(name + ".bias", float_dtype_, {n_rows}, b);
     }
   }
+  if (w.is_moe()) add_moe(layer, w, qmoe);
+}
+
+void ModelWriter::add_linear(const std::string& name, const Linear& l, const QuantizedMatrix* q) {
+  AWQ_CHECK(l.bias.empty(), "writer: {} has a bias (experts have none)", name);
+  if (autoawq_) {
+    AWQ_CHECK(q != nullptr, "writer: the AutoAWQ format needs quantized linears ({})", name);
+    const AwqGemmTensors t = pack_awq_gemm(*q, name);
+    const int64_t K = t.K, N = t.N, G = t.group;
+    writer_.add(name + ".qweight", DType::I32, {K, N / 8}, int32_bytes(t.qweight));
+    writer_.add(name + ".qzeros", DType::I32, {K / G, N / 8}, int32_bytes(t.qzeros));
+    writer_.add(name + ".scales", DType::F16, {K / G, N}, u16_bytes(t.scales_f16));
+    quantized_names_.push_back(name);
+    return;
+  }
+  std::vector<float> v;
+  if (q) {
+    v.resize(size_t(q->out * q->in));
+    q->dequantize(v.data());
+  } else {
+    v.assign(l.w.data.begin(), l.w.data.end());
+  }
+  const DType wt = float_dtype_ == DType::F32 ? DType::F32 : DType::F16;
+  writer_.add_f32_as(name + ".weight", wt, {l.out, l.in}, v);
+}
+
+void ModelWriter::add_moe(int64_t layer, const BlockWeights& w,
+                          const std::vector<QuantizedMatrix>& qmoe) {
+  const MoeWeights& m = w.moe;
+  const size_t n_ffn = m.experts.size() + (m.shared.present() ? 1 : 0);
+  AWQ_CHECK(qmoe.empty() || qmoe.size() == 3 * n_ffn, "writer: {} quantized expert linears for {}",
+            qmoe.size(), 3 * n_ffn);
+  // The router and the shared expert's gate stay in the float dtype (they pick and weigh the
+  // experts; no loader quantizes them) and are listed in modules_to_not_convert by full name:
+  // the loaders match by substring, and "mlp.gate" alone would also match a dense layer's
+  // "mlp.gate_proj".
+  const std::string router = arch_.router_name(layer);
+  writer_.add_f32_as(router + ".weight", float_dtype_, {m.router.rows, m.router.cols},
+                     m.router.data);
+  not_converted_.push_back(router);
+  size_t i = 0;
+  const LinearRole roles[] = {LinearRole::Gate, LinearRole::Up, LinearRole::Down};
+  for (size_t e = 0; e < m.experts.size(); ++e)
+    for (LinearRole r : roles) {
+      const Linear& l = r == LinearRole::Gate ? m.experts[e].gate
+                        : r == LinearRole::Up ? m.experts[e].up
+                                              : m.experts[e].down;
+      add_linear(arch_.expert_linear_name(layer, int64_t(e), r), l,
+                 qmoe.empty() ? nullptr : &qmoe[i]);
+      ++i;
+    }
+  if (m.shared.present()) {
+    for (LinearRole r : roles) {
+      const Linear& l = r == LinearRole::Gate ? m.shared.gate
+                        : r == LinearRole::Up ? m.shared.up
+                                              : m.shared.down;
+      add_linear(arch_.shared_expert_linear_name(layer, r), l, qmoe.empty() ? nullptr : &qmoe[i]);
+      ++i;
+    }
+    const std::string gate = arch_.shared_gate_name(layer);
+    writer_.add_f32_as(gate + ".weight", float_dtype_, {1, int64_t(m.shared_gate.size())},
+                       m.shared_gate);
+    not_converted_.push_back(gate);
+  }
 }
 
 void ModelWriter::finish(const Checkpoint& ck, const std::string& model_dir) {
@@ -242,6 +309,17 @@ void ModelWriter::finish(const Checkpoint& ck, const std::string& model_dir) {
                       cfg_.quant->modules_to_not_convert.end(),
                       m) == cfg_.quant->modules_to_not_convert.end())
           cfg_.quant->modules_to_not_convert.push_back(m);
+  }
+  if (cfg_.quant) {
+    for (const std::string& m : not_converted_) cfg_.quant->modules_to_not_convert.push_back(m);
+    // The loaders skip a module when any entry is a substring of its name: no entry may match a
+    // linear written quantized.
+    for (const std::string& n : quantized_names_)
+      for (const std::string& m : cfg_.quant->modules_to_not_convert)
+        AWQ_CHECK(n.find(m) == std::string::npos,
+                  "writer: modules_to_not_convert entry '{}' would make loaders skip the "
+                  "quantized linear '{}'",
+                  m, n);
   }
   writer_.finish();
   write_text_file_atomic(dir_.path("config.json").string(), cfg_.to_json().dump(2) + "\n");

@@ -43,7 +43,12 @@ class ModelWriter {
   // Block `layer`: its (folded) norms (all of them: q/k and output norms too) and linears, fused
   // ones stacked back into their stored tensor. `q` holds the 7 quantized linears in role order,
   // or is empty for fake-quant --no-quantize (then w's float weights are written).
-  void add_block(int64_t layer, const BlockWeights& w, const std::vector<QuantizedMatrix>& q);
+  // A sparse layer's feed-forward is written from w.moe: the router (and Qwen2-MoE's shared
+  // expert gate) in the float dtype and listed in modules_to_not_convert, every expert's gate, up
+  // and down (then the shared expert's) from `qmoe` in that order — 3 per expert — or from w's
+  // float weights when qmoe is empty.
+  void add_block(int64_t layer, const BlockWeights& w, const std::vector<QuantizedMatrix>& q,
+                 const std::vector<QuantizedMatrix>& qmoe = {});
   // Final norm, lm_head (unless tied), config.json, tokenizer files; then the index.
   void finish(const Checkpoint& ck, const std::string& model_dir);
   size_t bytes_written() const { return writer_.total_bytes(); }
@@ -51,6 +56,12 @@ class ModelWriter {
  private:
   void copy_tensor(const Checkpoint& ck, const std::string& name);
   void add_norm(const std::string& name, const std::vector<float>& multiplier);
+  void add_moe(int64_t layer, const BlockWeights& w, const std::vector<QuantizedMatrix>& qmoe);
+  // One unfused linear without bias (an expert's): AutoAWQ tensors from q, or its fake-quant /
+  // float weight.
+  void add_linear(const std::string& name, const Linear& l, const QuantizedMatrix* q);
+  std::vector<std::string> quantized_names_;  // every linear written as qweight/qzeros/scales
+  std::vector<std::string> not_converted_;    // modules_to_not_convert entries of the blocks
   StagedDir& dir_;
   ModelConfig cfg_;
   const Architecture& arch_;

@@ -38,6 +38,10 @@ Imatrix compute_imatrix(const Model& model, const std::vector<std::vector<int32_
                         const std::string& dataset, const std::function<void(int64_t)>& on_chunk) {
   AWQ_CHECK(!chunks.empty(), "imatrix: no calibration chunks");
   const ModelConfig& cfg = model.config();
+  // A sparse layer's capture has no dense down_in but per-expert inputs (BlockCapture::moe),
+  // which this accumulation does not know yet.
+  AWQ_CHECK(!cfg.is_moe(), "{}: imatrix of MoE models is not supported yet (model_type '{}')",
+            model.dir(), cfg.model_type);
   const int64_t L = model.n_layers();
   // sums[layer][0..3]: inputs of q/k/v, o, gate/up, down.
   std::vector<std::array<std::vector<double>, 4>> sums(static_cast<size_t>(L));

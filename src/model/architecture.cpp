@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "base/error.h"
+
 namespace awq {
 namespace {
 
@@ -134,9 +136,58 @@ Architecture phi3() {
   return a;
 }
 
+// Mixtral: Mistral attention, every layer a sparse MoE of SwiGLU experts w1 (gate), w3 (up),
+// w2 (down), top-k weights always renormalized (families.md §6).
+Architecture mixtral() {
+  Architecture a = llama_like("mixtral", "MixtralForCausalLM");
+  a.sliding = SlidingLayers::All;
+  a.moe.router = "block_sparse_moe.gate";
+  a.moe.expert = "block_sparse_moe.experts.{}.";
+  a.moe.expert_linears[0] = "w1";
+  a.moe.expert_linears[1] = "w3";
+  a.moe.expert_linears[2] = "w2";
+  a.moe.experts_key = "num_local_experts";
+  a.moe.always_renormalize = true;
+  return a;
+}
+
+void qwen_moe(Architecture& a) {
+  a.moe.router = "mlp.gate";
+  a.moe.expert = "mlp.experts.{}.";
+  a.moe.expert_linears[0] = "gate_proj";
+  a.moe.expert_linears[1] = "up_proj";
+  a.moe.expert_linears[2] = "down_proj";
+  a.moe.experts_key = "num_experts";
+  a.moe.dense_layers = true;
+}
+
+// Qwen2-MoE (Qwen1.5-MoE): Qwen2 attention (q/k/v biases, head_dim = hidden / heads), routed
+// experts plus a shared expert behind a sigmoid gate; dense layers per mlp_only_layers and
+// decoder_sparse_step.
+Architecture qwen2_moe() {
+  Architecture a = llama_like("qwen2_moe", "Qwen2MoeForCausalLM");
+  a.qkv_bias = true;
+  a.sliding = SlidingLayers::FromLayer;
+  a.head_dim_from_hidden = true;
+  qwen_moe(a);
+  a.moe.shared_expert = "mlp.shared_expert.";
+  a.moe.shared_gate = "mlp.shared_expert_gate";
+  return a;
+}
+
+// Qwen3-MoE: Qwen3 attention (q/k norms), routed experts only.
+Architecture qwen3_moe() {
+  Architecture a = qwen3();
+  a.model_type = "qwen3_moe";
+  a.hf_class = "Qwen3MoeForCausalLM";
+  qwen_moe(a);
+  return a;
+}
+
 const std::vector<Architecture>& table() {
-  static const std::vector<Architecture> t = {llama(),  mistral(),     qwen2(),  qwen3(), gemma(),
-                                              gemma2(), gemma3_text(), gemma3(), phi3()};
+  static const std::vector<Architecture> t = {llama(), mistral(), qwen2(),       qwen3(),
+                                              gemma(), gemma2(),  gemma3_text(), gemma3(),
+                                              phi3(),  mixtral(), qwen2_moe(),   qwen3_moe()};
   return t;
 }
 
@@ -172,6 +223,32 @@ std::string Architecture::stored_linear_name(int64_t layer, LinearRole r) const 
   if (!is_fused(r)) return linear_name(layer, r);
   const bool attn = r == LinearRole::Q || r == LinearRole::K || r == LinearRole::V;
   return layer_name(layer, attn ? fused_qkv_name : fused_gate_up_name);
+}
+
+std::string Architecture::router_name(int64_t layer) const {
+  return layer_name(layer, moe.router);
+}
+
+namespace {
+const std::string& expert_linear_rel(const MoeSpec& m, LinearRole r) {
+  const int i = int(r) - int(LinearRole::Gate);
+  AWQ_CHECK(i >= 0 && i < 3, "an expert has gate, up and down projections only, not {}",
+            linear_role_name(r));
+  return m.expert_linears[i];
+}
+}  // namespace
+
+std::string Architecture::expert_linear_name(int64_t layer, int64_t expert, LinearRole r) const {
+  return layer_name(layer,
+                    fmt::format(fmt::runtime(moe.expert), expert) + expert_linear_rel(moe, r));
+}
+
+std::string Architecture::shared_expert_linear_name(int64_t layer, LinearRole r) const {
+  return layer_name(layer, moe.shared_expert + expert_linear_rel(moe, r));
+}
+
+std::string Architecture::shared_gate_name(int64_t layer) const {
+  return layer_name(layer, moe.shared_gate);
 }
 
 const Architecture* find_architecture(const std::string& model_type) {

@@ -63,6 +63,25 @@ struct ScalingGroup {
   bool off_by_default = false;
 };
 
+// A family's sparse mixture-of-experts feed-forward (Mixtral, Qwen2-MoE, Qwen3-MoE), as names
+// relative to the layer prefix. The forward is model/moe.h; which layers are sparse is
+// ModelConfig::is_moe_layer (the others keep the dense linear_names).
+struct MoeSpec {
+  std::string router;  // the [E, hidden] router linear, without ".weight"
+  std::string expert;  // expert e's prefix, {} the index: "block_sparse_moe.experts.{}."
+  // gate, up, down of an expert (and of the shared expert), relative to its prefix: Mixtral's
+  // w1 (gate), w3 (up), w2 (down); Qwen's gate_proj, up_proj, down_proj.
+  std::string expert_linears[3];
+  std::string shared_expert;  // the shared expert's prefix (Qwen2-MoE), or empty
+  std::string shared_gate;    // its [1, hidden] sigmoid gate, without ".weight", or empty
+  std::string experts_key;    // config key of the expert count: num_local_experts / num_experts
+  // Mixtral renormalizes the top-k weights to sum 1 always; Qwen only when norm_topk_prob.
+  bool always_renormalize = false;
+  // Qwen: decoder_sparse_step and mlp_only_layers choose dense layers (Mixtral: every layer
+  // sparse, the routed experts are intermediate_size wide).
+  bool dense_layers = false;
+};
+
 struct Architecture {
   std::string model_type;
   std::string hf_class;   // "LlamaForCausalLM", for config.json "architectures"
@@ -92,6 +111,11 @@ struct Architecture {
   SlidingLayers sliding = SlidingLayers::None;
   int64_t default_sliding_window_pattern = 6;
 
+  // Qwen2-MoE: head_dim is always hidden_size / num_attention_heads (its attention reads no
+  // head_dim key), so a config's head_dim that differs is refused.
+  bool head_dim_from_hidden = false;
+  MoeSpec moe;  // empty router: a dense family
+
   std::vector<ScalingGroup> scaling_groups;
   std::vector<LinearRole> clip_skip;  // linears whose clipping is not searched (q, k)
 
@@ -100,6 +124,7 @@ struct Architecture {
   bool has_post_norms() const { return !post_attn_norm_name.empty(); }
   bool fused_qkv() const { return !fused_qkv_name.empty(); }
   bool fused_gate_up() const { return !fused_gate_up_name.empty(); }
+  bool is_moe() const { return !moe.router.empty(); }
 
   std::string layer_name(int64_t layer, const std::string& rel) const;
   std::string linear_name(int64_t layer, LinearRole r) const;  // without ".weight"
@@ -107,6 +132,11 @@ struct Architecture {
   // The tensor a role is stored in: its own, or the fused one (without ".weight").
   std::string stored_linear_name(int64_t layer, LinearRole r) const;
   bool is_fused(LinearRole r) const;
+  // MoE tensors (without ".weight"); r is Gate, Up or Down.
+  std::string router_name(int64_t layer) const;
+  std::string expert_linear_name(int64_t layer, int64_t expert, LinearRole r) const;
+  std::string shared_expert_linear_name(int64_t layer, LinearRole r) const;
+  std::string shared_gate_name(int64_t layer) const;
 };
 
 const Architecture* find_architecture(const std::string& model_type);

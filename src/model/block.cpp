@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 
 #include "base/error.h"
 #include "base/thread_pool.h"
@@ -85,14 +86,14 @@ bool is_awq_quantized(const Checkpoint& ck, const ModelConfig& cfg, const std::s
   return ck.has(name + ".qweight");
 }
 
-// Loads one linear in the form `opts` asks for. A fused checkpoint tensor (Phi-3's qkv_proj,
-// gate_up_proj) is read whole and the role's rows taken from it.
-Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
-                   int64_t layer, LinearRole r, const LoadOptions& opts) {
+// Loads the linear stored as `name` (without ".weight"), [out, in] at rows.row0 of its
+// rows.rows, in the form `opts` asks for. A fused checkpoint tensor (Phi-3's qkv_proj,
+// gate_up_proj) is read whole and the role's rows taken from it. A bias is read when `bias` says
+// the linear has one or the checkpoint holds one.
+Linear load_linear_named(const Checkpoint& ck, const ModelConfig& cfg, const std::string& name,
+                         int64_t out, int64_t in, StoredRows rows, bool bias_expected,
+                         const LoadOptions& opts) {
   const bool native = opts.weights != WeightForm::F32;
-  const std::string name = arch.stored_linear_name(layer, r);
-  const auto [out, in] = linear_shape(cfg, r);
-  const StoredRows rows = stored_rows(cfg, arch, r);
   Linear l;
   l.in = in;
   l.out = out;
@@ -132,12 +133,71 @@ Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architect
     }
   }
   const std::string bias = name + ".bias";
-  if (linear_has_bias(cfg, r) || ck.has(bias)) {
+  if (bias_expected || ck.has(bias)) {
     float_tensor(ck, bias, {rows.rows});
     const std::vector<float> all = ck.read_vec(bias, rows.rows);
     l.bias.assign(all.begin() + rows.row0, all.begin() + rows.row0 + out);
   }
   return l;
+}
+
+Linear load_linear(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
+                   int64_t layer, LinearRole r, const LoadOptions& opts) {
+  const auto [out, in] = linear_shape(cfg, r);
+  return load_linear_named(ck, cfg, arch.stored_linear_name(layer, r), out, in,
+                           stored_rows(cfg, arch, r), linear_has_bias(cfg, r), opts);
+}
+
+bool is_ffn_role(LinearRole r) {
+  return r == LinearRole::Gate || r == LinearRole::Up || r == LinearRole::Down;
+}
+
+// An expert (or the shared expert) of width I: gate and up [I, hidden], down [hidden, I], no
+// biases (transformers' experts have none). W4 gate|up are stacked as a dense block's are.
+FfnWeights load_ffn(const Checkpoint& ck, const ModelConfig& cfg,
+                    const std::function<std::string(LinearRole)>& name, int64_t I,
+                    const LoadOptions& opts) {
+  const int64_t d = cfg.hidden_size;
+  FfnWeights f;
+  f.gate = load_linear_named(ck, cfg, name(LinearRole::Gate), I, d, {0, I}, false, opts);
+  f.up = load_linear_named(ck, cfg, name(LinearRole::Up), I, d, {0, I}, false, opts);
+  f.down = load_linear_named(ck, cfg, name(LinearRole::Down), d, I, {0, d}, false, opts);
+  if (opts.weights == WeightForm::W4) {
+    Linear* gate_up[] = {&f.gate, &f.up};
+    fuse_w4(gate_up);
+  }
+  return f;
+}
+
+// A sparse layer's router (f32; dequantized if the checkpoint quantized it), experts, shared
+// expert and its gate. Every tensor is checked for presence and shape, naming it.
+MoeWeights load_moe(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
+                    int64_t layer, const LoadOptions& opts) {
+  const int64_t d = cfg.hidden_size, E = cfg.num_experts;
+  MoeWeights m;
+  const std::string router = arch.router_name(layer);
+  if (is_awq_quantized(ck, cfg, router)) {
+    m.router = dequantize_awq_linear(ck, router, *cfg.quant, E, d);
+  } else {
+    const TensorInfo& t = float_tensor(ck, router + ".weight", {E, d});
+    m.router.resize_for_overwrite(E, d);
+    convert_to_f32(t.dtype, t.data, E * d, m.router.data.data());
+  }
+  m.experts.reserve(size_t(E));
+  for (int64_t e = 0; e < E; ++e)
+    m.experts.push_back(load_ffn(
+        ck, cfg, [&](LinearRole r) { return arch.expert_linear_name(layer, e, r); },
+        cfg.moe_intermediate_size, opts));
+  if (!arch.moe.shared_expert.empty() && cfg.shared_expert_intermediate_size > 0) {
+    m.shared = load_ffn(
+        ck, cfg, [&](LinearRole r) { return arch.shared_expert_linear_name(layer, r); },
+        cfg.shared_expert_intermediate_size, opts);
+    const std::string gate = arch.shared_gate_name(layer) + ".weight";
+    const TensorInfo& t = float_tensor(ck, gate, {1, d});
+    m.shared_gate.resize(size_t(d));
+    convert_to_f32(t.dtype, t.data, d, m.shared_gate.data());
+  }
+  return m;
 }
 
 // A norm weight as its effective multiplier (w + the family's offset), checked to be [n].
@@ -181,7 +241,10 @@ BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Arch
     b.post_mlp_norm =
         load_norm(ck, arch, arch.layer_name(layer, arch.post_mlp_norm_name + ".weight"), d);
   }
-  for (LinearRole r : kAllLinearRoles) b[r] = load_linear(ck, cfg, arch, layer, r, opts);
+  const bool sparse = cfg.is_moe_layer(layer);
+  for (LinearRole r : kAllLinearRoles)
+    if (!(sparse && is_ffn_role(r))) b[r] = load_linear(ck, cfg, arch, layer, r, opts);
+  if (sparse) b.moe = load_moe(ck, cfg, arch, layer, opts);
   if (opts.weights == WeightForm::W4) fuse_block_w4(b);
   return b;
 }
@@ -210,8 +273,29 @@ void norm_and_rope(const ModelConfig& c, int64_t layer, const std::vector<float>
   });
 }
 
+void check_ffn(const FfnWeights& f, int64_t hidden, int64_t I, const char* what) {
+  AWQ_CHECK(f.gate.out == I && f.gate.in == hidden && f.up.out == I && f.up.in == hidden &&
+                f.down.out == hidden && f.down.in == I,
+            "block weights: {} is gate [{} x {}], up [{} x {}], down [{} x {}]; the config needs "
+            "[{} x {}], [{} x {}], [{} x {}]",
+            what, f.gate.out, f.gate.in, f.up.out, f.up.in, f.down.out, f.down.in, I, hidden, I,
+            hidden, hidden, I);
+}
+
 void check_block(const ModelConfig& c, const BlockWeights& w) {
+  const bool sparse = c.is_moe_layer(w.layer);
+  AWQ_CHECK(sparse == w.is_moe(),
+            "block weights: layer {} is {} in the config but its weights are {}", w.layer,
+            sparse ? "a sparse MoE layer" : "dense", w.is_moe() ? "an MoE's" : "a dense MLP's");
+  if (sparse) {
+    for (const FfnWeights& f : w.moe.experts)
+      check_ffn(f, c.hidden_size, c.moe_intermediate_size, "an expert");
+    if (w.moe.shared.present())
+      check_ffn(w.moe.shared, c.hidden_size, c.shared_expert_intermediate_size,
+                "the shared expert");
+  }
   for (LinearRole r : kAllLinearRoles) {
+    if (sparse && is_ffn_role(r)) continue;
     const auto [out, in] = linear_shape(c, r);
     AWQ_CHECK(w[r].in == in && w[r].out == out,
               "block weights: {} is [{} x {}], the config needs [{} x {}]", linear_role_name(r),
@@ -304,7 +388,11 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   } else {
     m = std::move(a);
   }
-  mlp_forward(c, w, hn, m, cap ? &cap->down_in : nullptr);
+  if (w.is_moe()) {
+    moe_forward(c, w.moe, hn, m, cap ? &cap->moe : nullptr);
+  } else {
+    mlp_forward(c, w, hn, m, cap ? &cap->down_in : nullptr);
+  }
   if (cap) cap->mlp_in = std::move(hn);
   if (!w.post_mlp_norm.empty()) {
     Mat mn;
@@ -343,9 +431,9 @@ namespace {
 constexpr int64_t kMlpChunkRows = 2048;
 
 // The MLP on xn -> out; gate and up are the caller's buffers (gate ends up holding down's input).
-void mlp_rows(const ModelConfig& c, const BlockWeights& w, const Mat& xn, Mat& out, Mat& gate,
-              Mat& up) {
-  const Linear* gate_up[] = {&w[LinearRole::Gate], &w[LinearRole::Up]};
+void mlp_rows(const ModelConfig& c, const Linear& gate_w, const Linear& up_w, const Linear& down_w,
+              const Mat& xn, Mat& out, Mat& gate, Mat& up) {
+  const Linear* gate_up[] = {&gate_w, &up_w};
   Mat* gate_up_out[] = {&gate, &up};
   forward_group(gate_up, xn, gate_up_out);
   const bool gelu = c.activation == Activation::GeluTanh;
@@ -356,30 +444,35 @@ void mlp_rows(const ModelConfig& c, const BlockWeights& w, const Mat& xn, Mat& o
       swiglu(gate.data.data() + i0, up.data.data() + i0, i1 - i0);
     }
   });
-  w[LinearRole::Down].forward(gate, out);
+  down_w.forward(gate, out);
 }
 
 }  // namespace
 
 void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
                  Mat* down_in) {
+  ffn_forward(cfg, w[LinearRole::Gate], w[LinearRole::Up], w[LinearRole::Down], xn, out, down_in);
+}
+
+void ffn_forward(const ModelConfig& cfg, const Linear& gate_w, const Linear& up_w,
+                 const Linear& down_w, const Mat& xn, Mat& out, Mat* down_in) {
   AWQ_CHECK(xn.cols == cfg.hidden_size, "mlp: input has {} columns, expected {}", xn.cols,
             cfg.hidden_size);
   Mat gate, up;
   if (xn.rows <= kMlpChunkRows) {
-    mlp_rows(cfg, w, xn, out, gate, up);
+    mlp_rows(cfg, gate_w, up_w, down_w, xn, out, gate, up);
     if (down_in) *down_in = std::move(gate);
     return;
   }
-  const int64_t n = xn.rows, f = w[LinearRole::Gate].out;
-  out.resize_for_overwrite(n, w[LinearRole::Down].out);
+  const int64_t n = xn.rows, f = gate_w.out;
+  out.resize_for_overwrite(n, down_w.out);
   if (down_in) down_in->resize_for_overwrite(n, f);
   Mat xc, oc;
   for (int64_t r0 = 0; r0 < n; r0 += kMlpChunkRows) {
     const int64_t rows = std::min(kMlpChunkRows, n - r0);
     xc.resize_for_overwrite(rows, xn.cols);
     std::copy(xn.row(r0), xn.row(r0 + rows), xc.row(0));
-    mlp_rows(cfg, w, xc, oc, gate, up);
+    mlp_rows(cfg, gate_w, up_w, down_w, xc, oc, gate, up);
     std::copy(oc.data.begin(), oc.data.end(), out.row(r0));
     if (down_in) std::copy(gate.data.begin(), gate.data.end(), down_in->row(r0));
   }

@@ -12,6 +12,7 @@
 #include "model/architecture.h"
 #include "model/config.h"
 #include "model/linear.h"
+#include "model/moe.h"
 #include "model/ops.h"
 
 namespace awq {
@@ -43,8 +44,12 @@ struct BlockWeights {  // NOLINT(bugprone-reserved-identifier): clang names the 
   std::vector<float> q_norm, k_norm;       // [head_dim] per-head norms before RoPE, or empty
   std::vector<float> post_attn_norm, post_mlp_norm;  // [hidden] on the outputs, or empty
   Linear lin[kNumLinearRoles];                       // indexed by LinearRole
+  // A sparse layer (ModelConfig::is_moe_layer): the MoE feed-forward, and gate/up/down of lin
+  // are empty (no weight, [0 x 0]).
+  MoeWeights moe;
   Linear& operator[](LinearRole r) { return lin[int(r)]; }
   const Linear& operator[](LinearRole r) const { return lin[int(r)]; }
+  bool is_moe() const { return !moe.empty(); }
 };
 
 // Where role `r` sits in the tensor it is stored in: its first row and the stored tensor's row
@@ -74,9 +79,12 @@ BlockWeights load_block_native(const Checkpoint& ck, const ModelConfig& cfg,
 BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
                         int64_t layer, const LoadOptions& opts);
 
-// The inputs of each linear, [n_tokens, in]: q/k/v (normed), o, gate/up (normed), down.
+// The inputs of each linear, [n_tokens, in]: q/k/v (normed), o, gate/up (normed), down. In a
+// sparse layer mlp_in is the MoE input (router, experts' gate/up, shared expert), down_in stays
+// empty and moe holds the routing and the experts' down inputs.
 struct BlockCapture {
   Mat attn_in, o_in, mlp_in, down_in;  // every linear's input
+  MoeCapture moe;
   // The attention's output (after o_proj) and the MLP's, before the residual adds: the scale
   // search's reference outputs, so it need not recompute them.
   Mat attn_out, mlp_out;
@@ -93,9 +101,13 @@ void block_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& x, 
 void attention_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, int64_t n_seq,
                        int64_t T, Mat& out, Mat* o_in = nullptr);
 
-// SwiGLU MLP on normed input xn -> out; down_in, if set, receives silu(gate)*up.
+// SwiGLU MLP on normed input xn -> out; down_in, if set, receives silu(gate)*up. Dense layers
+// only (a sparse layer's feed-forward is moe_forward, model/moe.h).
 void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
                  Mat* down_in = nullptr);
+// The same gated feed-forward for any three linears (an MoE expert): down(act(gate x) ⊙ up x).
+void ffn_forward(const ModelConfig& cfg, const Linear& gate, const Linear& up, const Linear& down,
+                 const Mat& xn, Mat& out, Mat* down_in = nullptr);
 
 // The block on x [n, hidden]: n consecutive tokens of one sequence at positions pos..pos+n-1, whose
 // earlier keys/values are in cache rows 0..pos-1; this call stores rows pos..pos+n-1.

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -83,6 +84,26 @@ json family_defaults(const std::string& type) {
   if (type == "gemma")
     return {{"head_dim", 256}, {"hidden_act", "gelu_pytorch_tanh"}, {"rms_norm_eps", 1e-6}};
   if (type == "phi3") return {{"original_max_position_embeddings", 4096}, {"rms_norm_eps", 1e-5}};
+  // The MoE config classes' defaults (transformers 4.52 configuration_{mixtral,qwen2_moe,
+  // qwen3_moe}.py): a config.json that omits them gets these experts, not none.
+  if (type == "mixtral")
+    return {{"num_local_experts", 8},
+            {"num_experts_per_tok", 2},
+            {"rope_theta", 1e6},
+            {"rms_norm_eps", 1e-5}};
+  if (type == "qwen2_moe")
+    return {{"num_experts", 60},
+            {"num_experts_per_tok", 4},
+            {"moe_intermediate_size", 1408},
+            {"shared_expert_intermediate_size", 5632},
+            {"norm_topk_prob", false},
+            {"decoder_sparse_step", 1}};
+  if (type == "qwen3_moe")
+    return {{"num_experts", 128},
+            {"num_experts_per_tok", 8},
+            {"moe_intermediate_size", 768},
+            {"norm_topk_prob", false},
+            {"decoder_sparse_step", 1}};
   return json::object();
 }
 
@@ -206,6 +227,74 @@ void parse_features(const json& j, const Architecture& a, ModelConfig& c, const 
   }
 }
 
+// The sparse MoE keys (families.md §6). A key the family does not read (any of them on a dense
+// family; Qwen's on Mixtral; Mixtral's expert count on Qwen) is refused: transformers would ignore
+// it, and the user meant something by it.
+void parse_moe(const json& j, const Architecture& a, ModelConfig& c, const std::string& src) {
+  const MoeSpec& m = a.moe;
+  const bool moe = a.is_moe();
+  auto refuse = [&](const char* key, bool supported) {
+    AWQ_CHECK(supported || !present(j, key),
+              "{}: '{}' is set ({}) but model_type '{}' has no such key in awq's architecture "
+              "table{}",
+              src, key, j.contains(key) ? j[key].dump() : "", a.model_type,
+              moe ? "" : " (it is not a mixture-of-experts family)");
+  };
+  refuse("num_local_experts", moe && m.experts_key == "num_local_experts");
+  refuse("num_experts", moe && m.experts_key == "num_experts");
+  refuse("num_experts_per_tok", moe);
+  refuse("moe_intermediate_size", moe && m.dense_layers);
+  refuse("shared_expert_intermediate_size", !m.shared_expert.empty());
+  refuse("decoder_sparse_step", m.dense_layers);
+  refuse("mlp_only_layers", m.dense_layers);
+  // Mixtral always renormalizes: a norm_topk_prob false there would be ignored by transformers.
+  if (!(moe && m.always_renormalize && present(j, "norm_topk_prob") && j["norm_topk_prob"] == true))
+    refuse("norm_topk_prob", moe && !m.always_renormalize);
+  if (!moe) return;
+  // Qwen2/3-MoE's eager attention applies use_sliding_window to every layer through the mask but
+  // its flash path only from max_window_layers: no single semantics to match.
+  if (a.sliding == SlidingLayers::FromLayer)
+    AWQ_CHECK(!get_bool(j, "use_sliding_window", src, false),
+              "{}: use_sliding_window true is not supported for model_type '{}' (transformers "
+              "applies it differently per attention implementation)",
+              src, a.model_type);
+
+  c.num_experts = get_int(j, m.experts_key.c_str(), src);
+  c.num_experts_per_tok = get_int(j, "num_experts_per_tok", src);
+  AWQ_CHECK(c.num_experts >= 0, "{}: {} must not be negative, got {}", src, m.experts_key,
+            c.num_experts);
+  if (c.num_experts == 0) return;  // Qwen: every layer dense
+  AWQ_CHECK(c.num_experts_per_tok > 0 && c.num_experts_per_tok <= c.num_experts,
+            "{}: num_experts_per_tok {} must be between 1 and {} {}", src, c.num_experts_per_tok,
+            m.experts_key, c.num_experts);
+  c.moe_intermediate_size =
+      m.dense_layers ? get_int(j, "moe_intermediate_size", src) : c.intermediate_size;
+  AWQ_CHECK(c.moe_intermediate_size > 0, "{}: moe_intermediate_size must be positive, got {}", src,
+            c.moe_intermediate_size);
+  if (!m.shared_expert.empty()) {
+    c.shared_expert_intermediate_size = get_int(j, "shared_expert_intermediate_size", src);
+    AWQ_CHECK(c.shared_expert_intermediate_size > 0,
+              "{}: shared_expert_intermediate_size must be positive, got {}", src,
+              c.shared_expert_intermediate_size);
+  }
+  c.norm_topk_prob = m.always_renormalize || get_bool(j, "norm_topk_prob", src, false);
+  if (m.dense_layers) {
+    c.decoder_sparse_step = get_int(j, "decoder_sparse_step", src, 1);
+    AWQ_CHECK(c.decoder_sparse_step > 0, "{}: decoder_sparse_step must be positive, got {}", src,
+              c.decoder_sparse_step);
+    if (present(j, "mlp_only_layers")) {
+      const json& l = j["mlp_only_layers"];
+      AWQ_CHECK(l.is_array(), "{}: mlp_only_layers must be a list of layer indices, got {}", src,
+                l.dump());
+      for (const json& v : l) {
+        AWQ_CHECK(v.is_number_integer() && v.get<int64_t>() >= 0,
+                  "{}: mlp_only_layers must hold layer indices, got {}", src, l.dump());
+        c.mlp_only_layers.push_back(v.get<int64_t>());  // indices past the last layer: no effect
+      }
+    }
+  }
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_json(const json& outer, const std::string& src_file) {
@@ -266,7 +355,13 @@ ModelConfig ModelConfig::from_json(const json& outer, const std::string& src_fil
   c.bos_token_id = token_id(j, "bos_token_id");
   c.eos_token_id = token_id(j, "eos_token_id");
   if (j.contains("torch_dtype") && j["torch_dtype"].is_string()) c.torch_dtype = j["torch_dtype"];
+  if (arch->head_dim_from_hidden)
+    AWQ_CHECK(c.head_dim == default_hd,
+              "{}: head_dim {} is not hidden_size / num_attention_heads = {}, which model_type "
+              "'{}' always uses",
+              src, c.head_dim, default_hd, c.model_type);
   parse_features(j, *arch, c, src);
+  parse_moe(j, *arch, c, src);
   if (j.contains("quantization_config") && !j["quantization_config"].is_null()) {
     const json& q = j["quantization_config"];
     const std::string method = q.value("quant_method", "");
@@ -317,6 +412,18 @@ json ModelConfig::features() const {
   if (a.query_pre_attn_scalar) f["attn_scale"] = attn_scale;
   if (embed_scale > 0) f["embed_scale"] = embed_scale;
   if (activation != Activation::Silu) f["activation"] = activation_name(activation);
+  if (is_moe()) {
+    int64_t sparse = 0;
+    for (int64_t l = 0; l < num_hidden_layers; ++l) sparse += is_moe_layer(l);
+    json m = {{"experts", num_experts},
+              {"top_k", num_experts_per_tok},
+              {"norm_topk_prob", norm_topk_prob},
+              {"expert_intermediate", moe_intermediate_size},
+              {"sparse_layers", sparse}};
+    if (shared_expert_intermediate_size > 0)
+      m["shared_expert_intermediate"] = shared_expert_intermediate_size;
+    f["moe"] = m;
+  }
   return f;
 }
 
@@ -348,15 +455,41 @@ ModelConfig ModelConfig::load(const std::string& dir) {
   return from_json(j, path);
 }
 
-int64_t ModelConfig::parameter_count() const {
-  const int64_t d = hidden_size, f = intermediate_size;
-  int64_t per_layer = d * q_dim() + 2 * d * kv_dim() + q_dim() * d + 3 * d * f + 2 * d;
-  if (attention_bias) per_layer += q_dim() + 2 * kv_dim();
-  if (arch().has_qk_norm()) per_layer += 2 * head_dim;
-  if (arch().has_post_norms()) per_layer += 2 * d;
-  int64_t n = num_hidden_layers * per_layer + vocab_size * d + d;
-  if (!tie_word_embeddings) n += vocab_size * d;
+bool ModelConfig::is_moe_layer(int64_t layer) const {
+  if (num_experts <= 0) return false;
+  if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) != mlp_only_layers.end())
+    return false;
+  return (layer + 1) % decoder_sparse_step == 0;
+}
+
+namespace {
+
+// Parameters of the model with `experts` routed experts counted per sparse layer.
+int64_t count_parameters(const ModelConfig& c, int64_t experts) {
+  const int64_t d = c.hidden_size;
+  int64_t attn = d * c.q_dim() + 2 * d * c.kv_dim() + c.q_dim() * d + 2 * d;
+  if (c.attention_bias) attn += c.q_dim() + 2 * c.kv_dim();
+  if (c.arch().has_qk_norm()) attn += 2 * c.head_dim;
+  if (c.arch().has_post_norms()) attn += 2 * d;
+  const int64_t dense = 3 * d * c.intermediate_size;
+  int64_t sparse = d * c.num_experts + experts * 3 * d * c.moe_intermediate_size;
+  if (c.shared_expert_intermediate_size > 0)
+    sparse += 3 * d * c.shared_expert_intermediate_size + d;
+  int64_t n = c.vocab_size * d + d;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    n += attn + (c.is_moe_layer(l) ? sparse : dense);
+  if (!c.tie_word_embeddings) n += c.vocab_size * d;
   return n;
+}
+
+}  // namespace
+
+int64_t ModelConfig::parameter_count() const {
+  return count_parameters(*this, num_experts);
+}
+
+int64_t ModelConfig::active_parameter_count() const {
+  return count_parameters(*this, num_experts_per_tok);
 }
 
 json ModelConfig::to_json() const {

@@ -55,6 +55,15 @@ struct ModelConfig {
   // gemma3: the text model of Gemma3ForConditionalGeneration (config.json's text_config); its
   // tensors are under a language-model prefix and the vision tower is kept as it is.
   bool multimodal = false;
+  // Sparse mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE; num_experts 0: a dense model). The
+  // routing semantics are in model/moe.h.
+  int64_t num_experts = 0;                      // num_local_experts (Mixtral) or num_experts
+  int64_t num_experts_per_tok = 0;              // top-k
+  int64_t moe_intermediate_size = 0;            // each routed expert's width
+  int64_t shared_expert_intermediate_size = 0;  // Qwen2-MoE's shared expert (0: none)
+  bool norm_topk_prob = false;      // renormalize the top-k weights to sum 1 (Mixtral: always true)
+  int64_t decoder_sparse_step = 1;  // Qwen: layer l is sparse iff (l + 1) % step == 0 ...
+  std::vector<int64_t> mlp_only_layers;  // ... and l is not listed here
   int32_t bos_token_id = -1;
   int32_t eos_token_id = -1;
   std::string torch_dtype = "float32";
@@ -69,7 +78,13 @@ struct ModelConfig {
   // The family features that change the forward, for `awq inspect` (empty for the Llama block).
   nlohmann::json features() const;
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+  // Whether `layer`'s feed-forward is the sparse MoE (else the dense MLP of intermediate_size).
+  bool is_moe_layer(int64_t layer) const;
+  bool is_moe() const { return num_experts > 0; }
   int64_t parameter_count() const;
+  // Parameters one token's forward reads: parameter_count() with only num_experts_per_tok of the
+  // routed experts of each sparse layer (equal to it for a dense model).
+  int64_t active_parameter_count() const;
 
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
   static ModelConfig load(const std::string& dir);  // <dir>/config.json

@@ -107,15 +107,19 @@ Model Model::from_blocks(std::shared_ptr<const Checkpoint> ck, ModelConfig cfg,
 
 int64_t Model::weight_bytes() const {
   int64_t b = lm_head_.weight_bytes();
-  for (const auto& blk : blocks_)
+  for (const auto& blk : blocks_) {
     for (const auto& l : blk.lin) b += l.weight_bytes();
+    b += moe_active_weight_bytes(cfg_, blk.moe);  // a sparse layer reads k experts per token
+  }
   return b;
 }
 
 double Model::prefill_flops(int64_t n_seq, int64_t T) const {
   double linear_params = double(cfg_.vocab_size) * double(cfg_.hidden_size);
-  for (const auto& blk : blocks_)
+  for (const auto& blk : blocks_) {
     for (const auto& l : blk.lin) linear_params += double(l.in) * double(l.out);
+    linear_params += moe_active_macs(cfg_, blk.moe);
+  }
   // Causal attention: T(T+1)/2 query-key pairs per head, each a q·k and a p·v of head_dim MACs.
   const double attn =
       double(cfg_.num_hidden_layers) * 2.0 * double(T) * double(T + 1) * double(cfg_.q_dim());

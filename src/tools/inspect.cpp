@@ -30,6 +30,7 @@ nlohmann::json inspect_model(const std::string& path) {
   j["tie_word_embeddings"] = cfg.tie_word_embeddings;
   j["rope_theta"] = cfg.rope_theta;
   j["parameters"] = cfg.parameter_count();
+  if (cfg.is_moe()) j["active_parameters"] = cfg.active_parameter_count();
   j["features"] = cfg.features();
   std::map<std::string, int64_t> dtype_bytes, dtype_count;
   nlohmann::json tensors = nlohmann::json::array();
@@ -71,6 +72,10 @@ std::string format_inspection(const nlohmann::json& j) {
       j["tie_word_embeddings"].get<bool>() ? ", tied embeddings" : "");
   s += fmt::format("parameters   {} ({:.3f} B)\n", j["parameters"].get<int64_t>(),
                    j["parameters"].get<int64_t>() / 1e9);
+  if (j.contains("active_parameters"))  // MoE: what one token's forward reads
+    s +=
+        fmt::format("active       {} ({:.3f} B) per token\n", j["active_parameters"].get<int64_t>(),
+                    j["active_parameters"].get<int64_t>() / 1e9);
   if (j.contains("features") && !j["features"].empty()) {
     std::string f;
     for (const auto& [k, v] : j["features"].items())

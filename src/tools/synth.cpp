@@ -1,6 +1,7 @@
 #include "tools/synth.h"
 
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "base/error.h"
@@ -98,6 +99,24 @@ constexpr Preset kPresets[] = {
       "num_hidden_layers":40,"num_attention_heads":32,"num_key_value_heads":8,"head_dim":128,
       "vocab_size":131072,"max_position_embeddings":1024000,"rope_theta":1000000.0,
       "rms_norm_eps":1e-5,"sliding_window":null,"tie_word_embeddings":false})"},
+    {"mixtral-8x7b", R"({"model_type":"mixtral","hidden_size":4096,"intermediate_size":14336,
+      "num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,"vocab_size":32000,
+      "max_position_embeddings":32768,"rope_theta":1000000.0,"rms_norm_eps":1e-5,
+      "sliding_window":null,"num_local_experts":8,"num_experts_per_tok":2,
+      "tie_word_embeddings":false})"},
+    {"qwen1.5-moe-a2.7b", R"({"model_type":"qwen2_moe","hidden_size":2048,
+      "intermediate_size":5632,"num_hidden_layers":24,"num_attention_heads":16,
+      "num_key_value_heads":16,"vocab_size":151936,"max_position_embeddings":8192,
+      "rope_theta":1000000.0,"rms_norm_eps":1e-6,"use_sliding_window":false,
+      "sliding_window":32768,"max_window_layers":21,"num_experts":60,"num_experts_per_tok":4,
+      "moe_intermediate_size":1408,"shared_expert_intermediate_size":5632,"norm_topk_prob":false,
+      "decoder_sparse_step":1,"tie_word_embeddings":false})"},
+    {"qwen3-30b-a3b", R"({"model_type":"qwen3_moe","hidden_size":2048,"intermediate_size":6144,
+      "num_hidden_layers":48,"num_attention_heads":32,"num_key_value_heads":4,"head_dim":128,
+      "vocab_size":151936,"max_position_embeddings":40960,"rope_theta":1000000.0,
+      "rms_norm_eps":1e-6,"use_sliding_window":false,"max_window_layers":48,"num_experts":128,
+      "num_experts_per_tok":8,"moe_intermediate_size":768,"norm_topk_prob":true,
+      "decoder_sparse_step":1,"mlp_only_layers":[],"tie_word_embeddings":false})"},
 };
 
 // "ramp:A:B" in a longrope factor list: rotary_dim/2 values from A to B (the presets' stand-in for
@@ -207,7 +226,9 @@ void write_synthetic_model(const SynthOptions& opt) {
             "synth: --dtype must be f16, bf16 or f32");
   AWQ_CHECK(opt.outlier_channels >= 0 && opt.outlier_channels <= cfg.hidden_size,
             "synth: --outliers K must be between 0 and hidden_size {}", cfg.hidden_size);
-  AWQ_CHECK(opt.outlier_gain > 0, "synth: outlier gain must be positive");
+  AWQ_CHECK(opt.outlier_gain > 0 && opt.mlp_outlier_gain > 0,
+            "synth: outlier gains must be positive");
+  AWQ_CHECK(opt.mlp_outlier_channels >= 0, "synth: --mlp-outliers K must not be negative");
   const Architecture& arch = *find_architecture(cfg.model_type);
   cfg.torch_dtype = opt.dtype == DType::F16    ? "float16"
                     : opt.dtype == DType::BF16 ? "bfloat16"
@@ -225,28 +246,60 @@ void write_synthetic_model(const SynthOptions& opt) {
     fill_normal(v, opt.seed, name, s);
     w.add_f32_as(name, opt.dtype, std::move(shape), v);
   };
+  // K distinct channels of n, chosen by the seed and a name.
+  auto pick_channels = [&](const std::string& name, int64_t n, int64_t k) {
+    std::vector<size_t> picked;
+    uint64_t r = mix(opt.seed ^ hash_name(name));
+    std::vector<uint8_t> taken(size_t(n), 0);
+    while (int64_t(picked.size()) < std::min<int64_t>(k, n)) {
+      r = mix(r);
+      const size_t c = size_t(r % uint64_t(n));
+      if (taken[c]) continue;
+      taken[c] = 1;
+      picked.push_back(c);
+    }
+    return picked;
+  };
   // Norm multipliers ≈ 1 (± norm_noise) with K outlier channels of gain G (distinct per norm,
   // chosen by the seed), stored in the family's convention (Gemma stores multiplier − 1).
   const float offset = arch.norm_offset();
-  auto add_norm = [&](const std::string& name, int64_t n, bool outliers) {
+  auto add_norm = [&](const std::string& name, int64_t n, bool outliers, float gain = 1.0f) {
     std::vector<float> v(size_t(n), 0.0f);
     if (opt.norm_noise > 0) fill_normal(v, opt.seed, name, opt.norm_noise);
-    for (float& x : v) x += 1.0f;
-    if (outliers && opt.outlier_channels > 0) {
-      uint64_t r = mix(opt.seed ^ hash_name(name + "/outliers"));
-      std::vector<uint8_t> taken(size_t(n), 0);
-      int placed = 0;
-      while (placed < opt.outlier_channels) {
-        r = mix(r);
-        const size_t c = size_t(r % uint64_t(n));
-        if (taken[c]) continue;
-        taken[c] = 1;
+    for (float& x : v) x = gain * (x + 1.0f);
+    if (outliers)
+      for (size_t c : pick_channels(name + "/outliers", n, opt.outlier_channels))
         v[c] = opt.outlier_gain;
-        ++placed;
-      }
-    }
     for (float& x : v) x -= offset;
     w.add_f32_as(name, opt.dtype, {n}, v);
+  };
+  // A sparse layer (model/moe.h): the router, every expert (gate, up with the outlier rows a
+  // dense up projection gets, down) and the shared expert with its gate.
+  const float mlp_gain = opt.mlp_outlier_gain;
+  const int64_t mlp_k = opt.mlp_outlier_channels;
+  auto add_ffn = [&](const std::function<std::string(LinearRole)>& name, int64_t I) {
+    for (LinearRole r : {LinearRole::Gate, LinearRole::Up, LinearRole::Down}) {
+      const std::string base = name(r);
+      std::vector<float> v(size_t(d * I));
+      fill_normal(v, opt.seed, base + ".weight", sd);
+      if (r == LinearRole::Up)
+        for (size_t row : pick_channels(base + "/outliers", I, mlp_k))
+          for (int64_t c = 0; c < d; ++c) v[row * size_t(d) + size_t(c)] *= mlp_gain;
+      std::vector<int64_t> shape = {I, d};
+      if (r == LinearRole::Down) shape = {d, I};
+      w.add_f32_as(base + ".weight", opt.dtype, shape, v);
+    }
+  };
+  auto add_moe = [&](int64_t l) {
+    add(arch.router_name(l) + ".weight", {cfg.num_experts, d}, sd);
+    for (int64_t e = 0; e < cfg.num_experts; ++e)
+      add_ffn([&](LinearRole r) { return arch.expert_linear_name(l, e, r); },
+              cfg.moe_intermediate_size);
+    if (cfg.shared_expert_intermediate_size > 0) {
+      add_ffn([&](LinearRole r) { return arch.shared_expert_linear_name(l, r); },
+              cfg.shared_expert_intermediate_size);
+      add(arch.shared_gate_name(l) + ".weight", {1, d}, sd);
+    }
   };
   add(arch.embed_name, {cfg.vocab_size, d}, sd);
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
@@ -257,17 +310,33 @@ void write_synthetic_model(const SynthOptions& opt) {
       add_norm(arch.layer_name(l, arch.k_norm_name + ".weight"), cfg.head_dim, false);
     }
     if (arch.has_post_norms()) {
-      add_norm(arch.layer_name(l, arch.post_attn_norm_name + ".weight"), d, false);
-      add_norm(arch.layer_name(l, arch.post_mlp_norm_name + ".weight"), d, false);
+      add_norm(arch.layer_name(l, arch.post_attn_norm_name + ".weight"), d, false,
+               opt.post_norm_gain);
+      add_norm(arch.layer_name(l, arch.post_mlp_norm_name + ".weight"), d, false,
+               opt.post_norm_gain);
     }
+    const bool sparse = cfg.is_moe_layer(l);
     for (LinearRole r : kAllLinearRoles) {
+      if (sparse && (r == LinearRole::Gate || r == LinearRole::Up || r == LinearRole::Down))
+        continue;  // the experts replace the dense MLP: add_moe
       const StoredRows rows = stored_rows(cfg, arch, r);
       if (rows.row0 != 0) continue;  // a later part of a fused tensor: written with the first
       const std::string base = arch.stored_linear_name(l, r);
       const int64_t in = linear_shape(cfg, r).second;
-      add(base + ".weight", {rows.rows, in}, sd);
+      std::vector<float> v(size_t(rows.rows * in));
+      fill_normal(v, opt.seed, base + ".weight", sd);
+      // The up projection's outlier rows make K of down_proj's input channels G times larger
+      // (the "massive activations" of real LLMs sit in the MLP's intermediate channels).
+      const std::string up_base = arch.stored_linear_name(l, LinearRole::Up);
+      if (base == up_base && mlp_k > 0) {
+        const StoredRows up = stored_rows(cfg, arch, LinearRole::Up);
+        for (size_t row : pick_channels(base + "/outliers", cfg.intermediate_size, mlp_k))
+          for (int64_t c = 0; c < in; ++c) v[size_t((up.row0 + int64_t(row)) * in + c)] *= mlp_gain;
+      }
+      w.add_f32_as(base + ".weight", opt.dtype, {rows.rows, in}, v);
       if (linear_has_bias(cfg, r)) add(base + ".bias", {rows.rows}, sd);
     }
+    if (sparse) add_moe(l);
   }
   add_norm(arch.final_norm_name, d, false);
   if (!cfg.tie_word_embeddings) add(arch.lm_head_name, {cfg.vocab_size, d}, sd);

@@ -119,7 +119,7 @@ TEST(FamilyGoldens, EveryConfigHasItsGolden) {
     ++configs;
     EXPECT_TRUE(fs::exists(e.path() / "golden.json")) << e.path() << " has no golden.json";
   }
-  EXPECT_GE(configs, 13);
+  EXPECT_GE(configs, 16);
 }
 
 class FamilyGolden : public ::testing::TestWithParam<std::string> {};
@@ -228,6 +228,13 @@ TEST_P(FamilyGolden, EveryFeatureMovesTheNll) {
        nullptr},
       {"local RoPE base", a.local_rope && sliding,
        [](ModelConfig& c) { c.rope_local_theta = c.rope_theta; }, nullptr},
+      // MoE: the routing rule (renormalized or not), top-k, the shared expert's sigmoid gate.
+      {"top-k renormalization (norm_topk_prob flipped)", cfg.is_moe(),
+       [](ModelConfig& c) { c.norm_topk_prob = !c.norm_topk_prob; }, nullptr},
+      {"top-(k-1) routing", cfg.is_moe() && cfg.num_experts_per_tok > 1,
+       [](ModelConfig& c) { --c.num_experts_per_tok; }, nullptr},
+      {"shared expert gate", cfg.shared_expert_intermediate_size > 0, nullptr,
+       [](BlockWeights& b) { b.moe.shared_gate.clear(); }},
   };
   int applied = 0;
   for (const Toggle& t : toggles) {
