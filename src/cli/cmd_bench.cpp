@@ -48,6 +48,12 @@ Registration reg([](CLI::App& app) {
   auto* shape = sub->add_option("--shape", a->opt.shape,
                                 "Random weights of a known shape, built in memory: " + presets);
   model->excludes(shape);
+  sub->add_option(
+         "--layers", a->opt.layers,
+         "With --shape: only the first N decoder layers, each of the real shape (so that a "
+         "48-layer MoE shape fits in memory); the report says so")
+      ->check(CLI::PositiveNumber)
+      ->needs(shape);
   sub->add_option("-p,--prompt", a->opt.prompt, "Prompt (prefill) tokens; 0 skips (default 512)");
   sub->add_option("-n,--decode", a->opt.decode, "Decoded tokens; 0 skips (default 128)");
   sub->add_option("-d,--depth", a->opt.depth,

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include <sys/resource.h>
@@ -101,6 +102,32 @@ std::shared_ptr<uint16_t> to_f16(const float* src, int64_t n) {
   return buf;
 }
 
+// Calls f(linear, expert, role) on each gate, up and down of a sparse layer's experts (expert
+// 0..E-1) and of its shared expert (expert E), the linears that take the weight form; the router
+// and the shared expert's gate stay f32 in every form.
+template <class Moe, class F>
+void for_each_expert_linear(Moe& moe, F&& f) {
+  const int64_t E = int64_t(moe.experts.size());
+  for (int64_t e = 0; e <= E; ++e) {
+    auto& x = e < E ? moe.experts[size_t(e)] : moe.shared;
+    if (e == E && !x.present()) break;
+    f(x.gate, e, LinearRole::Gate);
+    f(x.up, e, LinearRole::Up);
+    f(x.down, e, LinearRole::Down);
+  }
+}
+
+// The tensor name of expert e's linear r (e == E: the shared expert's), for error messages.
+std::string expert_linear_name(const Architecture& arch, const ModelConfig& cfg, int64_t layer,
+                               int64_t e, LinearRole r) {
+  return e < cfg.num_experts ? arch.expert_linear_name(layer, e, r)
+                             : arch.shared_expert_linear_name(layer, r);
+}
+
+bool is_ffn_role(LinearRole r) {
+  return r == LinearRole::Gate || r == LinearRole::Up || r == LinearRole::Down;
+}
+
 }  // namespace
 
 Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string& name,
@@ -146,15 +173,35 @@ Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string
 DecodeBytes BenchModel::decode_bytes() const {
   DecodeBytes b;
   for (const auto& blk : blocks) {
-    b.norms_biases += int64_t(blk.attn_norm.size() + blk.mlp_norm.size()) * 4;
+    b.norms_biases +=
+        int64_t(blk.attn_norm.size() + blk.mlp_norm.size() + blk.q_norm.size() + blk.k_norm.size() +
+                blk.post_attn_norm.size() + blk.post_mlp_norm.size()) *
+        4;
     for (const auto& l : blk.lin) {
       b.linears += l.weight_bytes();
       b.norms_biases += int64_t(l.bias.size()) * 4;
     }
+    // A sparse layer's empty gate/up/down above count nothing; a token reads the router, the
+    // shared expert and its k experts (the same count as Model::weight_bytes).
+    b.linears += moe_active_weight_bytes(cfg, blk.moe);
   }
   b.norms_biases += int64_t(final_norm.size()) * 4;
   b.lm_head = lm_head.weight_bytes();
   b.embedding_row = cfg.hidden_size * int64_t(dtype_size(embed_dtype));
+  return b;
+}
+
+int64_t BenchModel::resident_weight_bytes() const {
+  int64_t b = lm_head.weight_bytes();
+  if (embed != nullptr && !(lm_head.w16 && reinterpret_cast<const uint8_t*>(lm_head.w16) == embed))
+    b += cfg.vocab_size * cfg.hidden_size * int64_t(dtype_size(embed_dtype));
+  for (const auto& blk : blocks) {
+    for (const auto& l : blk.lin) b += l.weight_bytes();
+    if (!blk.is_moe()) continue;
+    b += blk.moe.router.size() * 4 + int64_t(blk.moe.shared_gate.size()) * 4;
+    for_each_expert_linear(blk.moe,
+                           [&](const Linear& l, int64_t, LinearRole) { b += l.weight_bytes(); });
+  }
   return b;
 }
 
@@ -168,8 +215,10 @@ int64_t BenchModel::kv_cache_bytes_per_token(int64_t depth, int64_t n) const {
 
 double BenchModel::prefill_flops(int64_t T) const {
   double linear_macs = 0;
-  for (const auto& blk : blocks)
+  for (const auto& blk : blocks) {
     for (const auto& l : blk.lin) linear_macs += double(l.in) * double(l.out);
+    linear_macs += moe_active_macs(cfg, blk.moe);  // k experts per token, as decode_bytes
+  }
   // Causal attention: T(T+1)/2 query-key pairs per head, a q.k and a p.v of head_dim MACs each.
   const double attn =
       double(blocks.size()) * double(T) * double(T + 1) / 2.0 * 2.0 * double(cfg.q_dim());
@@ -178,9 +227,13 @@ double BenchModel::prefill_flops(int64_t T) const {
 }
 
 void BenchModel::set_w4a8(bool on) {
-  for (auto& blk : blocks)
+  for (auto& blk : blocks) {
     for (auto& l : blk.lin)
       if (l.w4) l.w4a8 = on;
+    for_each_expert_linear(blk.moe, [&](Linear& l, int64_t, LinearRole) {
+      if (l.w4) l.w4a8 = on;
+    });
+  }
   if (lm_head.w4) lm_head.w4a8 = on;
   if (is_w4(form)) form = on ? BenchForm::W4A8 : BenchForm::W4;
 }
@@ -194,7 +247,17 @@ void BenchModel::quantize_lm_head(int group_size) {
 
 int BenchModel::fuse_w4_groups() {
   int n = 0;
-  for (auto& b : blocks) n += fuse_block_w4(b);
+  for (auto& b : blocks) {
+    n += fuse_block_w4(b);
+    // As load_block's experts: gate|up of each expert is one call in decode.
+    const int64_t E = int64_t(b.moe.experts.size());
+    for (int64_t e = 0; e <= E; ++e) {
+      FfnWeights& f = e < E ? b.moe.experts[size_t(e)] : b.moe.shared;
+      if (!f.present()) continue;
+      Linear* gate_up[] = {&f.gate, &f.up};
+      n += int(fuse_w4(gate_up));
+    }
+  }
   return n;
 }
 
@@ -227,21 +290,64 @@ BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, in
   }
   m.final_norm.assign(size_t(d), 1.0f);
   m.blocks.resize(size_t(cfg.num_hidden_layers));
+  // One [out, in] matrix drawn in f32 and converted to the form at once. A Kaiming-like scale
+  // keeps the residual stream bounded through many random blocks.
+  auto random_linear = [&](int64_t out, int64_t in, uint64_t id, const std::string& name) {
+    Mat w(out, in);
+    fill_uniform(w.data.data(), w.size(), seed, id, 1.0f / std::sqrt(float(in)));
+    return linear_in_form(std::move(w), form, group_size, name, m.storage);
+  };
+  // Tensor ids: 1, 2 above; 16 + layer * 16 + role (+ 8: its bias) for the dense linears; the
+  // MoE's own ranges above 2^40 cannot meet those.
+  constexpr uint64_t kExpertIds = uint64_t(1) << 40, kRouterIds = uint64_t(2) << 40;
   for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
     BlockWeights& b = m.blocks[size_t(layer)];
+    b.layer = layer;  // the forward picks the layer's sliding window, RoPE and MoE by it
     b.attn_norm.assign(size_t(d), 1.0f);
     b.mlp_norm.assign(size_t(d), 1.0f);
+    // The family's extra norms (Qwen3's per-head q/k norms, Gemma's post-norms) cost time too.
+    if (arch.has_qk_norm()) {
+      b.q_norm.assign(size_t(cfg.head_dim), 1.0f);
+      b.k_norm.assign(size_t(cfg.head_dim), 1.0f);
+    }
+    if (arch.has_post_norms()) {
+      b.post_attn_norm.assign(size_t(d), 1.0f);
+      b.post_mlp_norm.assign(size_t(d), 1.0f);
+    }
+    const bool sparse = cfg.is_moe_layer(layer);
     for (LinearRole r : kAllLinearRoles) {
+      if (sparse && is_ffn_role(r)) continue;  // the MoE below replaces the dense MLP
       const auto [out, in] = linear_shape(cfg, r);
       const uint64_t id = 16 + uint64_t(layer) * 16 + uint64_t(r);
-      Mat w(out, in);
-      // Kaiming-like scale keeps the residual stream bounded through many random blocks.
-      fill_uniform(w.data.data(), w.size(), seed, id, 1.0f / std::sqrt(float(in)));
-      b[r] = linear_in_form(std::move(w), form, group_size, arch.linear_name(layer, r), m.storage);
+      b[r] = random_linear(out, in, id, arch.linear_name(layer, r));
       if (linear_has_bias(cfg, r)) {
         b[r].bias.resize(size_t(out));
         fill_uniform(b[r].bias.data(), out, seed, id + 8, 0.02f);
       }
+    }
+    if (!sparse) continue;
+    const int64_t E = cfg.num_experts;
+    MoeWeights& moe = b.moe;
+    moe.router.resize(E, d);
+    fill_uniform(moe.router.data.data(), moe.router.size(), seed, kRouterIds + uint64_t(layer) * 2,
+                 1.0f / std::sqrt(float(d)));
+    moe.experts.resize(size_t(E));
+    if (cfg.shared_expert_intermediate_size > 0 && !arch.moe.shared_expert.empty()) {
+      moe.shared_gate.resize(size_t(d));
+      fill_uniform(moe.shared_gate.data(), d, seed, kRouterIds + uint64_t(layer) * 2 + 1,
+                   1.0f / std::sqrt(float(d)));
+    }
+    // Expert e's linears (e == E: the shared expert), one at a time: only one expert matrix is
+    // ever held in f32, whatever the form.
+    for (int64_t e = 0; e <= E; ++e) {
+      if (e == E && moe.shared_gate.empty()) break;
+      FfnWeights& f = e < E ? moe.experts[size_t(e)] : moe.shared;
+      const int64_t I = e < E ? cfg.moe_intermediate_size : cfg.shared_expert_intermediate_size;
+      const uint64_t id = kExpertIds + (uint64_t(layer) * uint64_t(E + 1) + uint64_t(e)) * 4;
+      auto name = [&](LinearRole r) { return expert_linear_name(arch, cfg, layer, e, r); };
+      f.gate = random_linear(I, d, id, name(LinearRole::Gate));
+      f.up = random_linear(I, d, id + 1, name(LinearRole::Up));
+      f.down = random_linear(d, I, id + 2, name(LinearRole::Down));
     }
   }
   return m;
@@ -279,24 +385,31 @@ BenchModel make_checkpoint_bench_model(const std::string& dir, BenchForm form, i
       b = load_block(*ck, cfg, arch, layer, o);
     } else if (form == BenchForm::F16) {
       b = load_block_native(*ck, cfg, arch, layer);
-      for (LinearRole r : kAllLinearRoles) {
-        Linear& l = b[r];
-        if (l.w16 && l.w16_type == DType::F16) continue;  // already f16 rows in the mapping
+      auto to_f16_rows = [&](Linear& l) {
+        if (!l.has_weight()) return;                    // a sparse layer's dense gate/up/down
+        if (l.w16 && l.w16_type == DType::F16) return;  // already f16 rows in the mapping
         Mat w = l.weight_f32();
         Linear f = linear_in_form(std::move(w), BenchForm::F16, group_size, "", m.storage);
         f.bias = std::move(l.bias);
         l = std::move(f);
-      }
+      };
+      for (Linear& l : b.lin) to_f16_rows(l);
+      for_each_expert_linear(b.moe, [&](Linear& l, int64_t, LinearRole) { to_f16_rows(l); });
     } else {
+      // f32 copies of the block (one block at a time: an MoE's experts are f32 only while their
+      // block is converted).
       b = load_block_f32(*ck, cfg, arch, layer);
       if (is_w4(form)) {
-        for (LinearRole r : kAllLinearRoles) {
-          Linear& l = b[r];
-          Linear q = linear_in_form(std::move(l.w), form, group_size,
-                                    dir + ": " + arch.linear_name(layer, r), m.storage);
+        auto quantize_in_place = [&](Linear& l, const std::string& name) {
+          if (!l.has_weight()) return;
+          Linear q = linear_in_form(std::move(l.w), form, group_size, dir + ": " + name, m.storage);
           q.bias = std::move(l.bias);
           l = std::move(q);
-        }
+        };
+        for (LinearRole r : kAllLinearRoles) quantize_in_place(b[r], arch.linear_name(layer, r));
+        for_each_expert_linear(b.moe, [&](Linear& l, int64_t e, LinearRole r) {
+          quantize_in_place(l, expert_linear_name(arch, cfg, layer, e, r));
+        });
       }
     }
     m.blocks.push_back(std::move(b));
@@ -307,6 +420,13 @@ BenchModel make_checkpoint_bench_model(const std::string& dir, BenchForm form, i
 
 BenchSession::BenchSession(const BenchModel& m, int64_t capacity) : m_(&m) {
   AWQ_CHECK(capacity > 0, "BenchSession: capacity must be positive (got {})", capacity);
+  // A builder that does not know MoE (one for another source) leaves a sparse layer without
+  // experts; say so here rather than fail later on an empty linear.
+  for (size_t l = 0; l < m.blocks.size(); ++l)
+    AWQ_CHECK(m.cfg.is_moe_layer(int64_t(l)) == m.blocks[l].is_moe(),
+              "bench: layer {} is {} in the {} config but its weights are {}", l,
+              m.cfg.is_moe_layer(int64_t(l)) ? "a sparse MoE layer" : "dense", m.cfg.model_type,
+              m.blocks[l].is_moe() ? "an MoE's" : "a dense MLP's (or none: no experts were built)");
   cache_.resize(m.blocks.size());
   for (auto& c : cache_) c.resize(m.cfg.num_key_value_heads, capacity, m.cfg.head_dim);
 }
@@ -390,7 +510,7 @@ std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double
   AWQ_CHECK(sweeps >= 1, "decode_breakdown: sweeps must be at least 1");
   // The kernel calls of one block as decode makes them: fused groups are one call.
   struct Call {
-    std::vector<LinearRole> roles;
+    std::vector<const Linear*> ls;
     size_t part;
   };
   std::vector<DecodePart> parts;
@@ -400,14 +520,18 @@ std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double
     parts.push_back({name, 0, 0});
     return parts.size() - 1;
   };
+  // A router is an f32 matrix, not a Linear: a view of each as one, to time it the same way.
+  std::vector<Linear> routers(m.blocks.size());
   std::vector<std::vector<Call>> calls(m.blocks.size());
   for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
     const BlockWeights& b = m.blocks[bi];
-    auto add = [&](const std::vector<LinearRole>& roles) {
-      std::vector<const Linear*> ls;
-      for (LinearRole r : roles) ls.push_back(&b[r]);
-      if (roles.size() > 1 && !is_fused_group(ls)) {
-        for (LinearRole r : roles) calls[bi].push_back({{r}, part_index(linear_role_name(r))});
+    // Linears `ls` of roles `roles` as one call if they are one fused group, else one each; the
+    // part is named by the roles ("q|k|v", "o_proj"), after `prefix` ("expert ", "shared ").
+    auto add = [&](const std::vector<const Linear*>& ls, const std::vector<LinearRole>& roles,
+                   const std::string& prefix) {
+      if (ls.size() > 1 && !is_fused_group(ls)) {
+        for (size_t i = 0; i < ls.size(); ++i)
+          calls[bi].push_back({{ls[i]}, part_index(prefix + linear_role_name(roles[i]))});
         return;
       }
       std::string name;
@@ -416,27 +540,46 @@ std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double
         if (roles.size() > 1 && n.size() > 5 && n.ends_with("_proj")) n.resize(n.size() - 5);
         name += (name.empty() ? "" : "|") + n;
       }
-      calls[bi].push_back({roles, part_index(name)});
+      calls[bi].push_back({ls, part_index(prefix + name)});
     };
-    add({LinearRole::Q, LinearRole::K, LinearRole::V});
-    add({LinearRole::O});
-    add({LinearRole::Gate, LinearRole::Up});
-    add({LinearRole::Down});
+    auto add_roles = [&](const std::vector<LinearRole>& roles) {
+      std::vector<const Linear*> ls;
+      for (LinearRole r : roles) ls.push_back(&b[r]);
+      add(ls, roles, "");
+    };
+    auto add_ffn = [&](const FfnWeights& f, const std::string& prefix) {
+      add({&f.gate, &f.up}, {LinearRole::Gate, LinearRole::Up}, prefix);
+      add({&f.down}, {LinearRole::Down}, prefix);
+    };
+    add_roles({LinearRole::Q, LinearRole::K, LinearRole::V});
+    add_roles({LinearRole::O});
+    if (!b.is_moe()) {
+      add_roles({LinearRole::Gate, LinearRole::Up});
+      add_roles({LinearRole::Down});
+      continue;
+    }
+    Linear& router = routers[bi];
+    router.out = b.moe.router.rows;
+    router.in = b.moe.router.cols;
+    router.w32 = b.moe.router.data.data();
+    calls[bi].push_back({{&router}, part_index("router")});
+    // k experts per token, as decode reads them: a fixed choice that moves from layer to layer
+    // (random routing picks each expert about equally often), so no expert is read twice in a row.
+    const int64_t E = int64_t(b.moe.experts.size()), k = m.cfg.num_experts_per_tok;
+    for (int64_t j = 0; j < k; ++j)
+      add_ffn(b.moe.experts[size_t((int64_t(bi) * k + j) % E)], "expert ");
+    if (b.moe.shared.present()) add_ffn(b.moe.shared, "shared ");
   }
   const size_t head = part_index("lm_head");
-  // One input row of every width a linear takes (hidden, q_dim, ffn), non-zero.
-  std::vector<Mat> xs(3);
-  for (Mat& x : xs) x.resize(1, 0);
+  // One input row of every width a linear takes (hidden, q_dim, ffn, experts' widths), non-zero.
+  std::map<int64_t, Mat> xs;
   auto input = [&](int64_t in) -> const Mat& {
-    for (Mat& x : xs)
-      if (x.cols == in || x.cols == 0) {
-        if (x.cols == 0) {
-          x.resize(1, in);
-          for (int64_t i = 0; i < in; ++i) x.data[size_t(i)] = float(int(i % 7) - 3) * 0.25f;
-        }
-        return x;
-      }
-    fail("decode_breakdown: more than 3 input widths");
+    Mat& x = xs[in];
+    if (x.cols != in) {
+      x.resize(1, in);
+      for (int64_t i = 0; i < in; ++i) x.data[size_t(i)] = float(int(i % 7) - 3) * 0.25f;
+    }
+    return x;
   };
   std::vector<Mat> ys(3);
   auto timed = [&](std::span<const Linear* const> ls, DecodePart& p) {
@@ -451,11 +594,7 @@ std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double
     if (s == 0)
       for (auto& p : parts) p.ms = 0;
     for (size_t bi = 0; bi < m.blocks.size(); ++bi)
-      for (const Call& c : calls[bi]) {
-        std::vector<const Linear*> ls;
-        for (LinearRole r : c.roles) ls.push_back(&m.blocks[bi][r]);
-        timed(ls, parts[c.part]);
-      }
+      for (const Call& c : calls[bi]) timed(c.ls, parts[c.part]);
     const Linear* h[] = {&m.lm_head};
     timed(h, parts[head]);
   }
@@ -464,9 +603,13 @@ std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double
     p.ms /= sweeps;
     sum += p.ms;
   }
-  for (size_t bi = 0; bi < m.blocks.size(); ++bi)
+  for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
     for (const Call& c : calls[bi])
-      for (LinearRole r : c.roles) parts[c.part].bytes += m.blocks[bi][r].weight_bytes();
+      for (const Linear* l : c.ls) parts[c.part].bytes += l->weight_bytes();
+    // The shared expert's [hidden] gate is read beside the router (too small to time alone).
+    if (m.blocks[bi].is_moe())
+      parts[part_index("router")].bytes += int64_t(m.blocks[bi].moe.shared_gate.size()) * 4;
+  }
   parts[head].bytes = m.lm_head.weight_bytes();
   DecodePart other;
   other.name = "other";
@@ -534,9 +677,15 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   BenchReport rep;
   rep.opts = opts;
   rep.source = opts.shape.empty() ? opts.model_dir : "shape " + opts.shape;
+  AWQ_CHECK(opts.layers >= 0, "bench: --layers must not be negative (got {})", opts.layers);
+  // Only random shapes: a checkpoint's or GGUF file's blocks are what they are.
+  AWQ_CHECK(opts.layers == 0 || !opts.shape.empty(),
+            "bench: --layers applies to --shape only, not to --model {}", opts.model_dir);
   rep.cfg = custom               ? opts.build_model_cfg
             : opts.shape.empty() ? ModelConfig::load(opts.model_dir)
                                  : synth_preset(opts.shape);
+  rep.shape_layers = rep.cfg.num_hidden_layers;
+  if (opts.layers > 0) rep.cfg = with_layers_and_vocab(rep.cfg, opts.layers, 0);
   arch_of(rep.cfg, rep.source);
   const int build_threads = std::max(1u, std::thread::hardware_concurrency());
   rep.threads = opts.threads > 0 ? opts.threads : num_threads();
@@ -578,11 +727,14 @@ BenchReport run_bench(const BenchOptions& opts_in) {
     const BenchModel& model = *built;
     const double build_s = tb.seconds();
     if (opts.progress)
-      fmt::print(stderr, "{}: model ready in {:.1f} s ({:.1f} MB of weights per token)\n",
-                 bench_form_name(f), build_s, double(model.decode_bytes().total()) / 1e6);
+      fmt::print(stderr,
+                 "{}: model ready in {:.1f} s ({:.1f} MB of weights per token, {:.1f} MB held)\n",
+                 bench_form_name(f), build_s, double(model.decode_bytes().total()) / 1e6,
+                 double(model.resident_weight_bytes()) / 1e6);
     set_num_threads(rep.threads);
     BenchRow row = bench_model(model, opts, rep.bandwidth_gbs);
     row.build_seconds = build_s;
+    row.resident_bytes = model.resident_weight_bytes();
     rep.rows.push_back(std::move(row));
   }
   rep.load_after = load_average_1m();
@@ -596,9 +748,29 @@ BenchReport run_bench(const BenchOptions& opts_in) {
 std::string format_bench_report(const BenchReport& r) {
   std::string s;
   const ModelConfig& c = r.cfg;
-  s += fmt::format("model:     {} ({}: {} layers, hidden {}, ffn {}, heads {}/{}, vocab {})\n",
-                   r.source, c.model_type, c.num_hidden_layers, c.hidden_size, c.intermediate_size,
-                   c.num_attention_heads, c.num_key_value_heads, c.vocab_size);
+  const std::string layers = r.shape_layers > 0 && r.shape_layers != c.num_hidden_layers
+                                 ? fmt::format("{} of the shape's {} layers (--layers)",
+                                               c.num_hidden_layers, r.shape_layers)
+                                 : fmt::format("{} layers", c.num_hidden_layers);
+  s += fmt::format("model:     {} ({}: {}, hidden {}, ffn {}, heads {}/{}, vocab {})\n", r.source,
+                   c.model_type, layers, c.hidden_size, c.intermediate_size, c.num_attention_heads,
+                   c.num_key_value_heads, c.vocab_size);
+  if (c.is_moe()) {
+    int64_t sparse = 0;
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) sparse += c.is_moe_layer(l);
+    s += fmt::format("experts:   {} per sparse layer ({} of {} layers), {} per token, {} wide",
+                     c.num_experts, sparse, c.num_hidden_layers, c.num_experts_per_tok,
+                     c.moe_intermediate_size);
+    if (c.shared_expert_intermediate_size > 0)
+      s += fmt::format(", shared expert {} wide", c.shared_expert_intermediate_size);
+    s += fmt::format("; MB/token counts the router{} and {} experts (the active weights)",
+                     c.shared_expert_intermediate_size > 0 ? ", the shared expert" : "",
+                     c.num_experts_per_tok);
+    if (!r.rows.empty())
+      s += fmt::format(", of {:.1f} MB held ({})", double(r.rows[0].resident_bytes) / 1e6,
+                       r.rows[0].form);
+    s += "\n";
+  }
   s += fmt::format("machine:   {}, isa {}, {} thread{}\n", r.cpu, r.isa, r.threads,
                    r.threads == 1 ? "" : "s");
   s += fmt::format(
@@ -649,10 +821,12 @@ std::string format_bench_report(const BenchReport& r) {
     if (w.parts.empty()) continue;
     const double total = w.decode_tok_s > 0 ? 1e3 / w.decode_tok_s : 0;
     s += fmt::format("\n{} decode, per token ({:.2f} ms):\n", w.form, total);
-    s += "| part      |      MB |     ms | share |   GB/s |\n";
-    s += "|-----------|--------:|-------:|------:|-------:|\n";
+    size_t width = 9;  // "gate|up"; MoE parts ("expert gate|up") are longer
+    for (const DecodePart& p : w.parts) width = std::max(width, p.name.size());
+    s += fmt::format("| {:<{}} |      MB |     ms | share |   GB/s |\n", "part", width);
+    s += fmt::format("|{}|--------:|-------:|------:|-------:|\n", std::string(width + 2, '-'));
     for (const DecodePart& p : w.parts)
-      s += fmt::format("| {:<9} | {:>7.1f} | {:>6.3f} | {:>4.1f}% | {:>6.1f} |\n", p.name,
+      s += fmt::format("| {:<{}} | {:>7.1f} | {:>6.3f} | {:>4.1f}% | {:>6.1f} |\n", p.name, width,
                        double(p.bytes) / 1e6, p.ms, total > 0 ? 100 * p.ms / total : 0.0, p.gbs());
   }
   const BenchRow* f16 = nullptr;
@@ -683,7 +857,14 @@ nlohmann::json bench_report_json(const BenchReport& r) {
                  {"num_attention_heads", r.cfg.num_attention_heads},
                  {"num_key_value_heads", r.cfg.num_key_value_heads},
                  {"vocab_size", r.cfg.vocab_size},
-                 {"tie_word_embeddings", r.cfg.tie_word_embeddings}};
+                 {"tie_word_embeddings", r.cfg.tie_word_embeddings},
+                 {"shape_layers", r.shape_layers}};
+  if (r.cfg.is_moe()) {
+    j["config"]["num_experts"] = r.cfg.num_experts;
+    j["config"]["num_experts_per_tok"] = r.cfg.num_experts_per_tok;
+    j["config"]["moe_intermediate_size"] = r.cfg.moe_intermediate_size;
+    j["config"]["shared_expert_intermediate_size"] = r.cfg.shared_expert_intermediate_size;
+  }
   j["threads"] = r.threads;
   j["isa"] = r.isa;
   j["cpu"] = r.cpu;
@@ -710,6 +891,7 @@ nlohmann::json bench_report_json(const BenchReport& r) {
                       {"lm_head", w.bytes.lm_head},
                       {"embedding_row", w.bytes.embedding_row},
                       {"kv_cache", w.bytes.kv_cache}}},
+                    {"resident_bytes", w.resident_bytes},
                     {"build_seconds", w.build_seconds},
                     {"prompt_tok_s", w.prompt_tok_s},
                     {"prompt_runs", w.prompt_runs},

@@ -5,14 +5,20 @@
 //           llama-bench's tg test does, or after d positions (--depth, llama-bench's -d); every
 //           token reads every weight once and the keys/values of its context, so achieved
 //           GB/s = bytes per token x tokens/s, and the roofline is bandwidth / bytes per token.
+//           A sparse MoE layer is the exception: a token reads the router, the shared expert and
+//           only its k routed experts (model/moe.h), so bytes per token count those (the active
+//           parameters), not the resident experts.
 //   prompt: one prefill of p tokens from an empty context (logits of the last token only, as
-//           llama-bench's pp test); GFLOP/s = FLOPs of that prefill / its time.
+//           llama-bench's pp test); GFLOP/s = FLOPs of that prefill / its time (MoE: k experts'
+//           MACs per token, as in decode).
 // Each is the median of `repeats` runs after one short warm-up.
 //
 // The model is a real checkpoint (--model) or random weights of a known shape built directly in
 // memory (--shape, no files): linears drawn from a uniform distribution, then kept as f32, f16,
-// or quantized with RTN (4 bits, groups of g, asymmetric) and packed for the W4 kernels.
-// Embeddings and lm_head stay f16, as in an AWQ checkpoint.
+// or quantized with RTN (4 bits, groups of g, asymmetric) and packed for the W4 kernels; MoE
+// experts and shared experts likewise, MoE routers f32 (as Model keeps them). Embeddings and
+// lm_head stay f16, as in an AWQ checkpoint. --layers N keeps the first N blocks of a shape, each
+// of its real size (a 48-layer MoE shape then fits in memory).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -38,9 +44,11 @@ bool is_w4(BenchForm f);                           // w4 or w4a8: the 4-bit kern
 
 // Bytes of weights one decoded token reads, by kind.
 struct DecodeBytes {
-  int64_t linears = 0;       // the blocks' linears: packed W4 (nibbles + scales + zeros) or f16/f32
-  int64_t norms_biases = 0;  // RMSNorm weights (f32) and linear biases (f32)
-  int64_t lm_head = 0;       // the whole [vocab, hidden] output matrix
+  // The blocks' linears: packed W4 (nibbles + scales + zeros) or f16/f32; in a sparse MoE layer
+  // the f32 router, the shared expert (and its gate) and k experts (moe_active_weight_bytes).
+  int64_t linears = 0;
+  int64_t norms_biases = 0;   // RMSNorm weights (f32) and linear biases (f32)
+  int64_t lm_head = 0;        // the whole [vocab, hidden] output matrix
   int64_t embedding_row = 0;  // one row of the embedding table
   // The keys and values attention reads, averaged over the decoded tokens (0 in decode_bytes(),
   // which knows no context; bench_model sets it from the depth and token count).
@@ -61,6 +69,9 @@ struct BenchModel {
   std::vector<std::shared_ptr<const void>> storage;
 
   DecodeBytes decode_bytes() const;
+  // Bytes of all the weights held (every expert of an MoE, not only the k a token reads; f16
+  // embedding and lm_head once even when tied).
+  int64_t resident_weight_bytes() const;
   // Keys and values read per decoded token, on average over n tokens after depth positions.
   int64_t kv_cache_bytes_per_token(int64_t depth, int64_t n) const;
   // FLOPs of a prefill of T tokens from position 0 (linears, causal attention, lm_head on the last
@@ -72,7 +83,8 @@ struct BenchModel {
   // what-if: AWQ checkpoints keep it f16, llama.cpp's Q4_0 files make it Q6_K.
   void quantize_lm_head(int group_size);
   // Stacks each block's q|k|v and gate|up W4 matrices into one (fuse_w4), as Model::load does
-  // for W4: decode then runs one kernel call per group. Returns the number of groups fused.
+  // for W4, and every MoE expert's (and shared expert's) gate|up: decode then runs one kernel
+  // call per group. Returns the number of groups fused.
   int fuse_w4_groups();
 };
 
@@ -83,7 +95,10 @@ Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string
                       std::vector<std::shared_ptr<const void>>& storage);
 
 // Random weights of `cfg`'s shape (seeded, bit-identical for any thread count). For W4/W4A8 the
-// linears are RTN-quantized with groups of `group_size` (asymmetric) and packed.
+// linears are RTN-quantized with groups of `group_size` (asymmetric) and packed. Each matrix is
+// drawn in f32 and converted on its own, so no more than one matrix (an expert's, or the
+// embedding) is ever held in f32. Router weights of scale 1/sqrt(hidden) give routing logits of
+// about unit spread, so each token picks its k experts nearly uniformly.
 BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, int group_size,
                                       uint64_t seed);
 
@@ -112,6 +127,7 @@ class BenchSession {
 struct BenchOptions {
   std::string model_dir;         // one of model_dir and shape
   std::string shape;             // a synth preset (tools/synth.h)
+  int64_t layers = 0;            // with shape: only its first N blocks (0: all)
   int threads = 0;               // 0: the pool's current size
   int64_t prompt = 512;          // p; 0 skips the prompt test
   int64_t decode = 128;          // n; 0 skips the decode test
@@ -136,7 +152,9 @@ struct BenchOptions {
 // sweep that streams the weights in decode order (so caches behave as in decode); "other" is the
 // decode time per token minus those (attention, norms, RoPE, embedding, thread hand-offs).
 struct DecodePart {
-  std::string name;   // "q_proj", ..., "q|k|v", "gate|up", "lm_head", "other"
+  // "q_proj", ..., "q|k|v", "gate|up", "lm_head", "other"; in sparse layers "router", "expert
+  // gate|up", "expert down_proj" (k experts per layer), "shared gate|up", "shared down_proj".
+  std::string name;
   int64_t bytes = 0;  // weights it reads per token (0 for "other")
   double ms = 0;      // per token
   double gbs() const { return ms > 0 ? double(bytes) / (ms * 1e6) : 0; }
@@ -157,11 +175,13 @@ struct BenchRow {
   // were waiting for cores (a busy machine) or for each other, and the speeds are understated.
   double prompt_cpu_share = 0, decode_cpu_share = 0;
   std::vector<DecodePart> parts;  // with BenchOptions::breakdown
+  int64_t resident_bytes = 0;     // BenchModel::resident_weight_bytes
 };
 
 struct BenchReport {
-  std::string source;  // "shape tinyllama-1.1b" or the directory
-  ModelConfig cfg;
+  std::string source;        // "shape tinyllama-1.1b" or the directory
+  ModelConfig cfg;           // as benched (with --layers: that many layers)
+  int64_t shape_layers = 0;  // the layers of the shape or checkpoint before --layers
   BenchOptions opts;
   int threads = 0;
   std::string isa, cpu;

@@ -190,6 +190,23 @@ ModelConfig synth_preset(const std::string& name) {
   fail("unknown shape '{}' (presets: {})", name, list);
 }
 
+ModelConfig with_layers_and_vocab(const ModelConfig& cfg, int64_t layers, int64_t vocab) {
+  if (layers <= 0 && vocab <= 0) return cfg;
+  nlohmann::json j = cfg.raw;
+  nlohmann::json& t = cfg.multimodal ? j["text_config"] : j;
+  if (layers > 0) {
+    t["num_hidden_layers"] = layers;
+    if (t.contains("layer_types") && t["layer_types"].is_array()) {
+      nlohmann::json lt = nlohmann::json::array();
+      for (int64_t l = 0; l < layers; ++l)
+        lt.push_back(t["layer_types"][size_t(l) % t["layer_types"].size()]);
+      t["layer_types"] = lt;
+    }
+  }
+  if (vocab > 0) t["vocab_size"] = vocab;
+  return ModelConfig::from_json(j, "synth");
+}
+
 void write_synthetic_model(const SynthOptions& opt) {
   ModelConfig cfg;
   if (opt.config_path.empty()) {
@@ -205,23 +222,8 @@ void write_synthetic_model(const SynthOptions& opt) {
     cfg = ModelConfig::from_json(j, opt.config_path);
   }
   // Fewer layers or a smaller vocabulary than the real model: the blocks keep their real shape
-  // (what quantization works on), the run gets shorter. The config is re-read so that every
-  // per-layer field (sliding layers) follows.
-  if (opt.layers > 0 || opt.vocab > 0) {
-    nlohmann::json j = cfg.raw;
-    nlohmann::json& t = cfg.multimodal ? j["text_config"] : j;
-    if (opt.layers > 0) {
-      t["num_hidden_layers"] = opt.layers;
-      if (t.contains("layer_types") && t["layer_types"].is_array()) {
-        nlohmann::json lt = nlohmann::json::array();
-        for (int64_t l = 0; l < opt.layers; ++l)
-          lt.push_back(t["layer_types"][size_t(l) % t["layer_types"].size()]);
-        t["layer_types"] = lt;
-      }
-    }
-    if (opt.vocab > 0) t["vocab_size"] = opt.vocab;
-    cfg = ModelConfig::from_json(j, "synth");
-  }
+  // (what quantization works on), the run gets shorter.
+  cfg = with_layers_and_vocab(cfg, opt.layers, opt.vocab);
   AWQ_CHECK(opt.dtype == DType::F16 || opt.dtype == DType::BF16 || opt.dtype == DType::F32,
             "synth: --dtype must be f16, bf16 or f32");
   AWQ_CHECK(opt.outlier_channels >= 0 && opt.outlier_channels <= cfg.hidden_size,

@@ -39,6 +39,10 @@ struct SynthOptions {
 
 std::vector<std::string> synth_presets();
 ModelConfig synth_preset(const std::string& name);  // awq::Error listing the presets if unknown
+// `cfg` with only `layers` decoder layers and/or a vocabulary of `vocab` (each ignored when <= 0),
+// every block keeping its real shape. The config is re-read, so that every per-layer field
+// (sliding layers, Gemma's layer_types, which layers are sparse) follows.
+ModelConfig with_layers_and_vocab(const ModelConfig& cfg, int64_t layers, int64_t vocab);
 void write_synthetic_model(const SynthOptions& opt);
 
 }  // namespace awq

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,7 @@
 #include "eval/bench.h"
 #include "formats/checkpoint_writer.h"
 #include "model/model.h"
+#include "model/moe.h"
 #include "quant/awq_gemm_pack.h"
 #include "quant/quantize.h"
 #include "test_util.h"
@@ -467,6 +469,329 @@ TEST(Bench, BadOptionsAreErrors) {
   }
   EXPECT_DOUBLE_EQ(median({3, 1, 2}), 2.0);
   EXPECT_DOUBLE_EQ(median({4, 1, 2, 3}), 2.5);
+}
+
+// --- Mixture of experts --------------------------------------------------------------------
+
+// Tiny sparse shapes of each MoE family (widths multiples of 32 for the W4 groups): Qwen3-MoE
+// (q/k norms, top-k renormalized), Qwen2-MoE (q/k/v biases, a shared expert with its sigmoid gate,
+// layer 1 dense through mlp_only_layers) and Mixtral (every layer sparse).
+ModelConfig tiny_moe(const std::string& family) {
+  nlohmann::json j = {
+      {"hidden_size", 128},       {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+      {"num_key_value_heads", 2}, {"vocab_size", 512},      {"max_position_embeddings", 256},
+      {"rms_norm_eps", 1e-5},     {"rope_theta", 10000.0},  {"tie_word_embeddings", false}};
+  if (family == "qwen3_moe") {
+    j["model_type"] = "qwen3_moe";
+    j["intermediate_size"] = 256;
+    j["head_dim"] = 64;
+    j["num_experts"] = 8;
+    j["num_experts_per_tok"] = 2;
+    j["moe_intermediate_size"] = 64;
+    j["norm_topk_prob"] = true;
+  } else if (family == "qwen2_moe") {
+    j["model_type"] = "qwen2_moe";
+    j["num_hidden_layers"] = 3;
+    j["intermediate_size"] = 256;  // the dense layer's width
+    j["num_experts"] = 6;
+    j["num_experts_per_tok"] = 2;
+    j["moe_intermediate_size"] = 64;
+    j["shared_expert_intermediate_size"] = 96;
+    j["mlp_only_layers"] = {1};
+  } else {
+    j["model_type"] = "mixtral";
+    j["intermediate_size"] = 64;  // the experts' width
+    j["num_local_experts"] = 4;
+    j["num_experts_per_tok"] = 2;
+  }
+  j["architectures"] = {find_architecture(j["model_type"])->hf_class};
+  return ModelConfig::from_json(j, "tiny " + family);
+}
+
+const char* const kMoeFamilies[] = {"qwen3_moe", "qwen2_moe", "mixtral"};
+
+int64_t linear_bytes(BenchForm form, int64_t out, int64_t in, int64_t group) {
+  switch (form) {
+    case BenchForm::F32:
+      return out * in * 4;
+    case BenchForm::F16:
+      return out * in * 2;
+    default:
+      return w4_bytes(out, in, group);
+  }
+}
+
+// What one decoded token reads, from the shape alone: attention, norms and biases of every
+// layer; in a dense layer its MLP, in a sparse one the f32 router, the shared expert with its
+// [hidden] gate and k experts (not the E resident ones). `resident` gets every weight held.
+DecodeBytes expected_moe_bytes(const ModelConfig& c, BenchForm form, int64_t g, int64_t* resident) {
+  DecodeBytes b;
+  const int64_t d = c.hidden_size, q = c.q_dim(), kv = c.kv_dim();
+  const bool biases = c.model_type == "qwen2_moe", qk_norm = c.model_type == "qwen3_moe";
+  auto ffn = [&](int64_t I) {
+    return 2 * linear_bytes(form, I, d, g) + linear_bytes(form, d, I, g);
+  };
+  int64_t held = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const int64_t attn = linear_bytes(form, q, d, g) + 2 * linear_bytes(form, kv, d, g) +
+                         linear_bytes(form, d, q, g);
+    b.linears += attn;
+    held += attn;
+    b.norms_biases +=
+        2 * d * 4 + (qk_norm ? 2 * c.head_dim * 4 : 0) + (biases ? (q + 2 * kv) * 4 : 0);
+    if (!c.is_moe_layer(l)) {
+      b.linears += ffn(c.intermediate_size);
+      held += ffn(c.intermediate_size);
+      continue;
+    }
+    int64_t moe = c.num_experts * d * 4;  // the router, f32
+    if (c.shared_expert_intermediate_size > 0)
+      moe += d * 4 + ffn(c.shared_expert_intermediate_size);
+    b.linears += moe + c.num_experts_per_tok * ffn(c.moe_intermediate_size);
+    held += moe + c.num_experts * ffn(c.moe_intermediate_size);
+  }
+  b.norms_biases += d * 4;
+  b.lm_head = c.vocab_size * d * 2;
+  b.embedding_row = d * 2;
+  if (resident) *resident = held + 2 * c.vocab_size * d * 2;  // + embedding and lm_head, f16
+  return b;
+}
+
+TEST(BenchMoe, BytesPerTokenAreTheActiveWeights) {
+  for (const char* fam : kMoeFamilies) {
+    const ModelConfig c = tiny_moe(fam);
+    for (BenchForm f : {BenchForm::F32, BenchForm::F16, BenchForm::W4, BenchForm::W4A8}) {
+      const std::string what = fmt::format("{} {}", fam, bench_form_name(f));
+      BenchModel m = make_synthetic_bench_model(c, f, 32, 7);
+      int64_t resident = 0;
+      const DecodeBytes want = expected_moe_bytes(c, f, 32, &resident);
+      expect_bytes_eq(m.decode_bytes(), want, what);
+      EXPECT_EQ(m.resident_weight_bytes(), resident) << what;
+      // k of E experts: the blocks' bytes per token are well under those held.
+      const int64_t held_linears = resident - 2 * c.vocab_size * c.hidden_size * 2;
+      EXPECT_LT(double(want.linears), 0.7 * double(held_linears)) << what;
+      if (is_w4(f)) {  // fusing each expert's gate|up moves no byte
+        EXPECT_GT(m.fuse_w4_groups(), 0);
+        expect_bytes_eq(m.decode_bytes(), want, what + " fused");
+        EXPECT_EQ(m.resident_weight_bytes(), resident) << what;
+      }
+    }
+  }
+}
+
+TEST(BenchMoe, RealShapeReadsAboutATenthOfItsWeights) {
+  // Qwen3-30B-A3B's accounting from its shape, without building it: a token reads the router
+  // and 8 of 128 experts of each layer (~3.3B active of ~30.5B parameters).
+  const ModelConfig c = synth_preset("qwen3-30b-a3b");
+  int64_t resident = 0;
+  const DecodeBytes w4 = expected_moe_bytes(c, BenchForm::W4, 128, &resident);
+  EXPECT_LT(double(w4.total()), 0.15 * double(resident));
+  EXPECT_GT(double(w4.total()), 0.05 * double(resident));
+  const double params = double(c.active_parameter_count());
+  EXPECT_NEAR(params / 1e9, 3.3, 0.2);
+}
+
+TEST(BenchMoe, PrefillFlopsCountKExpertsPerToken) {
+  const ModelConfig c = tiny_moe("qwen2_moe");
+  const BenchModel m = make_synthetic_bench_model(c, BenchForm::F16, 32, 1);
+  const int64_t d = c.hidden_size, q = c.q_dim(), kv = c.kv_dim();
+  double macs = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    macs += double(2 * q * d + 2 * kv * d);
+    if (!c.is_moe_layer(l)) {
+      macs += 3.0 * double(c.intermediate_size * d);
+      continue;
+    }
+    macs += double(c.num_experts * d + d);  // router and the shared expert's gate
+    macs += 3.0 * double(c.shared_expert_intermediate_size * d);
+    macs += 3.0 * double(c.num_experts_per_tok * c.moe_intermediate_size * d);
+  }
+  for (int64_t T : {1, 9}) {
+    const double attn = double(c.num_hidden_layers) * double(q) * double(T) * double(T + 1);
+    EXPECT_DOUBLE_EQ(m.prefill_flops(T), 2.0 * (double(T) * macs + double(c.vocab_size * d) + attn))
+        << T;
+  }
+}
+
+TEST(BenchMoe, FormsOfOneSeedAreOneModel) {
+  // As for dense shapes: the same random MoE in f32, f16 and W4 gives logits that agree up to
+  // each form's rounding, and prefill through the KV cache equals decoding token by token.
+  const std::vector<int32_t> toks = {1, 50, 7, 300, 511, 2, 99, 128, 5, 17};
+  for (const char* fam : kMoeFamilies) {
+    SCOPED_TRACE(fam);
+    const ModelConfig c = tiny_moe(fam);
+    std::vector<std::vector<float>> last;
+    for (BenchForm f : {BenchForm::F32, BenchForm::F16, BenchForm::W4, BenchForm::W4A8}) {
+      BenchModel m = make_synthetic_bench_model(c, f, 32, 3);
+      if (is_w4(f)) m.fuse_w4_groups();
+      BenchSession s(m, 16);
+      const auto all = s.feed(toks);
+      s.reset();
+      std::vector<float> one;
+      for (int32_t t : toks) one = s.feed(std::span<const int32_t>(&t, 1));
+      ASSERT_EQ(all.size(), size_t(c.vocab_size));
+      EXPECT_GT(cosine(all, one), 0.99999) << bench_form_name(f);
+      last.push_back(all);
+    }
+    EXPECT_GT(cosine(last[0], last[1]), 0.9999);    // f16
+    EXPECT_GT(cosine(last[0], last[2]), 0.95);      // 4-bit RTN, g32
+    EXPECT_GT(cosine(last[2], last[3]), 0.99);      // int8 activations on top
+    EXPECT_LT(cosine(last[0], last[2]), 0.999999);  // it is quantized
+  }
+}
+
+// Random routing sends every token to k distinct experts and, over many tokens, uses all of
+// them about equally (what the decode bytes assume: any k experts cost the same).
+TEST(BenchMoe, RandomRoutersSpreadTokensOverTheExperts) {
+  ModelConfig c = tiny_moe("qwen3_moe");
+  const BenchModel m = make_synthetic_bench_model(c, BenchForm::F32, 32, 5);
+  const int64_t n = 800, d = c.hidden_size, E = c.num_experts, k = c.num_experts_per_tok;
+  Mat x(n, d);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.7f, 1.7f);  // about unit RMS, as normed inputs
+  for (float& v : x.data) v = u(rng);
+  const MoeRouting r = moe_route(c, m.blocks[0].moe, x);
+  std::vector<int64_t> count(size_t(E), 0);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < k; ++j) ++count[size_t(r.expert[size_t(t * k + j)])];
+  for (int64_t e = 0; e < E; ++e) {
+    EXPECT_GT(count[size_t(e)], n * k / E / 2) << e;
+    EXPECT_LT(count[size_t(e)], n * k / E * 2) << e;
+  }
+}
+
+// Fusing every expert's gate|up (one kernel call each in decode) changes no bit.
+TEST(BenchMoe, FusedExpertsAreBitIdenticalToUnfused) {
+  const ModelConfig c = tiny_moe("qwen2_moe");
+  BenchModel fused = make_synthetic_bench_model(c, BenchForm::W4, 32, 7);
+  const BenchModel plain = make_synthetic_bench_model(c, BenchForm::W4, 32, 7);
+  // 3 layers of q|k|v; dense gate|up in layer 1; 6 experts + 1 shared in layers 0 and 2.
+  EXPECT_EQ(fused.fuse_w4_groups(), 3 + 1 + 2 * 7);
+  const FfnWeights& e0 = fused.blocks[0].moe.experts[0];
+  const Linear* gate_up[] = {&e0.gate, &e0.up};
+  ASSERT_TRUE(is_fused_group(gate_up));
+  const std::vector<int32_t> toks = {1, 50, 7, 300, 511, 2, 99, 128, 5, 17, 400, 3, 8};
+  BenchSession sf(fused, 32), sp(plain, 32);
+  for (size_t i = 0; i < toks.size(); ++i)
+    ASSERT_TRUE(same_bits(sf.feed(std::span<const int32_t>(&toks[i], 1)),
+                          sp.feed(std::span<const int32_t>(&toks[i], 1))))
+        << "decode token " << i;
+}
+
+TEST(BenchMoe, EveryFormRunsThroughRunBench) {
+  for (const char* fam : kMoeFamilies) {
+    SCOPED_TRACE(fam);
+    const ModelConfig c = tiny_moe(fam);
+    BenchOptions o;
+    o.model_dir = std::string("tiny ") + fam;  // names the custom source in the report
+    o.build_model_cfg = c;
+    o.build_model = [&](BenchForm f) { return make_synthetic_bench_model(c, f, 32, 1); };
+    o.threads = 2;
+    o.prompt = 12;
+    o.decode = 6;
+    o.repeats = 1;
+    o.breakdown = true;
+    o.forms = {BenchForm::F32, BenchForm::F16, BenchForm::W4, BenchForm::W4A8};
+    o.bandwidth_bytes = int64_t(8) << 20;
+    const BenchReport r = run_bench(o);
+    ASSERT_EQ(r.rows.size(), 4u);
+    for (const BenchRow& w : r.rows) {
+      SCOPED_TRACE(w.form);
+      EXPECT_GT(w.prompt_tok_s, 0.0);
+      EXPECT_GT(w.decode_tok_s, 0.0);
+      DecodeBytes want = expected_moe_bytes(c, parse_bench_form(w.form), 32, nullptr);
+      want.kv_cache = c.num_hidden_layers * 2 * c.kv_dim() * 4 * 7 / 2;  // 1..6 positions
+      expect_bytes_eq(w.bytes, want, w.form);
+      EXPECT_GT(w.resident_bytes, w.bytes.total());
+      // The breakdown times k experts per sparse layer and covers every byte but the KV cache.
+      int64_t bytes = 0;
+      bool experts = false, shared = false;
+      for (const DecodePart& p : w.parts) {
+        bytes += p.bytes;
+        // "expert gate|up" where W4 fused them, "expert gate_proj" and "expert up_proj" if not.
+        experts = experts || p.name.starts_with("expert ");
+        shared = shared || p.name.starts_with("shared ");
+      }
+      EXPECT_EQ(bytes, want.linears + want.lm_head);
+      EXPECT_TRUE(experts);
+      EXPECT_EQ(shared, c.shared_expert_intermediate_size > 0);
+    }
+    const std::string table = format_bench_report(r);
+    EXPECT_NE(table.find(fmt::format("experts:   {} per sparse layer", c.num_experts)),
+              std::string::npos)
+        << table;
+    const auto j = bench_report_json(r);
+    EXPECT_EQ(j["config"]["num_experts"].get<int64_t>(), c.num_experts);
+    EXPECT_EQ(j["rows"][2]["resident_bytes"].get<int64_t>(), r.rows[2].resident_bytes);
+  }
+}
+
+TEST(BenchMoe, CheckpointModelMatchesTheModelLayer) {
+  const auto dir = test::scratch_dir("bench_moe_ckpt");
+  for (const char* fam : kMoeFamilies) {
+    SCOPED_TRACE(fam);
+    const std::string cp = (dir / (std::string(fam) + ".json")).string();
+    nlohmann::json j = tiny_moe(fam).raw;
+    write_text_file_atomic(cp, j.dump(2));
+    SynthOptions so;
+    so.shape.clear();
+    so.config_path = cp;
+    so.out_dir = (dir / fam).string();
+    so.dtype = DType::F16;
+    write_synthetic_model(so);
+    const std::vector<int32_t> toks = {3, 1, 4, 1, 5, 9, 2, 6};
+
+    const Model ref = Model::load(so.out_dir);  // native: f16 rows in place, router f32
+    auto sess = ref.session(16);
+    const auto want = sess.feed(toks);
+
+    const BenchModel f16 = make_checkpoint_bench_model(so.out_dir, BenchForm::F16, 32);
+    BenchSession s(f16, 16);
+    const auto got = s.feed(toks);
+    ASSERT_TRUE(same_bits(got, want));
+    expect_bytes_eq(f16.decode_bytes(), expected_moe_bytes(f16.cfg, BenchForm::F16, 32, nullptr),
+                    "ckpt f16");
+    EXPECT_EQ(f16.decode_bytes().linears + f16.decode_bytes().lm_head, ref.weight_bytes());
+
+    BenchModel w4 = make_checkpoint_bench_model(so.out_dir, BenchForm::W4, 32);
+    w4.fuse_w4_groups();
+    expect_bytes_eq(w4.decode_bytes(), expected_moe_bytes(w4.cfg, BenchForm::W4, 32, nullptr),
+                    "ckpt w4");
+    BenchSession s4(w4, 16);
+    EXPECT_GT(cosine(s4.feed(toks), want), 0.95);
+  }
+}
+
+TEST(BenchMoe, LayersOptionKeepsTheFirstBlocksOfAShape) {
+  BenchOptions o;
+  o.shape = "tiny";
+  o.layers = 1;
+  o.threads = 1;
+  o.prompt = 4;
+  o.decode = 2;
+  o.repeats = 1;
+  o.forms = {BenchForm::F16};
+  o.bandwidth_bytes = int64_t(8) << 20;
+  const BenchReport r = run_bench(o);
+  EXPECT_EQ(r.cfg.num_hidden_layers, 1);
+  EXPECT_EQ(r.shape_layers, synth_preset("tiny").num_hidden_layers);
+  DecodeBytes want = expected_bytes(r.cfg, BenchForm::F16, 128, false);
+  want.kv_cache = 2 * r.cfg.kv_dim() * 4 * 3 / 2;
+  expect_bytes_eq(r.rows.at(0).bytes, want, "1 layer");
+  EXPECT_NE(format_bench_report(r).find("1 of the shape's 2 layers (--layers)"), std::string::npos)
+      << format_bench_report(r);
+  EXPECT_EQ(bench_report_json(r)["config"]["shape_layers"].get<int64_t>(), 2);
+  o.layers = -1;
+  EXPECT_THROW(run_bench(o), Error);
+  o.layers = 1;
+  o.shape.clear();
+  o.model_dir = "/nonexistent";
+  try {
+    run_bench(o);
+    FAIL() << "--layers with --model accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--layers"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
