@@ -126,10 +126,14 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
         fmt::format("--calib-seqlen {} exceeds the model's max_position_embeddings {}", seqlen,
                     cfg.max_position_embeddings));
   std::set<std::pair<int64_t, int64_t>> warned;
+  bool any_dense_mlp = false;  // a model whose every layer is sparse has no dense gate/up/down
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) any_dense_mlp |= !cfg.is_moe_layer(l);
   for (LinearRole r : kAllLinearRoles) {
     // The shapes of the tensors as written: a fused q|k|v or gate|up tensor is one linear.
     const StoredRows rows = stored_rows(qcfg, arch, r);
     if (rows.row0 != 0) continue;
+    if (!any_dense_mlp && (r == LinearRole::Gate || r == LinearRole::Up || r == LinearRole::Down))
+      continue;
     const int64_t out = rows.rows, in = linear_shape(qcfg, r).second;
     const std::string name = arch.stored_linear_name(0, r);  // every layer has the same shapes
     QuantSpec spec = o.spec;

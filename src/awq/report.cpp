@@ -91,6 +91,9 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
       linears.push_back(std::move(e));
     }
     l["linears"] = std::move(linears);
+    // A sparse layer: the calibration tokens routed to each expert (those under
+    // --moe-min-tokens were calibrated on every token instead).
+    if (!b.expert_tokens.empty()) l["expert_tokens"] = b.expert_tokens;
     layers.push_back(std::move(l));
   }
   j["layers"] = std::move(layers);

@@ -94,6 +94,11 @@ Registration reg([](CLI::App& app) {
                 "another quantizer, e.g. llama.cpp's)");
   sub->add_option("--pad-intermediate", a->opt.pad_intermediate,
                   "Zero-pad the MLP width to a multiple of M (function-preserving)");
+  sub->add_option("--moe-min-tokens", a->opt.moe_min_tokens,
+                  "MoE: experts with fewer routed calibration tokens than this are calibrated on "
+                  "every token passed through them (default 16; 0 = plain RTN for experts with no "
+                  "token)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--save-search", a->opt.save_search, "Write the chosen scales and clips (JSON)");
   sub->add_option("--load-search", a->opt.load_search,
                   "Apply saved scales and clips instead of searching");
