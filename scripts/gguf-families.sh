@@ -10,7 +10,8 @@
 # LLAMA_CPP_BIN_DIR holds llama-perplexity (e.g. a c392e509 build: /tmp/llama.cpp/build/bin);
 # BUILD_DIR holds `awq` (default: build). FAMILY: llama (llama3 RoPE), mistral (explicit head_dim),
 # gemma, gemma2, phi3 (fused qkv/gate_up, longrope), phi4mini (phi3 with partial rotary and tied
-# embeddings), qwen3, gemma3 (default: all). c392e509 predates qwen3 and gemma3 and cannot load
+# embeddings), qwen3, gemma3, and the MoE families mixtral, qwen2moe (shared expert), qwen3moe
+# (default: all). c392e509 predates qwen3, gemma3 and qwen3moe and cannot load
 # partial-rotary longrope: where llama-perplexity fails and NODE_LLAMA_CPP names an installed
 # node-llama-cpp package (npm install --ignore-scripts node-llama-cpp @node-llama-cpp/linux-x64),
 # its prebuilt llama.cpp scores the file instead (scripts/gguf-llamacpp-ppl.mjs).
@@ -18,6 +19,9 @@
 # comparison sees that feature. Not run in CI: it needs a llama.cpp build. Needs the shared data
 # (AWQ_DATA, default ../shared/data). THREADS (default 2) for awq, LLAMA_THREADS (default 1) for
 # llama.cpp, TEXT_BYTES (default 24000) of wiki.test.raw, CHUNKS (default 4) windows of 512 scored.
+# KV_F32=1 runs llama-perplexity with f32 key/value caches (-ctk f32 -ctv f32; default f16), which
+# removes most of its difference to awq.cpp on these sharp models (awq.cpp keeps f32 caches); the
+# node-llama-cpp path keeps its default cache.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,11 +29,14 @@ llama="${1:?usage: scripts/gguf-families.sh LLAMA_CPP_BIN_DIR [BUILD_DIR] [FAMIL
 build="${2:-$here/build}"
 shift $(( $# >= 2 ? 2 : 1 ))
 families=("$@")
-[[ ${#families[@]} -gt 0 ]] || families=(llama mistral gemma gemma2 phi3 phi4mini qwen3 gemma3)
+[[ ${#families[@]} -gt 0 ]] ||
+  families=(llama mistral gemma gemma2 phi3 phi4mini qwen3 gemma3 mixtral qwen2moe qwen3moe)
 chunks="${CHUNKS:-4}"
 nlc="${NODE_LLAMA_CPP:-}"
 threads="${THREADS:-2}"
 llama_threads="${LLAMA_THREADS:-1}"
+kv_args=()
+[[ ${KV_F32:-0} == 1 ]] && kv_args=(-ctk f32 -ctv f32)
 awq="$build/awq"
 data="${AWQ_DATA:-$here/../shared/data}"
 ppl_bin="$llama/llama-perplexity"
@@ -84,13 +91,29 @@ config() {
     qwen3) echo "{\"model_type\":\"qwen3\",$common,\"num_hidden_layers\":4,\"num_key_value_heads\":2,
       \"head_dim\":64,\"vocab_size\":151936,\"rope_theta\":1000000.0,\"tie_word_embeddings\":true,
       \"use_sliding_window\":false}" ;;
+    # The MoE families (every layer sparse: llama.cpp has no dense layer in them). Mixtral is
+    # llama with experts (top-k renormalized); qwen2moe adds the sigmoid-gated shared expert and
+    # never renormalizes; qwen3moe (newer than c392e509) always does.
+    mixtral) echo "{\"model_type\":\"mixtral\",$common,\"num_hidden_layers\":4,
+      \"num_key_value_heads\":2,\"vocab_size\":32000,\"rope_theta\":1000000.0,\"sliding_window\":null,
+      \"num_local_experts\":8,\"num_experts_per_tok\":2,\"tie_word_embeddings\":false}" ;;
+    qwen2moe) echo "{\"model_type\":\"qwen2_moe\",$common,\"num_hidden_layers\":4,
+      \"num_key_value_heads\":4,\"vocab_size\":151936,\"rope_theta\":1000000.0,
+      \"use_sliding_window\":false,\"num_experts\":8,\"num_experts_per_tok\":2,
+      \"moe_intermediate_size\":64,\"shared_expert_intermediate_size\":192,\"norm_topk_prob\":false,
+      \"decoder_sparse_step\":1,\"mlp_only_layers\":[],\"tie_word_embeddings\":false}" ;;
+    qwen3moe) echo "{\"model_type\":\"qwen3_moe\",$common,\"num_hidden_layers\":4,
+      \"num_key_value_heads\":2,\"head_dim\":64,\"vocab_size\":151936,\"rope_theta\":1000000.0,
+      \"use_sliding_window\":false,\"num_experts\":16,\"num_experts_per_tok\":4,
+      \"moe_intermediate_size\":64,\"norm_topk_prob\":true,\"decoder_sparse_step\":1,
+      \"tie_word_embeddings\":false}" ;;
     *) echo "unknown family $1" >&2; return 1 ;;
   esac
 }
 tokenizer() {
   case $1 in
     phi3|phi4mini) echo "$data/tokenizers/phi-3" ;;
-    qwen3) echo "$data/tokenizers/qwen2.5" ;;
+    qwen3|qwen2moe|qwen3moe) echo "$data/tokenizers/qwen2.5" ;;
     *) echo "$data/tokenizers/llama2" ;;
   esac
 }
@@ -104,7 +127,8 @@ awq_ppl() {
 llama_ppl() {
   local f=$1 out p
   shift
-  out="$("$ppl_bin" -m "$f" -f "$text" -c 512 -b 512 --chunks "$chunks" -t "$llama_threads" "$@" 2>&1)" || true
+  out="$("$ppl_bin" -m "$f" -f "$text" -c 512 -b 512 --chunks "$chunks" -t "$llama_threads" \
+    ${kv_args[@]+"${kv_args[@]}"} "$@" 2>&1)" || true
   p="$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 ± \2/p' <<<"$out" | tail -1)"
   if [[ -n $p ]]; then echo "llama-perplexity: $p"; return; fi
   p="$(grep -m1 -E "error|exception|failed|GGML_ASSERT" <<<"$out" | sed 's/.*\(error\|exception\)/\1/' |
@@ -131,10 +155,13 @@ override() {
     gemma2) echo "gemma2.attention.sliding_window=int:4096" ;;
     phi3) echo "phi3.rope.scaling.attn_factor=float:1.0" ;;
     mistral) echo "llama.rope.freq_base=float:10000.0" ;;
+    # Routing: one expert per token instead of the model's two.
+    mixtral) echo "llama.expert_used_count=int:1" ;;
+    qwen2moe) echo "qwen2moe.expert_used_count=int:1" ;;
   esac
 }
 
-echo "| family | GGUF | awq eval dir | awq eval GGUF | llama.cpp on the GGUF | rel. diff (llama.cpp vs awq, GGUF) |"
+echo "| family | GGUF | awq eval dir | awq eval GGUF | llama.cpp on the GGUF (llama-perplexity KV cache $([[ ${KV_F32:-0} == 1 ]] && echo f32 || echo f16)) | rel. diff (llama.cpp vs awq, GGUF) |"
 echo "|---|---|---|---|---|---|"
 for fam in "${families[@]}"; do
   config "$fam" > "$work/$fam.json"

@@ -31,6 +31,10 @@ namespace {
 
 constexpr int64_t kBlock = 32;
 
+bool is_ffn_role(LinearRole r) {
+  return r == LinearRole::Gate || r == LinearRole::Up || r == LinearRole::Down;
+}
+
 GgmlType parse_type(const std::string& s, const char* option) {
   if (s == "q4_1") return GgmlType::Q4_1;
   if (s == "q4_0") return GgmlType::Q4_0;
@@ -81,11 +85,29 @@ std::vector<uint8_t> encode_matrix(const Mat& m, GgmlType t, const std::string& 
   return encode(m.data.data(), m.data.size(), t, tensor);
 }
 
+// The input widths of the model's linears: hidden (q/k/v, gate/up, experts' gate/up, the
+// router), attention (o), and each feed-forward's width (down): intermediate for dense layers,
+// the experts' and the shared expert's for sparse ones.
+std::vector<std::pair<const char*, int64_t>> input_widths(const ModelConfig& c) {
+  std::vector<std::pair<const char*, int64_t>> w = {{"hidden", c.hidden_size},
+                                                    {"attention", c.q_dim()}};
+  bool dense = false, sparse = false;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) (c.is_moe_layer(l) ? sparse : dense) = true;
+  if (dense) w.emplace_back("intermediate", c.intermediate_size);
+  if (sparse) {
+    w.emplace_back("expert intermediate", c.moe_intermediate_size);
+    if (c.shared_expert_intermediate_size > 0)
+      w.emplace_back("shared expert intermediate", c.shared_expert_intermediate_size);
+  }
+  return w;
+}
+
 // The group sizes that Q4 blocks can hold for every linear's input width.
 std::vector<int64_t> group_sizes_for_all(const ModelConfig& c) {
   std::vector<int64_t> common;
   bool first = true;
-  for (int64_t in : {c.hidden_size, c.q_dim(), c.intermediate_size}) {
+  for (const auto& [what, in] : input_widths(c)) {
+    (void)what;
     const auto s = valid_group_sizes(in, kBlock);
     if (first) {
       common = s;
@@ -103,10 +125,12 @@ std::vector<int64_t> group_sizes_for_all(const ModelConfig& c) {
 void check_q4_groups(const ModelConfig& c, const std::string& dir, GgmlType t) {
   const int g = c.quant->group_size;
   const auto ok = group_sizes_for_all(c);
-  std::string widths = fmt::format("hidden {}, attention {}, intermediate {}", c.hidden_size,
-                                   c.q_dim(), c.intermediate_size);
-  bool per_row_ok =
-      c.hidden_size % kBlock == 0 && c.q_dim() % kBlock == 0 && c.intermediate_size % kBlock == 0;
+  std::string widths;
+  bool per_row_ok = true;
+  for (const auto& [what, in] : input_widths(c)) {
+    widths += fmt::format("{}{} {}", widths.empty() ? "" : ", ", what, in);
+    per_row_ok = per_row_ok && in % kBlock == 0;
+  }
   if (g == -1 ? per_row_ok : (g > 0 && g % kBlock == 0)) return;
   const std::string what =
       g == -1 ? "per-row groups (group size -1)" : fmt::format("group size {}", g);
@@ -160,6 +184,28 @@ double min_rounding_steps(const QuantizedMatrix& q) {
   return worst;
 }
 
+// The bytes of the checkpoint linear `name` ([out, in], rows permuted by `perm` if set) in the
+// export's linear type: AWQ codes carried over as Q4_1/Q4_0, or F16/F32 (dequantized AWQ weights
+// when the type is a float one).
+std::vector<uint8_t> encode_linear(Shared& s, const std::string& name, int64_t out, int64_t in,
+                                   const std::vector<int64_t>& perm, const std::string& tensor) {
+  if (is_quantized(s, name) &&
+      (s.linear_type == GgmlType::Q4_1 || s.linear_type == GgmlType::Q4_0)) {
+    QuantizedMatrix q = read_awq_linear(*s.ck, name, *s.cfg.quant, out, in);
+    if (!perm.empty()) q = permute_rows(q, perm);
+    if (s.linear_type == GgmlType::Q4_1) {
+      s.report->max_min_rounding_steps =
+          std::max(s.report->max_min_rounding_steps, min_rounding_steps(q));
+      return to_ggml_q4_1(q, tensor);
+    }
+    return to_ggml_q4_0(q, tensor);
+  }
+  Mat w = is_quantized(s, name) ? dequantize_awq_linear(*s.ck, name, *s.cfg.quant, out, in)
+                                : s.ck->read_mat(name + ".weight", out, in);
+  if (!perm.empty()) w = permute_rows(w, perm);
+  return encode_matrix(w, s.linear_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16, tensor);
+}
+
 // The GGUF tensor of linear `r` (r is the first role of a fused tensor: the whole q|k|v or
 // gate|up tensor, which llama.cpp's phi3 stores fused exactly as the checkpoint does).
 std::vector<uint8_t> produce_linear(Shared& s, int64_t layer, LinearRole r,
@@ -171,27 +217,42 @@ std::vector<uint8_t> produce_linear(Shared& s, int64_t layer, LinearRole r,
   if (s.permute && (r == LinearRole::Q || r == LinearRole::K))
     perm = rope_row_permutation(
         out, r == LinearRole::Q ? s.cfg.num_attention_heads : s.cfg.num_key_value_heads);
+  std::vector<uint8_t> bytes = encode_linear(s, name, out, in, perm, tensor);
+  s.tick(tensor);
+  return bytes;
+}
+
+// [out, in] of an expert's linear r (gate/up [I, hidden], down [hidden, I]) for width I.
+std::pair<int64_t, int64_t> expert_shape(const ModelConfig& c, LinearRole r, int64_t I) {
+  return r == LinearRole::Down ? std::pair{c.hidden_size, I} : std::pair{I, c.hidden_size};
+}
+
+// blk.N.ffn_{gate,up,down}_exps: the E experts' [out, in] matrices one after the other, expert 0
+// first (ggml ne {in, out, E}, as the converter's torch.stack along a new dim 0 gives). Each
+// matrix is encoded on its own: ggml blocks never span rows, so the stacked bytes are the
+// concatenation.
+std::vector<uint8_t> produce_experts(Shared& s, int64_t layer, LinearRole r,
+                                     const std::string& tensor) {
+  const auto [out, in] = expert_shape(s.cfg, r, s.cfg.moe_intermediate_size);
   std::vector<uint8_t> bytes;
-  if (is_quantized(s, name) &&
-      (s.linear_type == GgmlType::Q4_1 || s.linear_type == GgmlType::Q4_0)) {
-    QuantizedMatrix q = read_awq_linear(*s.ck, name, *s.cfg.quant, out, in);
-    if (!perm.empty()) q = permute_rows(q, perm);
-    if (s.linear_type == GgmlType::Q4_1) {
-      s.report->max_min_rounding_steps =
-          std::max(s.report->max_min_rounding_steps, min_rounding_steps(q));
-      bytes = to_ggml_q4_1(q, tensor);
-    } else {
-      bytes = to_ggml_q4_0(q, tensor);
-    }
-  } else {
-    Mat w = is_quantized(s, name) ? dequantize_awq_linear(*s.ck, name, *s.cfg.quant, out, in)
-                                  : s.ck->read_mat(name + ".weight", out, in);
-    if (!perm.empty()) w = permute_rows(w, perm);
-    bytes =
-        encode_matrix(w, s.linear_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16, tensor);
+  for (int64_t e = 0; e < s.cfg.num_experts; ++e) {
+    const std::vector<uint8_t> b = encode_linear(s, s.arch->expert_linear_name(layer, e, r), out,
+                                                 in, {}, fmt::format("{} (expert {})", tensor, e));
+    if (e == 0) bytes.reserve(b.size() * size_t(s.cfg.num_experts));
+    bytes.insert(bytes.end(), b.begin(), b.end());
   }
   s.tick(tensor);
   return bytes;
+}
+
+// A float [rows, cols] checkpoint tensor (or an AWQ-quantized one, dequantized) as F32.
+std::vector<uint8_t> produce_f32(Shared& s, const std::string& name, int64_t rows, int64_t cols,
+                                 const std::string& tensor) {
+  const Mat m = is_quantized(s, name) ? dequantize_awq_linear(*s.ck, name, *s.cfg.quant, rows, cols)
+                                      : s.ck->read_mat(name + ".weight", rows, cols);
+  std::vector<uint8_t> b = encode(m.data.data(), m.data.size(), GgmlType::F32, tensor);
+  s.tick(tensor);
+  return b;
 }
 
 // HF's inverse frequencies of `spec` at a short sequence (longrope: its short factors).
@@ -279,6 +340,38 @@ float llamacpp_gemma_attn_scale(const std::string& arch, const ModelConfig& c) {
   return float(1.0 / std::sqrt(double(is27b ? c.hidden_size / c.num_attention_heads : c.head_dim)));
 }
 
+// What llama.cpp's MoE architectures cannot hold: a dense layer (each layer has one expert set),
+// a renormalization other than the graph's hard-coded one, more experts than it allows.
+void check_moe(const ModelConfig& c, const GgufArch& g, const std::string& dir) {
+  const std::string& a = g.name;
+  AWQ_CHECK(c.num_experts > 0,
+            "{}: {} is 0 (every layer dense), but llama.cpp's {} needs experts in every layer", dir,
+            c.arch().moe.experts_key, a);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    if (c.is_moe_layer(l)) continue;
+    const bool listed =
+        std::find(c.mlp_only_layers.begin(), c.mlp_only_layers.end(), l) != c.mlp_only_layers.end();
+    fail(
+        "{}: layer {} is dense ({}), but llama.cpp's {} makes every layer sparse and has no "
+        "dense feed-forward in a MoE model",
+        dir, l,
+        listed ? "listed in mlp_only_layers"
+               : fmt::format("decoder_sparse_step {}", c.decoder_sparse_step),
+        a);
+  }
+  AWQ_CHECK(c.norm_topk_prob == g.moe_renormalizes,
+            "{}: norm_topk_prob is {}, but llama.cpp's {} {} renormalizes the top-k routing "
+            "weights (hard-coded, no GGUF key)",
+            dir, c.norm_topk_prob, a, g.moe_renormalizes ? "always" : "never");
+  AWQ_CHECK(g.shared_expert == (c.shared_expert_intermediate_size > 0),
+            "{}: shared_expert_intermediate_size {}: llama.cpp's {} {} a shared expert", dir,
+            c.shared_expert_intermediate_size, a, g.shared_expert ? "requires" : "has no");
+  // llama.cpp c392e509 src/llama-hparams.h: LLAMA_MAX_EXPERTS.
+  constexpr int64_t kMaxExperts = 256;
+  AWQ_CHECK(c.num_experts <= kMaxExperts, "{}: {} {} is more than llama.cpp's limit of {} experts",
+            dir, c.arch().moe.experts_key, c.num_experts, kMaxExperts);
+}
+
 // What each architecture's llama.cpp graph hard-codes or cannot hold: errors for what would run
 // differently, warnings for what c392e509 or a long context would see differently.
 void check_family(const Shared& s, const std::string& dir, ExportReport& rep) {
@@ -361,6 +454,7 @@ void check_family(const Shared& s, const std::string& dir, ExportReport& rep) {
         "rope_factors of head_dim/2 = {} and cannot load this file; newer llama.cpp reads "
         "rotary_dim/2 = {}",
         c.rotary_dim, c.head_dim, c.head_dim / 2, c.rotary_dim / 2));
+  if (g.moe) check_moe(c, g, dir);
   if (!g.known_at_c392e509)
     rep.warnings.push_back(
         fmt::format("GGUF architecture '{}' needs llama.cpp newer than c392e509 (2025-02)", a));
@@ -466,6 +560,15 @@ ExportReport export_gguf(const ExportOptions& o) {
     w.set(a + ".attention.key_length", Value::u32(uint32_t(cfg.head_dim)));
     w.set(a + ".attention.value_length", Value::u32(uint32_t(cfg.head_dim)));
   }
+  if (s->ga->moe) {
+    w.set(a + ".expert_count", Value::u32(uint32_t(cfg.num_experts)));
+    w.set(a + ".expert_used_count", Value::u32(uint32_t(cfg.num_experts_per_tok)));
+    if (s->ga->moe_expert_ffn_key)
+      w.set(a + ".expert_feed_forward_length", Value::u32(uint32_t(cfg.moe_intermediate_size)));
+    if (s->ga->shared_expert)
+      w.set(a + ".expert_shared_feed_forward_length",
+            Value::u32(uint32_t(cfg.shared_expert_intermediate_size)));
+  }
   if (a == "gemma2") {
     w.set(a + ".attn_logit_softcapping", Value::f32(cfg.attn_softcap));
     w.set(a + ".final_logit_softcapping", Value::f32(cfg.final_softcap));
@@ -504,6 +607,62 @@ ExportReport export_gguf(const ExportOptions& o) {
     });
   };
   const Architecture& arch = *s->arch;
+  // The type of a linear written from checkpoint linear(s) `names`: the export's Q4 type when
+  // every one holds AWQ codes, else F16/F32 (a stacked tensor has one type, so experts that are
+  // partly quantized cannot be written without re-quantizing).
+  auto linear_type_of = [&](const std::vector<std::string>& names, const std::string& tensor) {
+    size_t quantized = 0;
+    for (const auto& n : names) quantized += is_quantized(*s, n);
+    AWQ_CHECK(!q4 || quantized == 0 || quantized == names.size(),
+              "{}: {} of the {} experts stacked in '{}' are AWQ-quantized (e.g. '{}' is {}): a "
+              "GGUF tensor has one type and export-gguf never re-quantizes; export --type f16",
+              dir, quantized, names.size(), tensor, names[0],
+              is_quantized(*s, names[0]) ? "quantized" : "not");
+    const bool codes = q4 && quantized > 0;
+    (codes ? rep.quantized_linears : rep.float_linears) += int64_t(names.size());
+    return codes ? s->linear_type
+                 : (s->linear_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16);
+  };
+  // A sparse layer's router, experts and shared expert, in llama.cpp's names and layout.
+  auto add_moe = [&](int64_t l) {
+    const int64_t E = cfg.num_experts;
+    const std::string router = gguf_block_tensor(l, kFfnGateInp);
+    // F32, as llama.cpp's converter keeps it (and llama-quantize never quantizes it): top-k
+    // choices must not move with the experts' format.
+    w.add_tensor(router, GgmlType::F32, {d, E}, [s, l, router, d, E](std::vector<uint8_t>& out) {
+      out = produce_f32(*s, s->arch->router_name(l), E, d, router);
+    });
+    for (LinearRole r : {LinearRole::Gate, LinearRole::Up, LinearRole::Down}) {
+      const std::string tensor = gguf_block_tensor(l, gguf_expert_name(r, false));
+      std::vector<std::string> names;
+      for (int64_t e = 0; e < E; ++e) {
+        names.push_back(arch.expert_linear_name(l, e, r));
+        AWQ_CHECK(!s->ck->has(names.back() + ".bias"),
+                  "{}: '{}' has a bias; llama.cpp's {} experts have none", dir, names.back(), a);
+      }
+      const auto [out, in] = expert_shape(cfg, r, cfg.moe_intermediate_size);
+      w.add_tensor(tensor, linear_type_of(names, tensor), {in, out, E},
+                   [s, l, r, tensor](std::vector<uint8_t>& bytes) {
+                     bytes = produce_experts(*s, l, r, tensor);
+                   });
+    }
+    if (!s->ga->shared_expert) return;
+    const std::string gate = gguf_block_tensor(l, kFfnGateInpShexp);
+    // HF's [1, hidden] linear; llama.cpp declares it [hidden].
+    w.add_tensor(gate, GgmlType::F32, {d}, [s, l, gate, d](std::vector<uint8_t>& out) {
+      out = produce_f32(*s, s->arch->shared_gate_name(l), 1, d, gate);
+    });
+    for (LinearRole r : {LinearRole::Gate, LinearRole::Up, LinearRole::Down}) {
+      const std::string tensor = gguf_block_tensor(l, gguf_expert_name(r, true));
+      const std::string name = arch.shared_expert_linear_name(l, r);
+      const auto [out, in] = expert_shape(cfg, r, cfg.shared_expert_intermediate_size);
+      w.add_tensor(tensor, linear_type_of({name}, tensor), {in, out},
+                   [s, name, out, in, tensor](std::vector<uint8_t>& bytes) {
+                     bytes = encode_linear(*s, name, out, in, {}, tensor);
+                     s->tick(tensor);
+                   });
+    }
+  };
   add_embedding(kTokenEmbd, arch.embed_name);
   write_rope(w, s, dir);
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
@@ -521,16 +680,14 @@ ExportReport export_gguf(const ExportOptions& o) {
                    arch.layer_name(l, arch.post_attn_norm_name + ".weight"), d);
         add_norm(gguf_block_tensor(l, kFfnNorm), arch.norm_name(l, NormRole::Mlp), d);
       }
+      if (cfg.is_moe_layer(l) && r == LinearRole::Gate) add_moe(l);
+      if (cfg.is_moe_layer(l) && is_ffn_role(r)) continue;
       const StoredRows rows = stored_rows(cfg, arch, r);
       if (rows.row0 != 0) continue;  // a later part of a fused tensor, written with the first
       const std::string lin = arch.stored_linear_name(l, r);
       const int64_t in = linear_shape(cfg, r).second, out = rows.rows;
-      const bool quantized = is_quantized(*s, lin);
-      const GgmlType t = quantized && q4
-                             ? s->linear_type
-                             : (s->linear_type == GgmlType::F32 ? GgmlType::F32 : GgmlType::F16);
-      (quantized && q4 ? rep.quantized_linears : rep.float_linears)++;
       const std::string tensor = gguf_linear_slot(*s->ga, cfg, l, r).tensor;
+      const GgmlType t = linear_type_of({lin}, tensor);
       w.add_tensor(tensor, t, {in, out}, [s, l, r, tensor](std::vector<uint8_t>& bytes) {
         bytes = produce_linear(*s, l, r, tensor);
       });

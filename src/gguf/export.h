@@ -7,7 +7,11 @@
 // Every family awq.cpp runs maps to the llama.cpp architecture of its converter (llama_layout.h):
 // llama (also Mistral; llama3 RoPE as the rope_freqs table), qwen2, qwen3 (q/k norms), gemma,
 // gemma2, gemma3 (norms stored as 1 + w, post-norms, soft-caps, sliding window), phi3 (fused
-// attn_qkv and gate|up ffn_up, longrope factors, partial rotary). What an architecture cannot
+// attn_qkv and gate|up ffn_up, longrope factors, partial rotary), and the sparse MoE families:
+// mixtral (llama with experts), qwen2_moe (qwen2moe: shared expert and its sigmoid gate),
+// qwen3_moe (qwen3moe), each layer's experts stacked into blk.N.ffn_{gate,up,down}_exps
+// [E, out, in] in expert order (AWQ experts as Q4 with their codes, like any linear) and the
+// router blk.N.ffn_gate_inp kept F32. What an architecture cannot
 // express (a RoPE type, an attention scale, untied Gemma output) is an error naming the config
 // key; what llama.cpp hard-codes differently (Gemma-3's local base and pattern) is a warning.
 // Q and K rows are permuted for llama.cpp's adjacent-pair RoPE (architecture "llama"), norms and
@@ -35,8 +39,8 @@ struct ExportReport {
   std::string linear_type;  // Q4_1, Q4_0, F16 or F32
   std::string embedding_type;
   int64_t tensors = 0;
-  int64_t quantized_linears = 0;  // written from integer codes
-  int64_t float_linears = 0;
+  int64_t quantized_linears = 0;  // checkpoint linears written from integer codes (each expert
+  int64_t float_linears = 0;      // of a stacked tensor counts)
   size_t file_bytes = 0;
   double seconds = 0;
   // Q4_1 only: the largest |f16(m) - m| over all blocks, in units of the block's step d (the only

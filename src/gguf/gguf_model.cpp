@@ -19,6 +19,8 @@
 #include "gguf/llama_layout.h"
 #include "kernels/w4.h"
 #include "model/architecture.h"
+#include "model/linear.h"
+#include "model/moe.h"
 #include "model/rope.h"
 #include "quant/ggml_blocks.h"
 
@@ -61,6 +63,12 @@ std::shared_ptr<const kernels::W4Matrix> pack_w4(const QuantizedMatrix& q) {
   src.scales = q.scales.data();
   src.zeros = q.zeros.data();
   return std::make_shared<const kernels::W4Matrix>(kernels::W4Matrix::pack(src));
+}
+
+// The table entry of the file's architecture: "llama" with experts is Mixtral.
+const GgufArch& file_arch(const GgufFile& f) {
+  const std::string arch = f.get_string("general.architecture");
+  return gguf_arch_named(arch, f.path(), f.get_int(arch + ".expert_count", 0) > 0);
 }
 
 }  // namespace
@@ -172,7 +180,7 @@ nlohmann::json llama3_scaling(const GgufFile& f, const std::string& a, int64_t r
 
 ModelConfig config_from_gguf(const GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
-  const GgufArch& g = gguf_arch_named(arch, f.path());
+  const GgufArch& g = file_arch(f);
   const std::string& model_type = g.model_type;
   const std::string a = arch + ".";
   const int64_t d = f.get_int(a + "embedding_length");
@@ -199,10 +207,26 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   const int64_t layers = f.get_int(a + "block_count");
   const int64_t max_pos = f.get_int(a + "context_length", 2048);
   const double theta = f.get_float(a + "rope.freq_base", 10000.0);
+  // The experts (llama.cpp's hparams): widths default as its loader's do (n_ff / n_expert_used,
+  // n_ff for the shared expert).
+  int64_t experts = 0, used = 0, expert_ff = 0;
+  if (g.moe) {
+    experts = f.get_int(a + "expert_count", 0);
+    used = f.get_int(a + "expert_used_count", 0);
+    AWQ_CHECK(experts > 0 && used > 0 && used <= experts,
+              "{}: {}expert_count {} and {}expert_used_count {} must be positive, used <= count "
+              "(architecture {} has experts in every layer)",
+              f.path(), a, experts, a, used, arch);
+  }
+  const int64_t ff = g.moe && g.moe_expert_ffn_key && !f.find(a + "feed_forward_length")
+                         ? f.get_int(a + "expert_feed_forward_length")
+                         : f.get_int(a + "feed_forward_length");
+  if (g.moe)
+    expert_ff = g.moe_expert_ffn_key ? f.get_int(a + "expert_feed_forward_length", ff / used) : ff;
   nlohmann::json j = {{"model_type", model_type},
                       {"architectures", {find_architecture(model_type)->hf_class}},
                       {"hidden_size", d},
-                      {"intermediate_size", f.get_int(a + "feed_forward_length")},
+                      {"intermediate_size", ff},
                       {"num_hidden_layers", layers},
                       {"num_attention_heads", heads},
                       {"num_key_value_heads", kv_heads},
@@ -216,6 +240,21 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   // Llama with q/k/v biases (llama.cpp keeps them optional); o's bias follows attention_bias.
   if (model_type == "llama" && f.find_tensor(gguf_linear_tensor(0, LinearRole::Q, "bias")))
     j["attention_bias"] = true;
+  if (g.moe) {
+    // The routing the graph hard-codes: every layer sparse, renormalized or not per architecture.
+    j[find_architecture(model_type)->moe.experts_key] = experts;
+    j["num_experts_per_tok"] = used;
+    if (model_type == "mixtral") {
+      j["sliding_window"] = nullptr;  // llama.cpp's llama attends to the whole context
+    } else {
+      j["moe_intermediate_size"] = expert_ff;
+      j["norm_topk_prob"] = g.moe_renormalizes;
+      j["decoder_sparse_step"] = 1;
+      j["mlp_only_layers"] = nlohmann::json::array();
+    }
+    if (g.shared_expert)
+      j["shared_expert_intermediate_size"] = f.get_int(a + "expert_shared_feed_forward_length", ff);
+  }
   if (f.find("tokenizer.ggml.bos_token_id"))
     j["bos_token_id"] = f.get_int("tokenizer.ggml.bos_token_id");
   if (f.find("tokenizer.ggml.eos_token_id"))
@@ -278,10 +317,122 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   return c;
 }
 
+namespace {
+
+// A linear from a 2-D [out, in] tensor (or one expert's slice of a stacked tensor) in the form
+// `opts` asks for: Q4 codes packed for the 4-bit kernels (W4), else f32. `note` says whether to
+// record a linear that cannot take the W4 form (once per stacked tensor, not per expert).
+Linear linear_from(const GgufFile& f, const GgufTensor& t, int64_t out, int64_t in,
+                   const LoadOptions& opts, std::vector<std::string>* notes, bool note) {
+  Linear l;
+  l.in = in;
+  l.out = out;
+  if (opts.weights == WeightForm::W4 && (t.type == GgmlType::Q4_0 || t.type == GgmlType::Q4_1)) {
+    try {
+      const QuantizedMatrix q = t.type == GgmlType::Q4_0
+                                    ? from_ggml_q4_0(t.data, out, in, f.path() + ": " + t.name)
+                                    : from_ggml_q4_1(t.data, out, in, f.path() + ": " + t.name);
+      l.w4 = pack_w4(q);
+      l.w4a8 = opts.w4a8;
+      return l;
+    } catch (const Error& e) {
+      if (notes)
+        notes->push_back(
+            fmt::format("{}: runs as f32, not on the 4-bit kernels: {}", t.name, e.what()));
+    }
+  } else if (opts.weights == WeightForm::W4 && notes && note) {
+    notes->push_back(fmt::format("{}: {} runs as f32 (the 4-bit kernels take Q4_0/Q4_1)", t.name,
+                                 ggml_type_name(t.type)));
+  }
+  l.w = gguf_tensor_f32(t);
+  return l;
+}
+
+// Expert e's [out, in] matrix of a stacked blk.N.ffn_*_exps tensor (ne {in, out, E}): a view of
+// its bytes, expert 0 first.
+GgufTensor expert_slice(const GgufTensor& t, int64_t e, int64_t experts) {
+  GgufTensor v = t;
+  v.ne = {t.ne[0], t.ne[1]};
+  v.nbytes = t.nbytes / size_t(experts);
+  v.data = t.data + size_t(e) * v.nbytes;
+  v.name = fmt::format("{} (expert {})", t.name, e);
+  return v;
+}
+
+// [out, in] of an expert's linear r of width I.
+std::pair<int64_t, int64_t> expert_shape(const ModelConfig& c, LinearRole r, int64_t I) {
+  return r == LinearRole::Down ? std::pair{c.hidden_size, I} : std::pair{I, c.hidden_size};
+}
+
+constexpr LinearRole kFfnRoles[] = {LinearRole::Gate, LinearRole::Up, LinearRole::Down};
+
+// A sparse layer: the router (f32 whatever its type), the stacked experts, the shared expert and
+// its gate (qwen2moe), in the form `opts` asks for; W4 gate|up of each expert stacked as the
+// directory loader stacks them.
+MoeWeights load_gguf_moe(const GgufFile& f, const GgufArch& g, const ModelConfig& cfg,
+                         int64_t layer, const LoadOptions& opts, std::vector<std::string>* notes) {
+  const int64_t d = cfg.hidden_size, E = cfg.num_experts;
+  MoeWeights m;
+  m.router = gguf_tensor_f32(shaped(f, gguf_block_tensor(layer, kFfnGateInp), d, E));
+  m.experts.resize(size_t(E));
+  for (LinearRole r : kFfnRoles) {
+    const auto [out, in] = expert_shape(cfg, r, cfg.moe_intermediate_size);
+    const std::string name = gguf_block_tensor(layer, gguf_expert_name(r, false));
+    const GgufTensor& t = f.tensor(name);
+    AWQ_CHECK(t.ne == (std::vector<int64_t>{in, out, E}),
+              "{}: tensor '{}' has ne {}, expected [{}, {}, {}] (ggml order: in, out, experts)",
+              f.path(), name, t.ne_str(), in, out, E);
+    // One note per stacked tensor (a model has thousands of experts), not one per expert.
+    std::vector<std::string> mine;
+    for (int64_t e = 0; e < E; ++e) {
+      FfnWeights& x = m.experts[size_t(e)];
+      Linear& l = r == LinearRole::Gate ? x.gate : r == LinearRole::Up ? x.up : x.down;
+      l = linear_from(f, expert_slice(t, e, E), out, in, opts, &mine, e == 0);
+    }
+    if (notes && !mine.empty())
+      notes->push_back(mine.size() == 1 ? mine[0]
+                                        : fmt::format("{} (and {} more experts of '{}')", mine[0],
+                                                      mine.size() - 1, name));
+  }
+  if (g.shared_expert) {
+    const int64_t I = cfg.shared_expert_intermediate_size;
+    for (LinearRole r : kFfnRoles) {
+      const auto [out, in] = expert_shape(cfg, r, I);
+      const GgufTensor& t = shaped(f, gguf_block_tensor(layer, gguf_expert_name(r, true)), in, out);
+      Linear& l = r == LinearRole::Gate ? m.shared.gate
+                  : r == LinearRole::Up ? m.shared.up
+                                        : m.shared.down;
+      l = linear_from(f, t, out, in, opts, notes, true);
+    }
+    // llama.cpp declares it [hidden]; the converter writes HF's [1, hidden] as ne {hidden, 1}.
+    const std::string gate = gguf_block_tensor(layer, kFfnGateInpShexp);
+    const GgufTensor& t = f.tensor(gate);
+    AWQ_CHECK(t.ne == std::vector<int64_t>{d} || t.ne == (std::vector<int64_t>{d, 1}),
+              "{}: tensor '{}' has ne {}, expected [{}]", f.path(), gate, t.ne_str(), d);
+    const Mat v = gguf_tensor_f32(t);
+    m.shared_gate.assign(v.data.begin(), v.data.end());
+  }
+  if (opts.weights == WeightForm::W4) {
+    auto fuse = [](FfnWeights& x) {
+      Linear* gate_up[] = {&x.gate, &x.up};
+      fuse_w4(gate_up);
+    };
+    for (FfnWeights& x : m.experts) fuse(x);
+    if (m.shared.present()) fuse(m.shared);
+  }
+  return m;
+}
+
+}  // namespace
+
 BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t layer,
                              const LoadOptions& opts, std::vector<std::string>* notes) {
   const std::string arch = f.get_string("general.architecture");
-  const GgufArch& g = gguf_arch_named(arch, f.path());
+  const GgufArch& g = file_arch(f);
+  const bool sparse = cfg.is_moe_layer(layer);
+  AWQ_CHECK(sparse == g.moe, "{}: layer {} is {} in the configuration, but architecture {} {}",
+            f.path(), layer, sparse ? "sparse" : "dense", arch,
+            g.moe ? "has experts in every layer" : "has none");
   const int64_t d = cfg.hidden_size;
   BlockWeights b;
   b.layer = layer;
@@ -301,6 +452,7 @@ BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t 
   std::optional<QuantizedMatrix> cached_q;
   std::optional<Mat> cached_w;
   for (LinearRole r : kAllLinearRoles) {
+    if (sparse && (r == LinearRole::Gate || r == LinearRole::Up || r == LinearRole::Down)) continue;
     const auto [out, in] = linear_shape(cfg, r);
     const GgufLinearSlot slot = gguf_linear_slot(g, cfg, layer, r);
     const std::string& name = slot.tensor;
@@ -349,6 +501,7 @@ BlockWeights load_gguf_block(const GgufFile& f, const ModelConfig& cfg, int64_t 
                 f.path(), bias);
     }
   }
+  if (sparse) b.moe = load_gguf_moe(f, g, cfg, layer, opts, notes);
   if (opts.weights == WeightForm::W4) fuse_block_w4(b);
   return b;
 }

@@ -1,11 +1,14 @@
-// Running a GGUF file with awq.cpp's engine: a model of architecture llama, qwen2, qwen3, gemma,
-// gemma2, gemma3 or phi3 whose tensors are F32, F16, Q8_0, Q4_0 or Q4_1, turned into what the
-// model layer runs:
+// Running a GGUF file with awq.cpp's engine: a model of architecture llama (Mixtral when it has
+// experts), qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen2moe or qwen3moe whose tensors are F32,
+// F16, Q8_0, Q4_0 or Q4_1, turned into what the model layer runs:
 //   - ModelConfig from the <arch>.* keys and RoPE tensors, with what llama.cpp's graph hard-codes
 //     for the architecture (Gemma's attention scale, Gemma-3's local base and layer pattern,
 //     embeddings × sqrtf(hidden) in f32),
 //   - fused tensors (phi3's attn_qkv, gate|up ffn_up) split into the seven linears, norms taken as
 //     the multipliers they hold (Gemma: 1 + w),
+//   - MoE layers: the router (f32), the stacked ffn_*_exps tensors cut into one linear per
+//     expert, the shared expert and its gate; the routing llama.cpp hard-codes per architecture
+//     (every layer sparse; top-k renormalized for llama and qwen3moe, not for qwen2moe),
 //   - block weights in the requested form: f32 (dequantized exactly as ggml does), or for W4 the
 //     4-bit codes themselves (Q4_0 always; Q4_1 when its blocks were written from AWQ codes,
 //     i.e. m = f16(-z·d) for an integer z — otherwise that linear falls back to f32),

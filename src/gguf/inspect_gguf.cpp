@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_model.h"
@@ -42,6 +43,21 @@ nlohmann::json inspect_gguf(const std::string& path) {
   j["tie_word_embeddings"] = cfg.tie_word_embeddings;
   j["rope_theta"] = cfg.rope_theta;
   j["parameters"] = cfg.parameter_count();
+  if (cfg.is_moe()) {
+    j["active_parameters"] = cfg.active_parameter_count();
+    // The experts as llama.cpp holds them: one stacked [E, out, in] tensor per projection.
+    nlohmann::json e = {{"count", cfg.num_experts},
+                        {"used", cfg.num_experts_per_tok},
+                        {"intermediate", cfg.moe_intermediate_size},
+                        {"renormalized", cfg.norm_topk_prob}};
+    if (cfg.shared_expert_intermediate_size > 0)
+      e["shared_intermediate"] = cfg.shared_expert_intermediate_size;
+    std::set<std::string> types;
+    for (const GgufTensor& t : f.tensors())
+      if (t.name.ends_with("_exps.weight")) types.insert(ggml_type_name(t.type));
+    e["types"] = types;
+    j["experts"] = e;
+  }
   j["features"] = cfg.features();
   std::map<std::string, int64_t> type_bytes, type_count;
   nlohmann::json tensors = nlohmann::json::array();
@@ -89,6 +105,24 @@ std::string format_gguf_inspection(const nlohmann::json& j) {
       j["tie_word_embeddings"].get<bool>() ? ", tied embeddings" : "");
   s += fmt::format("parameters   {} ({:.3f} B)\n", j["parameters"].get<int64_t>(),
                    double(j["parameters"].get<int64_t>()) / 1e9);
+  if (j.contains("active_parameters"))
+    s +=
+        fmt::format("active       {} ({:.3f} B) per token\n", j["active_parameters"].get<int64_t>(),
+                    double(j["active_parameters"].get<int64_t>()) / 1e9);
+  if (j.contains("experts")) {
+    const auto& e = j["experts"];
+    std::string types;
+    for (const auto& t : e["types"]) types += (types.empty() ? "" : ", ") + t.get<std::string>();
+    s += fmt::format(
+        "experts      {} per layer, {} per token ({}renormalized), width {}{}; stacked in "
+        "blk.N.ffn_{{gate,up,down}}_exps ({})\n",
+        e["count"].get<int64_t>(), e["used"].get<int64_t>(),
+        e["renormalized"].get<bool>() ? "" : "not ", e["intermediate"].get<int64_t>(),
+        e.contains("shared_intermediate")
+            ? fmt::format(", shared expert {}", e["shared_intermediate"].get<int64_t>())
+            : "",
+        types);
+  }
   if (!j["features"].empty()) {
     std::string f;
     for (const auto& [k, v] : j["features"].items())

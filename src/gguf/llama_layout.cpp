@@ -34,6 +34,27 @@ std::vector<GgufArch> make_table() {
                        .known_at_c392e509 = false});
   t.push_back(
       GgufArch{.name = "phi3", .model_type = "phi3", .fused = true, .output_required = true});
+  // Mixtral is converted to "llama" with experts (its graph renormalizes the top-k weights).
+  t.push_back(GgufArch{.name = "llama",
+                       .model_type = "mixtral",
+                       .permute_qk = true,
+                       .moe = true,
+                       .moe_renormalizes = true});
+  // c392e509's qwen2moe loader requires output.weight (no tied fallback) and never
+  // renormalizes; qwen3moe (added later) always does.
+  t.push_back(GgufArch{.name = "qwen2moe",
+                       .model_type = "qwen2_moe",
+                       .output_required = true,
+                       .moe = true,
+                       .moe_expert_ffn_key = true,
+                       .shared_expert = true});
+  t.push_back(GgufArch{.name = "qwen3moe",
+                       .model_type = "qwen3_moe",
+                       .qk_norm = true,
+                       .known_at_c392e509 = false,
+                       .moe = true,
+                       .moe_expert_ffn_key = true,
+                       .moe_renormalizes = true});
   return t;
 }
 
@@ -53,16 +74,16 @@ const GgufArch& gguf_arch_for(const std::string& model_type) {
     if (a.model_type == mt) return a;
   fail(
       "model_type '{}' has no GGUF export (supported: llama, mistral, qwen2, qwen3, gemma, gemma2, "
-      "gemma3_text, phi3)",
+      "gemma3_text, phi3, mixtral, qwen2_moe, qwen3_moe)",
       model_type);
 }
 
-const GgufArch& gguf_arch_named(const std::string& arch, const std::string& file) {
+const GgufArch& gguf_arch_named(const std::string& arch, const std::string& file, bool experts) {
   for (const auto& a : table())
-    if (a.name == arch) return a;
+    if (a.name == arch && (a.name != "llama" || a.moe == experts)) return a;
   fail(
-      "{}: general.architecture '{}' is not supported (awq.cpp runs llama, qwen2, qwen3, gemma, "
-      "gemma2, gemma3 and phi3)",
+      "{}: general.architecture '{}' is not supported (awq.cpp runs llama (also with experts: "
+      "Mixtral), qwen2, qwen3, gemma, gemma2, gemma3, phi3, qwen2moe and qwen3moe)",
       file, arch);
 }
 
@@ -104,6 +125,12 @@ const char* gguf_linear_name(LinearRole r) {
   static const char* const names[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                       "ffn_gate", "ffn_up", "ffn_down"};
   return names[int(r)];
+}
+
+std::string gguf_expert_name(LinearRole r, bool shared) {
+  AWQ_CHECK(r == LinearRole::Gate || r == LinearRole::Up || r == LinearRole::Down,
+            "an expert has gate, up and down projections only, not {}", linear_role_name(r));
+  return std::string(gguf_linear_name(r)) + (shared ? "_shexp" : "_exps");
 }
 
 std::string gguf_block_tensor(int64_t layer, const std::string& what, const std::string& suffix) {

@@ -26,14 +26,29 @@ struct GgufArch {
   float norm_offset = 0;          // every *norm.weight is stored as 1 + w (the Gemma family)
   bool output_is_embd = false;    // the graph always reuses token_embd (gemma*): no output tensor
   bool output_required = false;   // the loader needs output.weight (phi3 at c392e509)
-  bool known_at_c392e509 = true;  // qwen3 and gemma3 came later
+  bool known_at_c392e509 = true;  // qwen3, gemma3 and qwen3moe came later
+  // Sparse MoE: every layer holds the router blk.N.ffn_gate_inp [E, hidden] and the experts
+  // stacked as blk.N.ffn_{gate,up,down}_exps [E, out, in] (expert e's matrix at index e); the
+  // metadata says <arch>.expert_count and expert_used_count. llama.cpp has no dense layer in
+  // these architectures (Qwen's mlp_only_layers / decoder_sparse_step cannot be expressed).
+  bool moe = false;
+  bool moe_expert_ffn_key = false;  // <arch>.expert_feed_forward_length (else feed_forward_length)
+  // Qwen2-MoE's shared expert: blk.N.ffn_{gate,up,down}_shexp and its sigmoid gate
+  // blk.N.ffn_gate_inp_shexp [hidden]; <arch>.expert_shared_feed_forward_length.
+  bool shared_expert = false;
+  // Whether the graph renormalizes the top-k routing weights to sum 1: hard-coded per
+  // architecture (llama.cpp's norm_w), not a key, so a config that differs cannot be exported.
+  bool moe_renormalizes = false;
 };
 
-// The GGUF architecture of a config.json model_type ("llama" and "mistral" -> llama, "qwen2",
-// "qwen3", "gemma", "gemma2", "gemma3_text" -> gemma3, "phi3"); awq::Error for others.
+// The GGUF architecture of a config.json model_type ("llama", "mistral" and "mixtral" -> llama,
+// "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text" -> gemma3, "phi3", "qwen2_moe" -> qwen2moe,
+// "qwen3_moe" -> qwen3moe); awq::Error for others.
 const GgufArch& gguf_arch_for(const std::string& model_type);
-// The table entry of a general.architecture value; awq::Error naming `file` for others.
-const GgufArch& gguf_arch_named(const std::string& arch, const std::string& file);
+// The table entry of a general.architecture value; awq::Error naming `file` for others. A
+// "llama" file with experts (<arch>.expert_count > 0) is Mixtral: pass experts = true.
+const GgufArch& gguf_arch_named(const std::string& arch, const std::string& file,
+                                bool experts = false);
 // general.architecture for a config.json model_type (gguf_arch_for(...).name).
 std::string gguf_arch_for_model_type(const std::string& model_type);
 // The model_type awq.cpp runs a GGUF architecture as; awq::Error naming `file` for others.
@@ -45,6 +60,9 @@ bool gguf_arch_permutes_qk(const std::string& arch);
 
 // "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down".
 const char* gguf_linear_name(LinearRole r);
+// An expert linear (r: Gate, Up or Down): "ffn_gate_exps", ... (the stacked routed experts) or,
+// shared, "ffn_gate_shexp", ...; awq::Error for other roles.
+std::string gguf_expert_name(LinearRole r, bool shared);
 // "blk.<layer>.<what>.<suffix>", e.g. blk.3.attn_q.weight.
 std::string gguf_block_tensor(int64_t layer, const std::string& what,
                               const std::string& suffix = "weight");
@@ -60,6 +78,9 @@ inline constexpr const char* kAttnKNorm = "attn_k_norm";
 inline constexpr const char* kPostAttnNorm = "post_attention_norm";
 inline constexpr const char* kPostFfwNorm = "post_ffw_norm";
 inline constexpr const char* kAttnQkv = "attn_qkv";
+// MoE tensors (blk.N.<name>.weight).
+inline constexpr const char* kFfnGateInp = "ffn_gate_inp";             // router [E, hidden]
+inline constexpr const char* kFfnGateInpShexp = "ffn_gate_inp_shexp";  // shared gate [hidden]
 inline constexpr const char* kRopeFreqs = "rope_freqs.weight";  // llama3: per-frequency divisors
 inline constexpr const char* kRopeFactorsLong = "rope_factors_long.weight";  // phi3 longrope
 inline constexpr const char* kRopeFactorsShort = "rope_factors_short.weight";
