@@ -8,6 +8,7 @@
 
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_model.h"
+#include "tools/inspect.h"
 
 namespace awq::gguf {
 namespace fs = std::filesystem;
@@ -95,20 +96,7 @@ std::string format_gguf_inspection(const nlohmann::json& j) {
   s += fmt::format("model        {} (GGUF v{}, {} architecture, file type {})\n",
                    j["path"].get<std::string>(), g["version"].get<int>(),
                    g["architecture"].get<std::string>(), g["file_type"].get<int>());
-  s += fmt::format(
-      "architecture {} ({} layers, hidden {}, intermediate {}, heads {}/{} kv, head_dim {}, vocab "
-      "{}{})\n",
-      j["model_type"].get<std::string>(), j["num_hidden_layers"].get<int64_t>(),
-      j["hidden_size"].get<int64_t>(), j["intermediate_size"].get<int64_t>(),
-      j["num_attention_heads"].get<int64_t>(), j["num_key_value_heads"].get<int64_t>(),
-      j["head_dim"].get<int64_t>(), j["vocab_size"].get<int64_t>(),
-      j["tie_word_embeddings"].get<bool>() ? ", tied embeddings" : "");
-  s += fmt::format("parameters   {} ({:.3f} B)\n", j["parameters"].get<int64_t>(),
-                   double(j["parameters"].get<int64_t>()) / 1e9);
-  if (j.contains("active_parameters"))
-    s +=
-        fmt::format("active       {} ({:.3f} B) per token\n", j["active_parameters"].get<int64_t>(),
-                    double(j["active_parameters"].get<int64_t>()) / 1e9);
+  s += format_shape_lines(j);
   if (j.contains("experts")) {
     const auto& e = j["experts"];
     std::string types;
@@ -123,15 +111,7 @@ std::string format_gguf_inspection(const nlohmann::json& j) {
             : "",
         types);
   }
-  if (!j["features"].empty()) {
-    std::string f;
-    for (const auto& [k, v] : j["features"].items())
-      f += (f.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
-    s += fmt::format("features     {}\n", f);
-  }
-  for (const auto& [k, v] : j["dtypes"].items())
-    s += fmt::format("dtype        {:5} {:5} tensors {:10.2f} MiB\n", k,
-                     v["tensors"].get<int64_t>(), double(v["bytes"].get<int64_t>()) / 1048576.0);
+  s += format_feature_and_dtype_lines(j);
   s += fmt::format("file         {:.2f} MiB, {:.2f} bits per weight\n",
                    double(j["total_file_bytes"].get<int64_t>()) / 1048576.0,
                    j["bits_per_weight"].get<double>());

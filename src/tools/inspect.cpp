@@ -59,10 +59,8 @@ nlohmann::json inspect_model(const std::string& path) {
   return j;
 }
 
-std::string format_inspection(const nlohmann::json& j) {
-  std::string s;
-  s += fmt::format("model        {}\n", j["path"].get<std::string>());
-  s += fmt::format(
+std::string format_shape_lines(const nlohmann::json& j) {
+  std::string s = fmt::format(
       "architecture {} ({} layers, hidden {}, intermediate {}, heads {}/{} kv, head_dim {}, vocab "
       "{}{})\n",
       j["model_type"].get<std::string>(), j["num_hidden_layers"].get<int64_t>(),
@@ -71,11 +69,16 @@ std::string format_inspection(const nlohmann::json& j) {
       j["head_dim"].get<int64_t>(), j["vocab_size"].get<int64_t>(),
       j["tie_word_embeddings"].get<bool>() ? ", tied embeddings" : "");
   s += fmt::format("parameters   {} ({:.3f} B)\n", j["parameters"].get<int64_t>(),
-                   j["parameters"].get<int64_t>() / 1e9);
+                   double(j["parameters"].get<int64_t>()) / 1e9);
   if (j.contains("active_parameters"))  // MoE: what one token's forward reads
     s +=
         fmt::format("active       {} ({:.3f} B) per token\n", j["active_parameters"].get<int64_t>(),
-                    j["active_parameters"].get<int64_t>() / 1e9);
+                    double(j["active_parameters"].get<int64_t>()) / 1e9);
+  return s;
+}
+
+std::string format_feature_and_dtype_lines(const nlohmann::json& j) {
+  std::string s;
   if (j.contains("features") && !j["features"].empty()) {
     std::string f;
     for (const auto& [k, v] : j["features"].items())
@@ -84,7 +87,15 @@ std::string format_inspection(const nlohmann::json& j) {
   }
   for (const auto& [k, v] : j["dtypes"].items())
     s += fmt::format("dtype        {:5} {:5} tensors {:10.2f} MiB\n", k,
-                     v["tensors"].get<int64_t>(), v["bytes"].get<int64_t>() / 1048576.0);
+                     v["tensors"].get<int64_t>(), double(v["bytes"].get<int64_t>()) / 1048576.0);
+  return s;
+}
+
+std::string format_inspection(const nlohmann::json& j) {
+  std::string s;
+  s += fmt::format("model        {}\n", j["path"].get<std::string>());
+  s += format_shape_lines(j);
+  s += format_feature_and_dtype_lines(j);
   for (const auto& f : j["files"])
     s += fmt::format("file         {} ({:.2f} MiB)\n", f["file"].get<std::string>(),
                      f["bytes"].get<int64_t>() / 1048576.0);
