@@ -19,6 +19,7 @@
 #include "formats/checkpoint.h"
 #include "kernels/bandwidth.h"
 #include "model/block.h"
+#include "model/model.h"
 #include "quant/quantize.h"
 #include "tokenizer/tokenizer.h"
 
@@ -220,22 +221,12 @@ std::vector<const Linear*> expert_linears(const BlockWeights& w) {
 
 // X0: the embedding rows of the calibration tokens, converted straight from the mapping and
 // multiplied by the model's embedding scale (Gemma: sqrt(hidden) rounded to its dtype), exactly as
-// Model::embed computes them.
+// Model::embed computes them (embed_rows).
 Mat embed_tokens(const Checkpoint& ck, const ModelConfig& cfg, const Architecture& arch,
                  const std::vector<int32_t>& tokens) {
-  const TensorInfo& t = ck.get(arch.embed_name, {cfg.vocab_size, cfg.hidden_size});
-  const int64_t d = cfg.hidden_size;
-  const size_t esz = dtype_size(t.dtype);
-  Mat x(int64_t(tokens.size()), d);
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const int32_t id = tokens[i];
-    AWQ_CHECK(id >= 0 && id < cfg.vocab_size,
-              "calibration token {} is outside the model's vocabulary of {}", id, cfg.vocab_size);
-    float* row = x.row(int64_t(i));
-    convert_to_f32(t.dtype, t.data + size_t(id) * size_t(d) * esz, d, row);
-    if (cfg.embed_scale != 0)
-      for (int64_t j = 0; j < d; ++j) row[j] *= cfg.embed_scale;
-  }
+  Mat x;
+  embed_rows(ck.get(arch.embed_name, {cfg.vocab_size, cfg.hidden_size}), cfg, tokens.data(),
+             int64_t(tokens.size()), x, "calibration");
   return x;
 }
 

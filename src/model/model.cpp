@@ -126,18 +126,23 @@ double Model::prefill_flops(int64_t n_seq, int64_t T) const {
   return double(n_seq) * (2.0 * double(T) * linear_params + attn);
 }
 
-void Model::embed(const int32_t* tokens, int64_t n, Mat& x) const {
-  const int64_t d = cfg_.hidden_size;
+void embed_rows(const TensorInfo& table, const ModelConfig& cfg, const int32_t* tokens, int64_t n,
+                Mat& x, const std::string& what) {
+  const int64_t d = cfg.hidden_size;
   x.resize(n, d);
-  const size_t row_bytes = size_t(d) * dtype_size(embed_->dtype);
+  const size_t row_bytes = size_t(d) * dtype_size(table.dtype);
   for (int64_t i = 0; i < n; ++i) {
     const int32_t t = tokens[i];
-    AWQ_CHECK(t >= 0 && t < cfg_.vocab_size, "{}: token id {} is outside the vocabulary (0..{})",
-              dir_, t, cfg_.vocab_size - 1);
-    convert_to_f32(embed_->dtype, embed_->data + size_t(t) * row_bytes, d, x.row(i));
-    if (cfg_.embed_scale != 0)
-      for (int64_t j = 0; j < d; ++j) x.row(i)[j] *= cfg_.embed_scale;
+    AWQ_CHECK(t >= 0 && t < cfg.vocab_size, "{}: token id {} is outside the vocabulary (0..{})",
+              what, t, cfg.vocab_size - 1);
+    convert_to_f32(table.dtype, table.data + size_t(t) * row_bytes, d, x.row(i));
+    if (cfg.embed_scale != 0)
+      for (int64_t j = 0; j < d; ++j) x.row(i)[j] *= cfg.embed_scale;
   }
+}
+
+void Model::embed(const int32_t* tokens, int64_t n, Mat& x) const {
+  embed_rows(*embed_, cfg_, tokens, n, x, dir_);
 }
 
 Mat Model::logits(const Mat& hidden) const {

@@ -25,6 +25,13 @@ std::string weight_form_name(const LoadOptions& o);
 // quantization_config), Native otherwise.
 LoadOptions weight_form_for(const std::string& model_dir, const std::string& s);
 
+// Rows of the embedding table `table` ([vocab, hidden], any float dtype) for n token ids,
+// converted to f32 and multiplied by the model's embedding scale (Gemma: sqrt(hidden) rounded to
+// its dtype): the model's input, for Model::embed and the AWQ calibration alike. An id outside
+// the vocabulary is an error naming `what` (the model directory, or "calibration").
+void embed_rows(const TensorInfo& table, const ModelConfig& cfg, const int32_t* tokens, int64_t n,
+                Mat& x, const std::string& what);
+
 class Model {
  public:
   static Model load(const std::string& dir, const LoadOptions& opts = {});
