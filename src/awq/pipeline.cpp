@@ -69,21 +69,33 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
               cfg.model_type);
     AWQ_CHECK(o.moe_min_tokens >= 0, "--moe-min-tokens must be 0 or more (got {})",
               o.moe_min_tokens);
-    // Expert linears: gate/up [I, hidden], down [hidden, I] (and the shared expert's).
-    std::vector<std::pair<int64_t, int64_t>> shapes = {
-        {cfg.moe_intermediate_size, cfg.hidden_size}, {cfg.hidden_size, cfg.moe_intermediate_size}};
+    // Expert linears: gate/up [I, hidden], down [hidden, I] (and the shared expert's), named
+    // after the first sparse layer's so that the message points at a real tensor.
+    int64_t first = 0;
+    while (first + 1 < cfg.num_hidden_layers && !cfg.is_moe_layer(first)) ++first;
+    struct Shape {
+      std::string name;
+      int64_t out, in;
+    };
+    std::vector<Shape> shapes = {
+        {arch.expert_linear_name(first, 0, LinearRole::Up), cfg.moe_intermediate_size,
+         cfg.hidden_size},
+        {arch.expert_linear_name(first, 0, LinearRole::Down), cfg.hidden_size,
+         cfg.moe_intermediate_size}};
     if (cfg.shared_expert_intermediate_size > 0) {
-      shapes.emplace_back(cfg.shared_expert_intermediate_size, cfg.hidden_size);
-      shapes.emplace_back(cfg.hidden_size, cfg.shared_expert_intermediate_size);
+      shapes.push_back({arch.shared_expert_linear_name(first, LinearRole::Up),
+                        cfg.shared_expert_intermediate_size, cfg.hidden_size});
+      shapes.push_back({arch.shared_expert_linear_name(first, LinearRole::Down), cfg.hidden_size,
+                        cfg.shared_expert_intermediate_size});
     }
-    for (const auto& [out, in] : shapes) {
+    for (const Shape& sh : shapes) {
       QuantSpec spec = o.spec;
-      spec.validate(in, fmt::format("an expert linear [{} x {}]", out, in));
+      spec.validate(sh.in, fmt::format("{} [{} x {}] (every expert's)", sh.name, sh.out, sh.in));
       if (o.format == OutputFormat::AutoAwq)
-        AWQ_CHECK(out % 8 == 0,
-                  "expert linears [{} x {}]: the AutoAWQ GEMM format packs 8 output features per "
-                  "int32 and needs a multiple of 8; use --format fake-quant",
-                  out, in);
+        AWQ_CHECK(sh.out % 8 == 0,
+                  "{} [{} x {}] (every expert's): the AutoAWQ GEMM format packs 8 output features "
+                  "per int32 and needs a multiple of 8; use --format fake-quant",
+                  sh.name, sh.out, sh.in);
     }
   }
   AWQ_CHECK(!cfg.quant,

@@ -261,6 +261,18 @@ int BenchModel::fuse_w4_groups() {
   return n;
 }
 
+void block_to_f16(BlockWeights& b, std::vector<std::shared_ptr<const void>>& storage) {
+  auto to_f16_rows = [&](Linear& l) {
+    if (!l.has_weight()) return;                    // a sparse layer's dense gate/up/down
+    if (l.w16 && l.w16_type == DType::F16) return;  // already f16 rows in the mapping
+    Linear f = linear_in_form(l.weight_f32(), BenchForm::F16, 0, "", storage);
+    f.bias = std::move(l.bias);
+    l = std::move(f);
+  };
+  for (Linear& l : b.lin) to_f16_rows(l);
+  for_each_expert_linear(b.moe, [&](Linear& l, int64_t, LinearRole) { to_f16_rows(l); });
+}
+
 BenchModel make_synthetic_bench_model(const ModelConfig& cfg, BenchForm form, int group_size,
                                       uint64_t seed) {
   const Architecture& arch = arch_of(cfg, "bench shape");
@@ -385,16 +397,7 @@ BenchModel make_checkpoint_bench_model(const std::string& dir, BenchForm form, i
       b = load_block(*ck, cfg, arch, layer, o);
     } else if (form == BenchForm::F16) {
       b = load_block_native(*ck, cfg, arch, layer);
-      auto to_f16_rows = [&](Linear& l) {
-        if (!l.has_weight()) return;                    // a sparse layer's dense gate/up/down
-        if (l.w16 && l.w16_type == DType::F16) return;  // already f16 rows in the mapping
-        Mat w = l.weight_f32();
-        Linear f = linear_in_form(std::move(w), BenchForm::F16, group_size, "", m.storage);
-        f.bias = std::move(l.bias);
-        l = std::move(f);
-      };
-      for (Linear& l : b.lin) to_f16_rows(l);
-      for_each_expert_linear(b.moe, [&](Linear& l, int64_t, LinearRole) { to_f16_rows(l); });
+      block_to_f16(b, m.storage);
     } else {
       // f32 copies of the block (one block at a time: an MoE's experts are f32 only while their
       // block is converted).

@@ -94,6 +94,10 @@ struct BenchModel {
 Linear linear_in_form(Mat&& w, BenchForm form, int group_size, const std::string& name,
                       std::vector<std::shared_ptr<const void>>& storage);
 
+// Every linear of block b as f16 rows (dense ones and every expert's; the router and the shared
+// expert's gate stay f32): linears already f16 in the mapping are used in place, others converted.
+void block_to_f16(BlockWeights& b, std::vector<std::shared_ptr<const void>>& storage);
+
 // Random weights of `cfg`'s shape (seeded, bit-identical for any thread count). For W4/W4A8 the
 // linears are RTN-quantized with groups of `group_size` (asymmetric) and packed. Each matrix is
 // drawn in f32 and converted on its own, so no more than one matrix (an expert's, or the

@@ -27,13 +27,7 @@ BenchModel make_gguf_bench_model(const std::string& path, BenchForm form) {
   lo.w4a8 = form == BenchForm::W4A8;
   for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
     BlockWeights b = load_gguf_block(f, cfg, layer, lo, nullptr);
-    if (form == BenchForm::F16)
-      for (LinearRole r : kAllLinearRoles) {
-        Linear h = linear_in_form(b[r].weight_f32(), BenchForm::F16, 0, arch.linear_name(layer, r),
-                                  m.storage);
-        h.bias = std::move(b[r].bias);
-        b[r] = std::move(h);
-      }
+    if (form == BenchForm::F16) block_to_f16(b, m.storage);
     m.blocks.push_back(std::move(b));
   }
   m.storage.push_back(std::move(ck));

@@ -719,5 +719,31 @@ TEST(MoeAwq, LoadSearchReproducesTheSavedRunByteForByte) {
   fs::remove_all(root);
 }
 
+// A group size the experts cannot take is refused before any work, naming a real expert tensor
+// of the first sparse layer (qwen2_moe: the shared expert's width too).
+TEST(MoeAwq, GroupSizeTheExpertsCannotTakeNamesTheirTensor) {
+  const fs::path root = test::scratch_dir("moe_bad_group");
+  json cj = tiny_moe("qwen2_moe");
+  cj["mlp_only_layers"] = {0};  // the first sparse layer is layer 1
+  const std::string model = synth(root, cj, SynthOptions{});
+  auto expect_refused = [&](int group, const std::string& tensor) {
+    QuantizeOptions o = quant_options(model, root / "out", nullptr, group);
+    try {
+      quantize_model(o);
+      ADD_FAILURE() << "group " << group << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(tensor), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(root / "out"));
+  };
+  expect_refused(64, "model.layers.1.mlp.experts.0.down_proj [64 x 32]");  // 32-wide input
+  cj["moe_intermediate_size"] = 64;
+  cj["shared_expert_intermediate_size"] = 48;
+  fs::remove_all(root / "model");
+  synth(root, cj, SynthOptions{});
+  expect_refused(32, "model.layers.1.mlp.shared_expert.down_proj [64 x 48]");
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace awq

@@ -17,6 +17,7 @@
 #include "formats/checkpoint.h"
 #include "formats/checkpoint_writer.h"
 #include "gguf/export.h"
+#include "gguf/gguf_bench.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_model.h"
 #include "gguf/inspect_gguf.h"
@@ -434,6 +435,40 @@ TEST_P(GgufMoe, AwqQ4_1ExportKeepsTheExpertCodesAndPerplexity) {
   const double a = mean_nll(Model::load(awq_dir, LoadOptions{}), tokens);
   const double b = mean_nll(load_gguf_model(path, LoadOptions{}), tokens);
   EXPECT_NEAR(std::exp(b) / std::exp(a), 1.0, 3e-3) << a << " vs " << b;
+}
+
+// `awq bench --model X.gguf` on an MoE file: every form builds (f16 converts each expert, not
+// only the dense linears a sparse layer lacks) and computes what the GGUF loader computes.
+TEST_P(GgufMoe, BenchModelRunsEveryFormLikeTheLoader) {
+  const std::string family = GetParam();
+  const std::string root = test::scratch_dir("gguf_moe_bench_" + family).string();
+  const std::string dir = synth_moe(root, moe_config(family));
+  const std::string awq_dir = awq_checkpoint(dir, root + "/awq", 32, true);
+  const std::string path = root + "/m.gguf";
+  export_to(awq_dir, path, "auto");
+  const auto tokens = test_tokens(9, 512);
+  for (BenchForm form : {BenchForm::F32, BenchForm::F16, BenchForm::W4, BenchForm::W4A8}) {
+    SCOPED_TRACE(bench_form_name(form));
+    const BenchModel bm = make_gguf_bench_model(path, form);
+    LoadOptions lo;
+    lo.weights = is_w4(form) ? WeightForm::W4 : WeightForm::F32;
+    lo.w4a8 = form == BenchForm::W4A8;
+    const Model ref = load_gguf_model(path, lo);
+    BenchSession bs(bm, 16);
+    Model::Session rs = ref.session(16);
+    for (size_t n : {size_t(7), size_t(1), size_t(1)}) {
+      const std::span<const int32_t> chunk(tokens.data() + bs.pos(), n);
+      const std::vector<float> a = bs.feed(chunk), b = rs.feed(chunk);
+      ASSERT_EQ(a.size(), b.size());
+      // f16 rows move each weight by up to half an f16 ulp (relative to the largest logit: a
+      // routing this near a tie amplifies it); the other forms are the same arithmetic.
+      const double tol = form == BenchForm::F16 ? 1e-2 : 1e-5;
+      double top = 0;
+      for (float v : b) top = std::max(top, double(std::fabs(v)));
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_NEAR(a[i], b[i], tol * (1 + top)) << "logit " << i;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GgufMoe, ::testing::ValuesIn(kMoeFamilies),
