@@ -77,11 +77,10 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
       std::string name;
       int64_t out, in;
     };
-    std::vector<Shape> shapes = {
-        {arch.expert_linear_name(first, 0, LinearRole::Up), cfg.moe_intermediate_size,
-         cfg.hidden_size},
-        {arch.expert_linear_name(first, 0, LinearRole::Down), cfg.hidden_size,
-         cfg.moe_intermediate_size}};
+    std::vector<Shape> shapes = {{arch.expert_linear_name(first, 0, LinearRole::Up),
+                                  cfg.moe_intermediate_size, cfg.hidden_size},
+                                 {arch.expert_linear_name(first, 0, LinearRole::Down),
+                                  cfg.hidden_size, cfg.moe_intermediate_size}};
     if (cfg.shared_expert_intermediate_size > 0) {
       shapes.push_back({arch.shared_expert_linear_name(first, LinearRole::Up),
                         cfg.shared_expert_intermediate_size, cfg.hidden_size});
