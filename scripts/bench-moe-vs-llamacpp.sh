@@ -5,8 +5,15 @@
 # slows both alike; the summary gives each engine's median, min and max over the rounds.
 #
 # Usage: scripts/bench-moe-vs-llamacpp.sh LLAMA_CPP_BUILD_DIR [WORK_DIR]
+#        scripts/bench-moe-vs-llamacpp.sh --node NODE_LLAMA_CPP_DIR [WORK_DIR]
 #   LLAMA_CPP_BUILD_DIR  an existing llama.cpp CPU build holding bin/llama-bench and
 #                        bin/llama-quantize. This script downloads and builds nothing.
+#   --node DIR           instead, the prebuilt llama.cpp of the npm package node-llama-cpp (DIR:
+#                        its node_modules/node-llama-cpp; for architectures c392e509 lacks, such
+#                        as qwen3moe). Both engines then run the same file: awq quantize --method
+#                        rtn --symmetric --group-size 32 and export-gguf write it as exact Q4_0
+#                        (output and token_embd Q8_0); `awq bench --model FILE` runs its codes and
+#                        scripts/llamacpp-decode-speed.mjs times llama.cpp's decode of it.
 #   WORK_DIR             where the GGUF files and results go (default build/bench-moe-vs-llamacpp);
 #                        the files are made once per shape and layer count and reused.
 # Environment: AWQ (the awq binary, default build/awq), SHAPE (qwen3-30b-a3b; also
@@ -28,9 +35,17 @@
 # threads; Mixtral (mixtral-8x7b, LAYERS=1: ~1 GB in Q4_0 per layer) runs there. The script stops
 # with that message when llama.cpp cannot.
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n '2,29p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,35p' "$0"; exit 2; }
 cd "$(dirname "$0")/.."
-llama=$(cd "$1" && pwd)
+node_pkg=
+if [ "$1" = --node ]; then
+  [ $# -ge 2 ] || { sed -n '2,35p' "$0"; exit 2; }
+  node_pkg=$(cd "$2" && pwd)
+  shift 2
+  set -- "$node_pkg" "$@"
+else
+  llama=$(cd "$1" && pwd)
+fi
 work=${2:-build/bench-moe-vs-llamacpp}
 awq=${AWQ:-build/awq}
 shape=${SHAPE:-qwen3-30b-a3b}
@@ -40,6 +55,55 @@ n=${GEN:-64}
 rounds=${ROUNDS:-5}
 lm_head=${LM_HEAD:-w4}
 die() { echo "bench-moe-vs-llamacpp: $*" >&2; exit 1; }
+if [ -n "$node_pkg" ]; then
+  # Both engines on one file (see --node above).
+  [ -f "$node_pkg/dist/index.js" ] || die "$node_pkg is not a node-llama-cpp package directory"
+  command -v node >/dev/null || die "node not found"
+  command -v jq >/dev/null || die "jq not found (the summary needs it)"
+  mkdir -p "$work"
+  base=$work/$shape-l$layers
+  q40=$base-rtn-q4_0.gguf
+  if [ ! -f "$q40" ]; then
+    rm -rf "$base-hf" "$base-rtn"
+    "$awq" synth --shape "$shape" --layers "$layers" --dtype bf16 --out "$base-hf"
+    "$awq" quantize --model "$base-hf" --method rtn --symmetric --group-size 32 --out "$base-rtn"
+    "$awq" export-gguf --model "$base-rtn" --embeddings q8_0 --out "$q40"
+    rm -rf "$base-hf" "$base-rtn"
+  fi
+  mjs=scripts/llamacpp-decode-speed.mjs
+  out=$work/results-node-$shape-l$layers-$(date +%Y%m%d-%H%M%S)
+  mkdir -p "$out"
+  {
+    echo "date: $(date -u +%FT%TZ)"
+    echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) cores"
+    echo "awq:  $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($awq)"
+    echo "llama.cpp: node-llama-cpp $(jq -r .version "$node_pkg/package.json") ($node_pkg)"
+    echo "shape: $shape, $layers layers; $t thread(s); decode $n tokens; $rounds rounds"
+    echo "file (both engines): $q40, $(stat -c %s "$q40") bytes"
+  } | tee "$out/env.txt"
+  for i in $(seq 1 "$rounds"); do
+    echo "== round $i; load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/env.txt"
+    "$awq" bench --model "$q40" -t "$t" -p 0 -n "$n" -r 1 --weights w4 --json \
+      >"$out/round$i-awq.json" 2>"$out/round$i-awq.log" || die "awq bench failed: $out/round$i-awq.log"
+    NODE_LLAMA_CPP="$node_pkg" node "$mjs" "$q40" "$n" "$t" 1 >"$out/round$i-llama.json" \
+      2>"$out/round$i-llama.log" || die "node-llama-cpp failed: $out/round$i-llama.log"
+  done
+  jq -s '[.[] | .rows[0].decode_tok_s]' "$out"/round*-awq.json >"$out/awq-runs.json"
+  jq -s '[.[] | .tok_s]' "$out"/round*-llama.json >"$out/llama-runs.json"
+  # shellcheck disable=SC2016 # a jq program
+  stats='sort as $s | ($s | length) as $n |
+    (if $n % 2 == 1 then $s[($n - 1) / 2] else ($s[$n / 2 - 1] + $s[$n / 2]) / 2 end) as $med |
+    "\($med*100|round/100) | \($s[0]*100|round/100) | \($s[-1]*100|round/100) | \($n)"'
+  {
+    echo
+    echo "| engine | weights (same file) | MB/token | decode tok/s (median) | min | max | rounds |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
+    echo "| awq.cpp | Q4_0 codes on awq's W4 kernels | $(jq -r '.rows[0].bytes_per_token.total/1e5|round/10' "$out/round1-awq.json") | $(jq -r "$stats" "$out/awq-runs.json") |"
+    echo "| llama.cpp $(jq -r .release "$out/round1-llama.json") | Q4_0 | - | $(jq -r "$stats" "$out/llama-runs.json") |"
+  } | tee "$out/summary.md"
+  echo "results in $out"
+  exit 0
+fi
 for b in "$llama/bin/llama-bench" "$llama/bin/llama-quantize" "$awq"; do
   [ -x "$b" ] || die "$b not found or not executable"
 done
