@@ -8,4 +8,13 @@ bash scripts/setup.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake --preset release
 cmake --build --preset release -j "$jobs"
-ctest --test-dir build --output-on-failure -j "$jobs" "$@"
+# The tests write only under their own temp folder and must leave it empty, pass or fail.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/awq-ctest.XXXXXX")
+TMPDIR=$scratch ctest --test-dir build --output-on-failure -j "$jobs" "$@"
+left=$(find "$scratch" -mindepth 1 -maxdepth 1 | head -5)
+if [ -n "$left" ]; then
+  echo "the tests left files in $scratch:" >&2
+  echo "$left" >&2
+  exit 1
+fi
+rmdir "$scratch"

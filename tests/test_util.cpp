@@ -1,8 +1,11 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <system_error>
 
 namespace awq::test {
 namespace fs = std::filesystem;
@@ -12,18 +15,56 @@ std::string data_dir() {
   return (fs::path(AWQ_SOURCE_DIR) / ".." / "shared" / "data").lexically_normal().string();
 }
 
-std::string data_path(const std::string& rel) { return (fs::path(data_dir()) / rel).string(); }
+std::string data_path(const std::string& rel) {
+  return (fs::path(data_dir()) / rel).string();
+}
 
-bool have_data(const std::string& rel) { return fs::exists(data_path(rel)); }
+bool have_data(const std::string& rel) {
+  return fs::exists(data_path(rel));
+}
+
+namespace {
+// This process's scratch root, removed when the process exits normally — after a failing test
+// too (gtest returns from main) — so that a run of the suite leaves nothing in the temp folder.
+// The per-process name keeps parallel test processes (ctest -j) apart.
+struct ScratchRoot {
+  pid_t owner = ::getpid();
+  fs::path path = fs::temp_directory_path() / ("awq_test_" + std::to_string(owner));
+  ScratchRoot() = default;
+  ScratchRoot(const ScratchRoot&) = delete;
+  ScratchRoot& operator=(const ScratchRoot&) = delete;
+  ~ScratchRoot() {
+    if (::getpid() != owner) return;  // a forked child exiting must not take the parent's files
+    std::error_code ec;               // best effort: a destructor must not throw
+    fs::remove_all(path, ec);
+  }
+};
+
+const fs::path& scratch_root() {
+  static const ScratchRoot root;
+  return root.path;
+}
+}  // namespace
 
 fs::path scratch_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() /
-                     ("awq_test_" + std::to_string(::getpid())) / name;
+  const fs::path p = scratch_root() / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
 }
 
-std::string awq_binary() { return AWQ_BINARY; }
+std::string awq_binary() {
+  return AWQ_BINARY;
+}
+
+int run_command(const std::string& cmd, std::string* out) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  const int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 }  // namespace awq::test

@@ -1,6 +1,8 @@
 #include "base/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,26 +23,68 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-static void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
+OutputLock::OutputLock(const std::string& target) : path_(target + ".lock") {
+  // Open, lock, then check that the name still leads to the locked file: a holder finishing
+  // between our open and flock unlinks it, and a lock on an unlinked file guards nothing.
+  for (int attempt = 0;; ++attempt) {
+    const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    AWQ_CHECK(fd >= 0, "{}: cannot create the output's lock file {}: {}", target, path_,
+              std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      ::close(fd);
+      AWQ_CHECK(e != EWOULDBLOCK,
+                "{}: another process is writing this output (it holds {}); wait for it to "
+                "finish or choose another output",
+                target, path_);
+      fail("{}: cannot lock {}: {}", target, path_, std::strerror(e));
+    }
+    struct stat held {
+    }, named{};
+    if (::fstat(fd, &held) == 0 && ::stat(path_.c_str(), &named) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+      fd_ = fd;
+      return;
+    }
     ::close(fd);
+    AWQ_CHECK(attempt < 100, "{}: the lock file {} keeps being replaced", target, path_);
   }
 }
 
+OutputLock::~OutputLock() {
+  if (fd_ < 0) return;
+  ::unlink(path_.c_str());  // while still held, so no one can lock the old file after us
+  ::close(fd_);
+}
+
+static void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  AWQ_CHECK(fd >= 0, "{}: cannot reopen to sync: {}", path, std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int e = errno;
+  ::close(fd);
+  AWQ_CHECK(rc == 0, "{}: sync failed: {}", path, std::strerror(e));
+}
+
 void write_file_atomic(const std::string& path, const std::function<void(std::ofstream&)>& writer) {
+  const OutputLock lock(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       AWQ_CHECK(out.good(), "{}: cannot create: {}", tmp, std::strerror(errno));
+      errno = 0;
       writer(out);
       out.flush();
-      AWQ_CHECK(out.good(), "{}: write failed (disk full?)", tmp);
+      AWQ_CHECK(out.good(), "{}: write failed: {}", tmp,
+                errno ? std::strerror(errno) : "stream error");
+      out.close();
+      AWQ_CHECK(!out.fail(), "{}: write failed on close: {}", tmp, std::strerror(errno));
     }
     fsync_path(tmp);
-    fs::rename(tmp, path);
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    AWQ_CHECK(!ec, "{}: cannot move the written file into place: {}", path, ec.message());
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);
@@ -61,9 +105,23 @@ std::string without_trailing_slashes(std::string d) {
   return d;
 }
 
+// Creates the directory an output goes into (--out a/b/c with no a/b yet), so that its lock and
+// staging directory can be made beside it; returns `dir`.
+std::string with_parent_created(const fs::path& dir) {
+  const fs::path parent = dir.parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    AWQ_CHECK(!ec, "{}: cannot create the output's parent directory: {}", dir.string(),
+              ec.message());
+  }
+  return dir.string();
+}
+
 }  // namespace
 
-StagedDir::StagedDir(const std::string& dir_arg) : final_(without_trailing_slashes(dir_arg)) {
+StagedDir::StagedDir(const std::string& dir_arg)
+    : final_(without_trailing_slashes(dir_arg)), lock_(with_parent_created(final_)) {
   const std::string dir = final_.string();
   tmp_ = fs::path(dir + ".tmp." + std::to_string(::getpid()));
   std::error_code ec;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstring>
 #include <limits>
 
@@ -443,7 +444,7 @@ void GgufWriter::write(const std::string& path) const {
                 path, t.name, ggml_type_name(t.type), fmt::join(t.ne, "x"), buf.size(), t.nbytes);
       out.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size()));
       out.write(zeros.data(), std::streamsize(pad_to(t.nbytes, alignment_) - t.nbytes));
-      AWQ_CHECK(out.good(), "{}: write failed (disk full?)", path);
+      AWQ_CHECK(out.good(), "{}: write failed: {}", path, std::strerror(errno));
     }
   });
 }

@@ -3,7 +3,6 @@
 // the weights to f32 would need (2x the file), and it reports the prefill rate beside this
 // machine's sgemm rate. Runs the built `awq` binary, as a user would.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <chrono>
 #include <cmath>
@@ -21,16 +20,7 @@ namespace awq {
 namespace {
 namespace fs = std::filesystem;
 
-// Runs `cmd` through the shell; returns its exit status and stdout (stderr passes through).
-int run_command(const std::string& cmd, std::string* out) {
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
-  const int status = ::pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using test::run_command;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -280,8 +280,12 @@ void expect_llamacpp_layout(const GgufFile& f, const ModelConfig& c, const std::
   }
   EXPECT_EQ(ne("token_embd.weight"), (V{d, c.vocab_size}));
   EXPECT_EQ(ne("output_norm.weight"), V{d});
-  if (g.output_is_embd) EXPECT_EQ(f.find_tensor("output.weight"), nullptr);
-  if (g.output_required) EXPECT_EQ(ne("output.weight"), (V{d, c.vocab_size}));
+  if (g.output_is_embd) {
+    EXPECT_EQ(f.find_tensor("output.weight"), nullptr);
+  }
+  if (g.output_required) {
+    EXPECT_EQ(ne("output.weight"), (V{d, c.vocab_size}));
+  }
   // Family keys.
   if (family == "llama") {
     EXPECT_EQ(ne("rope_freqs.weight"), V{hd / 2});
