@@ -27,4 +27,12 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Tells the kernel that this process is done with [p, p + n), memory inside a MappedFile that was
+// copied out: its whole pages leave the resident set (they stay in the page cache and are read
+// again if touched), so a pipeline that copies one block of a larger-than-RAM checkpoint after
+// another keeps ~one block resident, not every page it ever read. Advice only: harmless to the
+// data (the mapping is read-only and private, never written); partial pages at the ends are kept.
+// Never call it on heap memory: there it would discard the contents.
+void drop_mapped_pages(const void* p, size_t n);
+
 }  // namespace awq

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "base/error.h"
+#include "base/mapped_file.h"
 #include "base/thread_pool.h"
 #include "kernels/w4.h"
 #include "model/awq_dequant.h"
@@ -130,6 +131,8 @@ Linear load_linear_named(const Checkpoint& ck, const ModelConfig& cfg, const std
     } else {
       l.w.resize(out, in);
       convert_to_f32(t.dtype, data, out * in, l.w.data.data());
+      drop_mapped_pages(data,
+                        size_t(out * in) * dtype_size(t.dtype));  // copied: one block resident
     }
   }
   const std::string bias = name + ".bias";

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -190,6 +192,56 @@ TEST(Checkpoint, NoWeightsInDirectory) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no model.safetensors"), std::string::npos) << e.what();
   }
+}
+
+// Resident bytes (smaps "Rss:") of this process's mapping that contains address p; -1 if none.
+int64_t mapping_rss_bytes(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find('-') < 17) {
+      inside = a >= lo && a < hi;
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      return std::stoll(line.substr(4)) * 1024;
+    }
+  }
+  return -1;
+}
+
+// A quantize of a checkpoint larger than RAM copies one block after another out of the mapping;
+// the copied pages must leave the resident set, or peak RSS grows with every block read.
+TEST(Checkpoint, ReadMatLeavesTheMappingsPagesOutOfTheResidentSet) {
+  const auto dir = test::scratch_dir("ckpt_rss");
+  const std::string out = (dir / "model").string();
+  const int64_t rows = 1024, cols = 2048;  // 8 MiB of f32
+  std::vector<float> v(size_t(rows * cols));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i % 1000) * 0.5f;
+  {
+    StagedDir staged(out);
+    CheckpointWriter w(staged, size_t(1) << 30);
+    w.add_f32_as("big", DType::F32, {rows, cols}, v);
+    w.finish();
+    staged.commit();
+  }
+  Checkpoint c = Checkpoint::open(out);
+  const TensorInfo& t = c.get("big");
+  // Touch every page through the mapping: now resident.
+  volatile float sink = 0;
+  const auto* f = reinterpret_cast<const float*>(t.data);
+  for (int64_t i = 0; i < rows * cols; i += 1024) sink = sink + f[i];
+  ASSERT_GE(mapping_rss_bytes(t.data), int64_t(t.nbytes) - 8192)
+      << "the test needs the mapping resident first (smaps unreadable?)";
+  const Mat m = c.read_mat("big", rows, cols);
+  EXPECT_LT(mapping_rss_bytes(t.data), int64_t(t.nbytes) / 8)
+      << "read_mat copied the tensor but left its pages resident";
+  EXPECT_EQ(std::vector<float>(m.data.begin(), m.data.end()), v);
+  // The pages come back from the file when touched again: the data is unharmed.
+  EXPECT_EQ(std::vector<float>(m.data.begin(), m.data.end()),
+            std::vector<float>(f, f + rows * cols));
+  EXPECT_EQ(c.read_mat("big", rows, cols).data, m.data);
 }
 
 }  // namespace
