@@ -274,7 +274,15 @@ Tokenizer tokenizer_from_vocab(const GgufVocab& v, const std::string& source) {
   if (id_ok(v.unk)) cfg["unk_token"] = v.tokens[size_t(v.unk)];
   if (id_ok(v.pad)) cfg["pad_token"] = v.tokens[size_t(v.pad)];
   if (!v.chat_template.empty()) cfg["chat_template"] = v.chat_template;
-  return Tokenizer::from_json(j.dump(), cfg.dump(), "", source + " (tokenizer metadata)");
+  std::string tokenizer_json, config_json;
+  try {
+    tokenizer_json = j.dump();
+    config_json = cfg.dump();
+  } catch (const json::type_error& e) {  // GGUF strings must be UTF-8; a damaged file's are not
+    fail("{}: a tokenizer.ggml string (a token, merge or template) is not valid UTF-8: {}", source,
+         e.what());
+  }
+  return Tokenizer::from_json(tokenizer_json, config_json, "", source + " (tokenizer metadata)");
 }
 
 namespace {

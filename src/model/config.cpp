@@ -25,6 +25,14 @@ int64_t get_int(const json& j, const char* key, const std::string& src,
   return j[key].get<int64_t>();
 }
 
+// Sizes far above any released model (Llama-3.1-405B: 126 layers, hidden 16384, intermediate
+// 53248; Gemma-3: vocabulary 262208; Qwen3-MoE: 128 experts): a larger value is a typo or a
+// hostile file, and is rejected here, before anything sized by it is allocated.
+void check_cap(const std::string& src, const char* key, int64_t value, int64_t cap) {
+  AWQ_CHECK(value <= cap, "{}: {} = {} exceeds the limit {} (far above any released model)", src,
+            key, value, cap);
+}
+
 float get_float(const json& j, const char* key, const std::string& src, float def) {
   if (!j.contains(key) || j[key].is_null()) return def;
   AWQ_CHECK(j[key].is_number(), "{}: field '{}' must be a number, got {}", src, key, j[key].dump());
@@ -271,11 +279,15 @@ void parse_moe(const json& j, const Architecture& a, ModelConfig& c, const std::
       m.dense_layers ? get_int(j, "moe_intermediate_size", src) : c.intermediate_size;
   AWQ_CHECK(c.moe_intermediate_size > 0, "{}: moe_intermediate_size must be positive, got {}", src,
             c.moe_intermediate_size);
+  check_cap(src, m.experts_key.c_str(), c.num_experts, 1 << 16);
+  check_cap(src, "moe_intermediate_size", c.moe_intermediate_size, int64_t(1) << 20);
   if (!m.shared_expert.empty()) {
     c.shared_expert_intermediate_size = get_int(j, "shared_expert_intermediate_size", src);
     AWQ_CHECK(c.shared_expert_intermediate_size > 0,
               "{}: shared_expert_intermediate_size must be positive, got {}", src,
               c.shared_expert_intermediate_size);
+    check_cap(src, "shared_expert_intermediate_size", c.shared_expert_intermediate_size,
+              int64_t(1) << 20);
   }
   c.norm_topk_prob = m.always_renormalize || get_bool(j, "norm_topk_prob", src, false);
   if (m.dense_layers) {
@@ -345,6 +357,13 @@ ModelConfig ModelConfig::from_json(const json& outer, const std::string& src_fil
   c.head_dim = get_int(j, "head_dim", src, default_hd);
   AWQ_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0,
             "{}: head_dim must be a positive even number (got {})", src, c.head_dim);
+  check_cap(src, "num_hidden_layers", c.num_hidden_layers, 4096);
+  check_cap(src, "hidden_size", c.hidden_size, int64_t(1) << 18);
+  check_cap(src, "intermediate_size", c.intermediate_size, int64_t(1) << 20);
+  check_cap(src, "num_attention_heads", c.num_attention_heads, 8192);
+  check_cap(src, "head_dim", c.head_dim, 8192);
+  check_cap(src, "vocab_size", c.vocab_size, int64_t(1) << 24);
+  check_cap(src, "max_position_embeddings", c.max_position_embeddings, int64_t(1) << 30);
   c.rms_norm_eps = get_float(j, "rms_norm_eps", src, 1e-6f);
   c.rope_theta = get_float(j, "rope_theta", src, 10000.0f);
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, arch->default_tie_embeddings);
