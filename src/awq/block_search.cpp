@@ -37,42 +37,17 @@ Mat& capture_input(BlockCapture& cap, LinearRole r) {
   return const_cast<Mat&>(capture_input(std::as_const(cap), r));
 }
 
-bool group_applies(const ScalingGroup& g, const BlockWeights& w, int64_t gqa_head_dim) {
+bool group_applies(const ScalingGroup& g, const BlockWeights& w) {
   // A sparse layer's dense gate/up/down are empty: its feed-forward has its own groups
   // (awq/moe_search.h).
   for (LinearRole l : g.layers)
     if (w[l].out == 0) return false;
   if (!g.only_if_square) return true;
-  if (g.prev_is_norm) return false;
-  const Linear &v = w[g.prev_linear], &o = w[g.layers[0]];
   // AutoAWQ compares v_proj.weight.shape with o_proj.weight.shape; the fold itself needs the
   // previous op's output width to equal the consumers' input width.
-  if (v.out == o.in && v.in == o.out) return true;
-  // Grouped-query attention: each kv channel feeds one channel of every query head of its group.
-  return gqa_head_dim > 0 && v.out > 0 && v.out % gqa_head_dim == 0 && o.in % v.out == 0;
+  return !g.prev_is_norm && w[g.prev_linear].out == w[g.layers[0]].in &&
+         w[g.prev_linear].in == w[g.layers[0]].out;
 }
-
-int64_t gqa_kv_channel(int64_t c, int64_t head_dim, int64_t o_in, int64_t v_out) {
-  const int64_t rep = o_in / v_out;  // query heads per kv head
-  return c / (rep * head_dim) * head_dim + c % head_dim;
-}
-
-namespace {
-
-// For grouped-query v→o: each value replaced by the mean over the query heads that share its kv
-// channel, so that scales computed elementwise from these statistics are shared as the fold into
-// v's rows needs.
-void share_across_query_heads(std::vector<float>& v, int64_t head_dim, int64_t v_out) {
-  const int64_t n = int64_t(v.size());
-  std::vector<double> sum(size_t(v_out), 0.0);
-  for (int64_t c = 0; c < n; ++c)
-    sum[size_t(gqa_kv_channel(c, head_dim, n, v_out))] += v[size_t(c)];
-  const double rep = double(n / v_out);
-  for (int64_t c = 0; c < n; ++c)
-    v[size_t(c)] = float(sum[size_t(gqa_kv_channel(c, head_dim, n, v_out))] / rep);
-}
-
-}  // namespace
 
 // A Linear that reads another's f32 weight without copying it (Linear's w32 form).
 Linear borrow(const Linear& l) {
@@ -197,23 +172,18 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     r.layers = g.layers;
     const bool off =
         std::find(opt.skip_groups.begin(), opt.skip_groups.end(), g.name) != opt.skip_groups.end();
-    if (off || !group_applies(g, w, opt.gqa_head_dim)) {
+    if (off || !group_applies(g, w)) {
       results.push_back(std::move(r));
       continue;
     }
     r.applied = true;
     const Mat& x = capture_input(cap, g.layers[0]);
-    std::vector<float> x_mean = mean_abs_columns(x);
+    const std::vector<float> x_mean = mean_abs_columns(x);
     std::vector<float> w_mean;
     if (opt.mode != ScaleMode::X) {
       std::vector<const Mat*> ws;
       for (LinearRole l : g.layers) ws.push_back(&w[l].w);
       w_mean = weight_mean_normalized(ws, opt.spec.group_size);
-    }
-    const int64_t v_out = g.prev_is_norm ? 0 : w[g.prev_linear].out;
-    if (!g.prev_is_norm && v_out != int64_t(x_mean.size())) {  // grouped-query v→o
-      share_across_query_heads(x_mean, opt.gqa_head_dim, v_out);
-      if (!w_mean.empty()) share_across_query_heads(w_mean, opt.gqa_head_dim, v_out);
     }
 
     // The inspected module's forward on `xin` (ns sequences) with some linears replaced; `sub`
@@ -383,7 +353,7 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
 }
 
 void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w, BlockCapture* cap,
-                        const std::vector<GroupResult>& groups, int64_t gqa_head_dim) {
+                        const std::vector<GroupResult>& groups) {
   for (const GroupResult& r : groups) {
     if (!r.applied) continue;
     const ScalingGroup* g = nullptr;
@@ -393,30 +363,13 @@ void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w
     const int64_t n = w[g->layers[0]].in;
     AWQ_CHECK(int64_t(r.scales.size()) == n, "layer {} group {}: {} scales for width {}", layer,
               r.name, r.scales.size(), n);
-    AWQ_CHECK(group_applies(*g, w, gqa_head_dim),
-              "layer {} group {}: the group does not apply to this block", layer, r.name);
+    AWQ_CHECK(group_applies(*g, w), "layer {} group {}: the group does not apply to this block",
+              layer, r.name);
     for (float s : r.scales)
       AWQ_CHECK(std::isfinite(s) && s > 0, "layer {} group {}: scale {} is not a positive number",
                 layer, r.name, s);
     if (g->prev_is_norm) {
       divide_vector(g->prev_norm == NormRole::Attn ? w.attn_norm : w.mlp_norm, r.scales);
-    } else if (const int64_t v_out = w[g->prev_linear].out; v_out != n) {
-      // Grouped-query v→o: one scale per kv channel, which every query head of its group must
-      // carry (or the fold would not preserve the function).
-      std::vector<float> kv(size_t(v_out), 0.0f);
-      std::vector<bool> seen(size_t(v_out), false);
-      for (int64_t c = 0; c < n; ++c) {
-        const size_t k = size_t(gqa_kv_channel(c, gqa_head_dim, n, v_out));
-        if (!seen[k]) {
-          kv[k] = r.scales[size_t(c)];
-          seen[k] = true;
-        }
-        AWQ_CHECK(r.scales[size_t(c)] == kv[k],
-                  "layer {} group {}: scale {} of channel {} differs from {} of the other query "
-                  "heads sharing kv channel {} (grouped-query v→o needs them equal)",
-                  layer, r.name, r.scales[size_t(c)], c, kv[k], k);
-      }
-      divide_tail_rows(w[g->prev_linear], kv);
     } else {
       divide_tail_rows(w[g->prev_linear], r.scales);
     }

@@ -20,15 +20,8 @@ namespace awq {
 const Mat& capture_input(const BlockCapture& cap, LinearRole r);
 Mat& capture_input(BlockCapture& cap, LinearRole r);
 
-// Whether a scaling group applies to this block. v→o needs v's output width == o's input width,
-// or, with gqa_head_dim > 0 (heads of that size), grouped-query attention: o's input a whole
-// multiple of v's output, the scales then shared by the query heads that read one kv head.
-bool group_applies(const ScalingGroup& g, const BlockWeights& w, int64_t gqa_head_dim = 0);
-
-// Grouped-query v→o: the v row (kv channel) that o's input channel c reads, for heads of
-// head_dim channels, o's input width o_in and v's output width v_out (query head h reads kv
-// head h / (o_in / v_out), as transformers' repeat_kv).
-int64_t gqa_kv_channel(int64_t c, int64_t head_dim, int64_t o_in, int64_t v_out);
+// Whether a scaling group applies to this block (v→o needs v's output width == o's input width).
+bool group_applies(const ScalingGroup& g, const BlockWeights& w);
 
 struct ScaleSearchOptions {
   QuantSpec spec;
@@ -59,10 +52,6 @@ struct ScaleSearchOptions {
   // Groups (by name) left unsearched and unscaled in every block: the architecture's groups that
   // are off by default and those the user turned off (QuantizeOptions::groups_off).
   std::vector<std::string> skip_groups;
-  // > 0 (the model's head_dim): search v→o on grouped-query attention too, one scale per kv
-  // channel shared by the query heads that read it (see group_applies). 0: as the references,
-  // v→o only where v and o are square to each other.
-  int64_t gqa_head_dim = 0;
 };
 
 // Searches the scales of every group of `arch` on the unmodified block `w` with the captured
@@ -77,7 +66,7 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
 // `cap` is given (so the clip search sees the scaled activations). Checks that no weight became
 // NaN or infinite.
 void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w, BlockCapture* cap,
-                        const std::vector<GroupResult>& groups, int64_t gqa_head_dim = 0);
+                        const std::vector<GroupResult>& groups);
 
 // Clip search for every linear not in arch.clip_skip, on ~n_tokens rows of its (scaled) captured
 // input taken with stride max(1, rows / n_tokens) (AutoAWQ: 512); n_tokens <= 0: as

@@ -397,7 +397,6 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   sopt.finalists = o.scale_finalists;
   sopt.keep = o.scale_keep;
   sopt.skip_groups = skip_groups;
-  sopt.gqa_head_dim = o.gqa_o_scales ? qcfg.head_dim : 0;
   if (search) {
     rep.screen_seqs = sopt.screen_seqs;
     rep.finalists = sopt.screen_seqs > 0 ? sopt.finalists : 0;
@@ -440,7 +439,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       t_stage.reset();
       br.groups = search_block_scales(qcfg, arch, layer, w, cap, n_seq, T, sopt);
       for (const auto& g : br.groups) rep.search_flops += g.flops;
-      apply_block_scales(arch, layer, w, &cap, br.groups, sopt.gqa_head_dim);
+      apply_block_scales(arch, layer, w, &cap, br.groups);
       if (w.is_moe()) {
         br.expert_tokens = expert_token_counts(cap, cfg.num_experts);
         MoeSearchOptions mopt;
@@ -464,7 +463,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
     } else if (replay) {
       t_stage.reset();
       br = loaded[size_t(layer)];
-      apply_block_scales(arch, layer, w, nullptr, br.groups, sopt.gqa_head_dim);
+      apply_block_scales(arch, layer, w, nullptr, br.groups);
       AWQ_CHECK(w.is_moe() || br.moe_groups.empty(),
                 "{}: layer {} is dense but the search has "
                 "MoE groups",

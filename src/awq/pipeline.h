@@ -35,9 +35,6 @@ struct QuantizeOptions {
   // the weights that are written), or plainly as Q(W·s)/s like AutoAWQ and llm-awq (false). See
   // ScaleSearchOptions::clip_aware. Without clipping the two are the same.
   bool clip_aware_search = true;
-  // Search v→o on grouped-query attention too (ScaleSearchOptions::gqa_head_dim): off by default
-  // until it has been measured on every family.
-  bool gqa_o_scales = false;
   ClipOptions clip_opts;
   // Tokens the clip search samples (strided); <= 0 (default): all of them where groups are at most
   // 1024 wide, 512 (the reference's number) for wider ones. See ScaleSearchOptions::clip_tokens.

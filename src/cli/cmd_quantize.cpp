@@ -63,10 +63,6 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--group-on", a->opt.groups_on,
                   "Scaling group to search although the family leaves it off by default "
                   "(repeatable)");
-  sub->add_flag("--gqa-o-scales", a->opt.gqa_o_scales,
-                "Also scale v -> o on grouped-query attention (which AutoAWQ and llm-compressor "
-                "skip): one scale per kv channel, shared by the query heads that read it and "
-                "folded into v's rows");
   sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
   sub->add_option("--clip-tokens", a->opt.clip_tokens,
                   "Calibration tokens the clipping search samples, every k-th (default 0: all of "

@@ -64,24 +64,15 @@ double max_abs_diff(const Mat& a, const Mat& b) {
 
 // Random scales for every group that applies to the block (all of them, also those the search
 // leaves off by default: the fold must be exact for any of them). Returns the number applied.
-// With gqa_head_dim > 0, grouped-query v→o too, its random scales drawn per kv channel and
-// repeated for every query head of the group.
 int random_groups(const Architecture& arch, const BlockWeights& w, uint64_t seed,
-                  std::vector<GroupResult>* groups, int64_t gqa_head_dim = 0) {
+                  std::vector<GroupResult>* groups) {
   int applied = 0;
   for (const auto& g : arch.scaling_groups) {
     GroupResult r;
     r.name = g.name;
     r.layers = g.layers;
-    r.applied = group_applies(g, w, gqa_head_dim);
-    const int64_t n = w[g.layers[0]].in;
-    if (r.applied) r.scales = random_scales(n, seed + groups->size());
-    if (r.applied && !g.prev_is_norm && w[g.prev_linear].out != n) {
-      const int64_t v_out = w[g.prev_linear].out;
-      const std::vector<float> kv = random_scales(v_out, seed + groups->size());
-      for (int64_t c = 0; c < n; ++c)
-        r.scales[size_t(c)] = kv[size_t(gqa_kv_channel(c, gqa_head_dim, n, v_out))];
-    }
+    r.applied = group_applies(g, w);
+    if (r.applied) r.scales = random_scales(w[g.layers[0]].in, seed + groups->size());
     applied += r.applied;
     groups->push_back(r);
   }
@@ -140,44 +131,6 @@ TEST_P(Family, RandomScalesKeepEveryBlockOutput) {
     const BlockWeights w0 = load_block_f32(ck, m.cfg, *m.arch, l);
     EXPECT_GT(max_abs_diff(w0[LinearRole::Q].w, w[LinearRole::Q].w), 1e-3);
     EXPECT_GT(max_abs_diff(w0[LinearRole::Down].w, w[LinearRole::Down].w), 1e-3);
-  }
-  fs::remove_all(root);
-}
-
-// Grouped-query v→o (--gqa-o-scales): scales shared by the query heads of each kv head fold into
-// v's rows exactly; scales that differ between those heads are refused, naming the channel.
-TEST_P(Family, GqaSharedVoScalesKeepEveryBlockOutput) {
-  const fs::path root = test::scratch_dir("foldgqa_" + GetParam());
-  const FamilyModel m = make_model(root, GetParam());
-  if (m.cfg.num_key_value_heads == m.cfg.num_attention_heads)
-    GTEST_SKIP() << GetParam() << "'s tiny model has no grouped-query attention";
-  const Checkpoint ck = Checkpoint::open(m.dir);
-  const int64_t n_seq = 2, T = 20, hd = m.cfg.head_dim;
-  for (int64_t l = 0; l < m.cfg.num_hidden_layers; ++l) {
-    const Mat x = random_input(n_seq * T, m.cfg.hidden_size, 5 + uint64_t(l));
-    BlockWeights w = load_block_f32(ck, m.cfg, *m.arch, l);
-    Mat ref;
-    block_forward(m.cfg, w, x, n_seq, T, ref);
-    std::vector<GroupResult> groups;
-    EXPECT_EQ(random_groups(*m.arch, w, 13 + 10 * uint64_t(l), &groups, hd), 4);
-    const BlockWeights w0 = w;
-    std::vector<GroupResult> unshared = groups;
-    for (auto& g : unshared)
-      if (g.name == "attn.o") g.scales.back() *= 1.5f;  // the last query head's last channel
-    BlockWeights wbad = w;
-    try {
-      apply_block_scales(*m.arch, l, wbad, nullptr, unshared, hd);
-      ADD_FAILURE() << "scales that differ between the heads of a kv group were folded";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("grouped-query v→o needs them equal"), std::string::npos)
-          << e.what();
-    }
-    apply_block_scales(*m.arch, l, w, nullptr, groups, hd);
-    Mat out;
-    block_forward(m.cfg, w, x, n_seq, T, out);
-    EXPECT_LE(max_abs_diff(out, ref), 1e-5 * max_abs(ref)) << "layer " << l;
-    EXPECT_GT(max_abs_diff(w0[LinearRole::O].w, w[LinearRole::O].w), 1e-3);
-    EXPECT_GT(max_abs_diff(w0[LinearRole::V].w, w[LinearRole::V].w), 1e-3);
   }
   fs::remove_all(root);
 }
