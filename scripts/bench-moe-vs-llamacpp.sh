@@ -12,7 +12,8 @@
 #                        its node_modules/node-llama-cpp; for architectures c392e509 lacks, such
 #                        as qwen3moe). Both engines then run the same file: awq quantize --method
 #                        rtn --symmetric --group-size 32 and export-gguf write it as exact Q4_0
-#                        (output and token_embd Q8_0); `awq bench --model FILE` runs its codes and
+#                        (output and token_embd F16, which both engines read as they are: awq
+#                        widens a Q8_0 head to f32); `awq bench --model FILE` runs its codes and
 #                        scripts/llamacpp-decode-speed.mjs times llama.cpp's decode of it.
 #   WORK_DIR             where the GGUF files and results go (default build/bench-moe-vs-llamacpp);
 #                        the files are made once per shape and layer count and reused.
@@ -62,12 +63,12 @@ if [ -n "$node_pkg" ]; then
   command -v jq >/dev/null || die "jq not found (the summary needs it)"
   mkdir -p "$work"
   base=$work/$shape-l$layers
-  q40=$base-rtn-q4_0.gguf
+  q40=$base-rtn-q4_0-f16head.gguf
   if [ ! -f "$q40" ]; then
     rm -rf "$base-hf" "$base-rtn"
     "$awq" synth --shape "$shape" --layers "$layers" --dtype bf16 --out "$base-hf"
     "$awq" quantize --model "$base-hf" --method rtn --symmetric --group-size 32 --out "$base-rtn"
-    "$awq" export-gguf --model "$base-rtn" --embeddings q8_0 --out "$q40"
+    "$awq" export-gguf --model "$base-rtn" --embeddings f16 --out "$q40"
     rm -rf "$base-hf" "$base-rtn"
   fi
   mjs=scripts/llamacpp-decode-speed.mjs

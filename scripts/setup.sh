@@ -12,6 +12,7 @@ packages=(
   libfmt-dev                        # error messages and table output
   libpcre2-dev                      # tokenizer pre-tokenizer regexes with Unicode classes
   libutf8proc-dev                   # NFC normalization (Qwen2 tokenizers)
+  clang                             # the asan preset: ASan + UBSan test run and libFuzzer targets
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -655,7 +655,11 @@ ExportReport export_gguf(const ExportOptions& o) {
     for (LinearRole r : {LinearRole::Gate, LinearRole::Up, LinearRole::Down}) {
       const std::string tensor = gguf_block_tensor(l, gguf_expert_name(r, true));
       const std::string name = arch.shared_expert_linear_name(l, r);
-      const auto [out, in] = expert_shape(cfg, r, cfg.shared_expert_intermediate_size);
+      // Plain variables, not a structured binding: lambdas capture those only from C++20 compilers
+      // newer than clang 14 (the asan preset's).
+      const std::pair<int64_t, int64_t> shape =
+          expert_shape(cfg, r, cfg.shared_expert_intermediate_size);
+      const int64_t out = shape.first, in = shape.second;
       w.add_tensor(tensor, linear_type_of({name}, tensor), {in, out},
                    [s, name, out, in, tensor](std::vector<uint8_t>& bytes) {
                      bytes = encode_linear(*s, name, out, in, {}, tensor);

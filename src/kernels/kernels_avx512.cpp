@@ -11,7 +11,9 @@
 // _mm512_cvtph_ps use as a don't-care source: a known false positive (GCC bug 105593). Silenced
 // for this file only, before the header is read.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <immintrin.h>
 

@@ -167,6 +167,9 @@ void parse_features(const json& j, const Architecture& a, ModelConfig& c, const 
   // Attention.
   c.attn_scale = float(1.0 / std::sqrt(double(c.head_dim)));
   if (a.query_pre_attn_scalar && present(j, "query_pre_attn_scalar")) {
+    AWQ_CHECK(j["query_pre_attn_scalar"].is_number(),
+              "{}: query_pre_attn_scalar must be a number, got {}", src,
+              j["query_pre_attn_scalar"].dump());
     const double q = j["query_pre_attn_scalar"].get<double>();
     AWQ_CHECK(q > 0, "{}: query_pre_attn_scalar must be positive, got {}", src, q);
     c.attn_scale = float(1.0 / std::sqrt(q));
@@ -309,7 +312,9 @@ void parse_moe(const json& j, const Architecture& a, ModelConfig& c, const std::
 
 }  // namespace
 
-ModelConfig ModelConfig::from_json(const json& outer, const std::string& src_file) {
+namespace {
+
+ModelConfig parse_config(const json& outer, const std::string& src_file) {
   AWQ_CHECK(outer.is_object(), "{}: must be a JSON object", src_file);
   ModelConfig c;
   c.raw = outer;
@@ -383,22 +388,49 @@ ModelConfig ModelConfig::from_json(const json& outer, const std::string& src_fil
   parse_moe(j, *arch, c, src);
   if (j.contains("quantization_config") && !j["quantization_config"].is_null()) {
     const json& q = j["quantization_config"];
-    const std::string method = q.value("quant_method", "");
+    const std::string qsrc = src + " quantization_config";
+    AWQ_CHECK(q.is_object(), "{}: must be an object, got {}", qsrc, q.dump());
+    const auto text = [&](const char* key, const char* def) {
+      if (!q.contains(key) || q[key].is_null()) return std::string(def);
+      AWQ_CHECK(q[key].is_string(), "{}: '{}' must be a string, got {}", qsrc, key, q[key].dump());
+      return q[key].get<std::string>();
+    };
+    const std::string method = text("quant_method", "");
     AWQ_CHECK(method == "awq",
               "{}: quantization_config.quant_method '{}' is not supported (only awq)", src, method);
     AwqQuantConfig a;
-    a.bits = int(get_int(q, "bits", src + " quantization_config", 4));
-    a.group_size = int(get_int(q, "group_size", src + " quantization_config", 128));
-    a.zero_point = get_bool(q, "zero_point", src, true);
-    a.version = q.value("version", "gemm");
+    const int64_t bits = get_int(q, "bits", qsrc, 4), group = get_int(q, "group_size", qsrc, 128);
+    AWQ_CHECK(bits >= 1 && bits <= 8 && group >= -1 && group <= (int64_t(1) << 20),
+              "{}: bits {} or group_size {} out of range", qsrc, bits, group);
+    a.bits = int(bits);
+    a.group_size = int(group);
+    a.zero_point = get_bool(q, "zero_point", qsrc, true);
+    a.version = text("version", "gemm");
     for (auto& c2 : a.version) c2 = char(std::tolower(c2));
     AWQ_CHECK(a.version == "gemm", "{}: AWQ version '{}' is not supported (only the GEMM layout)",
               src, a.version);
-    if (q.contains("modules_to_not_convert") && q["modules_to_not_convert"].is_array())
-      a.modules_to_not_convert = q["modules_to_not_convert"].get<std::vector<std::string>>();
+    if (q.contains("modules_to_not_convert") && q["modules_to_not_convert"].is_array()) {
+      for (const json& m : q["modules_to_not_convert"]) {
+        AWQ_CHECK(m.is_string(), "{}: modules_to_not_convert holds {}, not a module name", qsrc,
+                  m.dump());
+        a.modules_to_not_convert.push_back(m.get<std::string>());
+      }
+    }
     c.quant = a;
   }
   return c;
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const json& outer, const std::string& src_file) {
+  // Every field is type-checked where it is read; a JSON type error escaping a check that was
+  // missed is still a message naming the file, not an internal error.
+  try {
+    return parse_config(outer, src_file);
+  } catch (const json::exception& e) {
+    fail("{}: a field has an unexpected type or value: {}", src_file, e.what());
+  }
 }
 
 const Architecture& ModelConfig::arch() const {
