@@ -27,6 +27,14 @@ double required(const json& j, const char* key, const std::string& src, const st
   return j[key].get<double>();
 }
 
+// A position count read as a number: finite and in [0, 2^40] (HF configs hold at most ~10^7),
+// checked before the conversion to an integer, which is undefined out of range.
+int64_t positions(double v, const char* key, const std::string& src) {
+  AWQ_CHECK(std::isfinite(v) && v >= 0 && v <= double(int64_t(1) << 40),
+            "{}: rope_scaling.{} = {} is not a plausible number of positions", src, key, v);
+  return int64_t(v);
+}
+
 std::vector<double> factors(const json& j, const char* key, int64_t n, const std::string& src) {
   AWQ_CHECK(j.contains(key) && j[key].is_array(),
             "{}: rope_scaling of type 'longrope' needs a list '{}'", src, key);
@@ -68,14 +76,16 @@ RopeScaling RopeScaling::from_json(const json& j, int64_t rotary_dim,
     r.low_freq_factor = required(j, "low_freq_factor", src, type);
     r.high_freq_factor = required(j, "high_freq_factor", src, type);
     r.original_max_position_embeddings =
-        int64_t(required(j, "original_max_position_embeddings", src, type));
+        positions(required(j, "original_max_position_embeddings", src, type),
+                  "original_max_position_embeddings", src);
     AWQ_CHECK(r.high_freq_factor > r.low_freq_factor,
               "{}: rope_scaling.high_freq_factor {} must exceed low_freq_factor {}", src,
               r.high_freq_factor, r.low_freq_factor);
   } else if (type == "yarn") {
     r.factor = required(j, "factor", src, type);
     r.original_max_position_embeddings =
-        int64_t(num(j, "original_max_position_embeddings", 0, src));
+        positions(num(j, "original_max_position_embeddings", 0, src),
+                  "original_max_position_embeddings", src);
     // HF reads the betas with `x or default`: 0 also means the default.
     r.beta_fast = num(j, "beta_fast", 0, src);
     r.beta_slow = num(j, "beta_slow", 0, src);
