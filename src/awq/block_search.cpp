@@ -11,6 +11,7 @@
 #include "awq/fold.h"
 #include "awq/gram_loss.h"
 #include "base/error.h"
+#include "base/interrupt.h"
 #include "base/thread_pool.h"
 #include "quant/quantize.h"
 
@@ -166,6 +167,7 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
                                              const ScaleSearchOptions& opt) {
   std::vector<GroupResult> results;
   for (const ScalingGroup& g : arch.scaling_groups) {
+    throw_if_interrupted();  // between groups: a large model's group takes minutes
     GroupResult r;
     r.name = g.name;
     r.prev = prev_name(arch, layer, g);
@@ -424,6 +426,7 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
   };
   std::map<const Mat*, Prepared> prepared;
   for (LinearRole role : kAllLinearRoles) {
+    throw_if_interrupted();
     bool skip = false;
     for (LinearRole s : arch.clip_skip) skip |= s == role;
     if (skip) continue;

@@ -9,6 +9,7 @@
 #include "awq/gram_loss.h"
 #include "awq/scales.h"
 #include "base/error.h"
+#include "base/interrupt.h"
 #include "base/thread_pool.h"
 
 namespace awq {
@@ -237,6 +238,7 @@ std::vector<GroupResult> search_moe_scales(const ModelConfig& cfg, const Archite
 
   // moe.down per expert: up → down on the expert's own calibration rows.
   for (int e : ffns) {
+    throw_if_interrupted();  // a layer of 128 experts takes minutes: Ctrl-C answers between them
     GroupResult r;
     r.name = "moe.down";
     r.expert = e;
@@ -325,6 +327,7 @@ std::vector<ClipResult> search_moe_clips(const ModelConfig& cfg, const Architect
                                          int64_t clip_tokens) {
   std::vector<ClipResult> out;
   for (int e : experts_of(w)) {
+    throw_if_interrupted();
     // gate/up: the MoE input rows routed to the expert (all rows for the shared expert and for
     // experts under min_tokens); down: its down input.
     Mat routed;

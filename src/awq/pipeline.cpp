@@ -10,9 +10,11 @@
 
 #include "awq/block_search.h"
 #include "awq/moe_search.h"
+#include "awq/resume.h"
 #include "awq/writer.h"
 #include "base/error.h"
 #include "base/half.h"
+#include "base/interrupt.h"
 #include "base/progress.h"
 #include "base/sysinfo.h"
 #include "base/thread_pool.h"
@@ -344,13 +346,16 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   std::vector<BlockResult> loaded;
   if (replay) loaded = load_search(o.load_search, header, arch);
 
-  // Calibration: tokens, blocks, X0.
+  // The output (its lock first: a second writer of the same --out stops here, before any work).
+  StagedDir staged(o.out_dir);
+
+  // Calibration: tokens, blocks.
   Timer t_stage;
-  Mat x;
+  CalibBlocks cb;
   int64_t n_seq = 0, T = 0;
   if (search) {
     std::vector<std::string> log;
-    CalibBlocks cb = o.calib_tokens ? *o.calib_tokens : calibrate(o, &log);
+    cb = o.calib_tokens ? *o.calib_tokens : calibrate(o, &log);
     for (const auto& l : log) fmt::print(stderr, "awq: {}\n", l);
     n_seq = cb.n_blocks;
     T = cb.seqlen;
@@ -359,7 +364,6 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
     rep.calib_docs = cb.docs_taken;
     rep.calib_docs_too_long = cb.docs_too_long;
     rep.calib_tokens_dropped = cb.tokens_dropped;
-    x = embed_tokens(ck, cfg, arch, cb.tokens);
     if (!o.quiet)
       fmt::print(
           "calibration: {} documents ({} skipped as longer than {} tokens) -> {} blocks of {} "
@@ -367,10 +371,30 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
           "({} tokens dropped)\n",
           cb.docs_taken, cb.docs_too_long, T, n_seq, T, cb.tokens_dropped);
   }
+
+  // The resume stage (a search only: that is where the hours go) and X, the activations entering
+  // the first block to search: the embeddings, or those kept by an interrupted run.
+  std::optional<ResumeStage> stage;
+  int64_t kept = 0;
+  Mat x;
+  if (search) {
+    stage.emplace(o.out_dir, resume_fingerprint(o, ck, &cb, skip_groups), header, arch, o.resume);
+    for (const auto& m : stage->messages()) fmt::print(stderr, "awq: {}\n", m);
+    kept = stage->kept_blocks();
+    if (kept == 0) {
+      x = embed_tokens(ck, cfg, arch, cb.tokens);
+    } else if (kept < cfg.num_hidden_layers) {
+      x = stage->take_activations();
+      AWQ_CHECK(x.rows == n_seq * T && x.cols == qcfg.hidden_size,
+                "{}: kept activations [{} x {}], this run needs [{} x {}]", stage->dir(), x.rows,
+                x.cols, n_seq * T, qcfg.hidden_size);
+    }
+    rep.resumed_blocks = kept;
+  }
+  cb = CalibBlocks();  // the tokens are in X now
   rep.times.calib = t_stage.seconds();
 
   // Output.
-  StagedDir staged(o.out_dir);
   ModelConfig out_cfg = qcfg;
   const DType float_dtype = output_float_dtype(ck, cfg, arch);
   out_cfg.torch_dtype = torch_dtype_name(float_dtype);
@@ -414,114 +438,139 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   }
 
   Progress progress("quantize", cfg.num_hidden_layers);
-  for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
-    BlockResult br;
-    br.layer = layer;
-    const auto stage = [&](const char* s) {
-      if (o.progress)
-        progress.update(layer, fmt::format("layer {}/{}: {}", layer + 1, cfg.num_hidden_layers, s));
-    };
-    stage("load");
-    t_stage.reset();
-    BlockWeights w = load_block_f32(ck, cfg, arch, layer);
-    if (qcfg.intermediate_size != cfg.intermediate_size)
-      pad_intermediate(w, qcfg.intermediate_size);
-    BlockCapture cap;
-    Mat x_next;
-    if (search) {
-      stage("capture");
-      block_forward(qcfg, w, x, n_seq, T, x_next, &cap);
-    }
-    rep.times.capture += t_stage.seconds();
+  int64_t kept_now = kept;  // blocks in the resume stage
+  try {
+    for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
+      BlockResult br;
+      br.layer = layer;
+      // A block finished by an interrupted run: its kept result is replayed, not searched.
+      const bool resumed = layer < kept;
+      const auto step = [&](const char* s) {
+        throw_if_interrupted();
+        if (o.progress)
+          progress.update(layer, fmt::format("layer {}/{}: {}{}", layer + 1, cfg.num_hidden_layers,
+                                             resumed ? "resume, " : "", s));
+      };
+      step("load");
+      t_stage.reset();
+      BlockWeights w = load_block_f32(ck, cfg, arch, layer);
+      if (qcfg.intermediate_size != cfg.intermediate_size)
+        pad_intermediate(w, qcfg.intermediate_size);
+      BlockCapture cap;
+      Mat x_next;
+      if (search && !resumed) {
+        step("capture");
+        block_forward(qcfg, w, x, n_seq, T, x_next, &cap);
+      }
+      rep.times.capture += t_stage.seconds();
 
-    if (search) {
-      stage("scale search");
-      t_stage.reset();
-      br.groups = search_block_scales(qcfg, arch, layer, w, cap, n_seq, T, sopt);
-      for (const auto& g : br.groups) rep.search_flops += g.flops;
-      apply_block_scales(arch, layer, w, &cap, br.groups);
-      if (w.is_moe()) {
-        br.expert_tokens = expert_token_counts(cap, cfg.num_experts);
-        MoeSearchOptions mopt;
-        mopt.scale = sopt;
-        mopt.min_tokens = o.moe_min_tokens;
-        br.moe_groups = search_moe_scales(qcfg, arch, layer, w, cap, n_seq, T, mopt);
-        for (const auto& g : br.moe_groups) rep.search_flops += g.flops;
-        apply_moe_scales(layer, w, &cap, br.moe_groups);
-      }
-      rep.times.scale_search += t_stage.seconds();
-      t_stage.reset();
-      if (o.clip) {
-        stage("clip search");
-        br.clips = search_block_clips(arch, layer, w, cap, o.spec, o.clip_opts, o.clip_tokens);
-        if (w.is_moe())
-          br.moe_clips = search_moe_clips(qcfg, arch, layer, w, cap, o.spec, o.clip_opts,
-                                          o.moe_min_tokens, o.clip_tokens);
-      }
-      rep.times.clip_search += t_stage.seconds();
-      cap = BlockCapture();  // the activations are no longer needed
-    } else if (replay) {
-      t_stage.reset();
-      br = loaded[size_t(layer)];
-      apply_block_scales(arch, layer, w, nullptr, br.groups);
-      AWQ_CHECK(w.is_moe() || br.moe_groups.empty(),
-                "{}: layer {} is dense but the search has "
-                "MoE groups",
-                o.load_search, layer);
-      if (w.is_moe()) apply_moe_scales(layer, w, nullptr, br.moe_groups);
-      if (!o.clip) {
-        br.clips.clear();
-        br.moe_clips.clear();
-      }
-      rep.times.scale_search += t_stage.seconds();
-    }
-
-    stage("quantize");
-    t_stage.reset();
-    if (!br.clips.empty()) apply_block_clips(w, br.clips, o.spec, o.clip_opts.n_grid);
-    if (!br.moe_clips.empty()) apply_moe_clips(layer, w, br.moe_clips, o.spec, o.clip_opts.n_grid);
-    std::vector<QuantizedMatrix> q, qmoe;
-    if (!o.no_quantize) {
-      for (LinearRole r : kAllLinearRoles) {
-        const Linear& l = w[r];
-        if (l.out == 0) {  // a sparse layer's dense feed-forward roles: nothing to quantize
-          q.emplace_back();
-          continue;
+      if (search && !resumed) {
+        step("scale search");
+        t_stage.reset();
+        br.groups = search_block_scales(qcfg, arch, layer, w, cap, n_seq, T, sopt);
+        for (const auto& g : br.groups) rep.search_flops += g.flops;
+        apply_block_scales(arch, layer, w, &cap, br.groups);
+        if (w.is_moe()) {
+          br.expert_tokens = expert_token_counts(cap, cfg.num_experts);
+          MoeSearchOptions mopt;
+          mopt.scale = sopt;
+          mopt.min_tokens = o.moe_min_tokens;
+          br.moe_groups = search_moe_scales(qcfg, arch, layer, w, cap, n_seq, T, mopt);
+          for (const auto& g : br.moe_groups) rep.search_flops += g.flops;
+          apply_moe_scales(layer, w, &cap, br.moe_groups);
         }
-        q.push_back(
-            quantize(l.w.data.data(), l.out, l.in, o.spec, arch.stored_linear_name(layer, r)));
+        rep.times.scale_search += t_stage.seconds();
+        kill_point(fmt::format("search:{}", layer));
+        t_stage.reset();
+        if (o.clip) {
+          step("clip search");
+          br.clips = search_block_clips(arch, layer, w, cap, o.spec, o.clip_opts, o.clip_tokens);
+          if (w.is_moe())
+            br.moe_clips = search_moe_clips(qcfg, arch, layer, w, cap, o.spec, o.clip_opts,
+                                            o.moe_min_tokens, o.clip_tokens);
+        }
+        rep.times.clip_search += t_stage.seconds();
+        cap = BlockCapture();  // the activations are no longer needed
+      } else if (replay || resumed) {
+        t_stage.reset();
+        br = resumed ? stage->block(layer) : loaded[size_t(layer)];
+        apply_block_scales(arch, layer, w, nullptr, br.groups);
+        AWQ_CHECK(w.is_moe() || br.moe_groups.empty(),
+                  "{}: layer {} is dense but the search has "
+                  "MoE groups",
+                  resumed ? stage->dir() : o.load_search, layer);
+        if (w.is_moe()) apply_moe_scales(layer, w, nullptr, br.moe_groups);
+        if (!o.clip) {
+          br.clips.clear();
+          br.moe_clips.clear();
+        }
+        rep.times.scale_search += t_stage.seconds();
       }
-      if (w.is_moe()) {
-        const std::vector<const Linear*> ls = expert_linears(w);
-        qmoe.resize(ls.size());
-        // Experts are small and many: one per task (each quantize call is then serial inside).
-        parallel_for(int64_t(ls.size()), 1, [&](int64_t i0, int64_t i1) {
-          for (int64_t i = i0; i < i1; ++i) {
-            const Linear& l = *ls[size_t(i)];
-            qmoe[size_t(i)] = quantize(l.w.data.data(), l.out, l.in, o.spec,
-                                       fmt::format("layer {} expert linear {}", layer, i));
-          }
-        });
-      }
-    }
-    if (search && o.propagate_quantized) {
-      const BlockWeights wq = output_weights(w, q, fake, float_dtype, arch.norm_offset());
-      block_forward(qcfg, wq, x, n_seq, T, x_next);
-    }
-    rep.times.quantize += t_stage.seconds();
 
-    stage("write");
+      step("quantize");
+      t_stage.reset();
+      if (!br.clips.empty()) apply_block_clips(w, br.clips, o.spec, o.clip_opts.n_grid);
+      if (!br.moe_clips.empty())
+        apply_moe_clips(layer, w, br.moe_clips, o.spec, o.clip_opts.n_grid);
+      std::vector<QuantizedMatrix> q, qmoe;
+      if (!o.no_quantize) {
+        for (LinearRole r : kAllLinearRoles) {
+          const Linear& l = w[r];
+          if (l.out == 0) {  // a sparse layer's dense feed-forward roles: nothing to quantize
+            q.emplace_back();
+            continue;
+          }
+          q.push_back(
+              quantize(l.w.data.data(), l.out, l.in, o.spec, arch.stored_linear_name(layer, r)));
+        }
+        if (w.is_moe()) {
+          const std::vector<const Linear*> ls = expert_linears(w);
+          qmoe.resize(ls.size());
+          // Experts are small and many: one per task (each quantize call is then serial inside).
+          parallel_for(int64_t(ls.size()), 1, [&](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i) {
+              const Linear& l = *ls[size_t(i)];
+              qmoe[size_t(i)] = quantize(l.w.data.data(), l.out, l.in, o.spec,
+                                         fmt::format("layer {} expert linear {}", layer, i));
+            }
+          });
+        }
+      }
+      if (search && !resumed && o.propagate_quantized) {
+        const BlockWeights wq = output_weights(w, q, fake, float_dtype, arch.norm_offset());
+        block_forward(qcfg, wq, x, n_seq, T, x_next);
+      }
+      rep.times.quantize += t_stage.seconds();
+
+      step("write");
+      t_stage.reset();
+      writer.add_block(layer, w, q, qmoe);
+      rep.times.write += t_stage.seconds();
+      if (search && !resumed) {
+        x = std::move(x_next);
+        const bool last = layer + 1 == cfg.num_hidden_layers;
+        stage->keep_block(br, last ? nullptr : &x);
+        kept_now = layer + 1;
+        kill_point(fmt::format("kept:{}", layer));
+      }
+      rep.blocks.push_back(std::move(br));
+    }
+    progress.update(cfg.num_hidden_layers, "finishing");
     t_stage.reset();
-    writer.add_block(layer, w, q, qmoe);
+    writer.finish(ck, o.model_dir);
+    kill_point("write");
+    throw_if_interrupted();
+    staged.commit();
+    if (stage) stage->remove();
     rep.times.write += t_stage.seconds();
-    if (search) x = std::move(x_next);
-    rep.blocks.push_back(std::move(br));
+  } catch (const Interrupted& e) {
+    if (!stage) throw;
+    // Everything kept stays; the staged output and the lock go with the unwinding.
+    throw Interrupted(
+        e.signal(),
+        fmt::format("{}: {} of {} layers are kept in {}; the same command resumes from layer {}",
+                    e.what(), kept_now, cfg.num_hidden_layers, stage->dir(), kept_now));
   }
-  progress.update(cfg.num_hidden_layers, "finishing");
-  t_stage.reset();
-  writer.finish(ck, o.model_dir);
-  staged.commit();
-  rep.times.write += t_stage.seconds();
   progress.finish();
   rep.output_bytes = int64_t(writer.bytes_written());
 

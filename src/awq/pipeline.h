@@ -63,6 +63,9 @@ struct QuantizeOptions {
   bool no_quantize = false;  // fake-quant only: fold scales and clipping, keep weights unrounded
   int64_t pad_intermediate = 0;  // 0: off; else pad the MLP width up to a multiple of this
   std::string save_search, load_search, report_path;
+  // Keep every finished block beside the output and, when a stage of the same command exists,
+  // continue from it (resume.h); false (--no-resume): set any stage aside and start over.
+  bool resume = true;
   bool progress = true;  // progress bar on a terminal
   bool quiet = false;    // no summary on stdout
   // Tests: calibration tokens given directly (no tokenizer, no text); null in normal use.
@@ -70,7 +73,9 @@ struct QuantizeOptions {
 };
 
 // Runs the whole pipeline, writes opts.out_dir atomically and returns what happened. Every
-// problem with the inputs or options is an awq::Error raised before any output exists.
+// problem with the inputs or options is an awq::Error raised before any output exists. A search
+// keeps its finished blocks in "<out>.resume" (resume.h) until the output is committed; a run
+// stopped by a signal (awq::Interrupted, inside an InterruptScope) says what it kept.
 QuantizeReport quantize_model(const QuantizeOptions& opts);
 
 // The scaling groups the search skips: the family's default-off groups and opts.groups_off, minus

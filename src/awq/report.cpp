@@ -40,6 +40,7 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
   j["clip_tokens"] = clip_tokens;
   j["scale_loss"] = scale_loss;
   j["threads"] = threads;
+  j["resumed_blocks"] = resumed_blocks;
   j["calibration"] = {{"blocks", calib_blocks},
                       {"seqlen", calib_seqlen},
                       {"documents", calib_docs},
@@ -127,6 +128,9 @@ std::string QuantizeReport::format_table() const {
       }
     }
   }
+  if (resumed_blocks > 0)
+    s += fmt::format("resumed: layers 0-{} from the kept search of an interrupted run\n",
+                     resumed_blocks - 1);
   s += fmt::format(
       "time: calib {:.2f}s  capture {:.2f}s  scale search {:.2f}s  clip search {:.2f}s  quantize "
       "{:.2f}s  "

@@ -28,6 +28,8 @@ struct QuantizeReport {
   int64_t scale_grid = 0;   // α grid points per mode
   int64_t clip_tokens = 0;  // as asked (0: every token for groups <= 1024)
   int64_t n_layers = 0;
+  // Blocks taken from the resume stage of an interrupted run (resume.h), not searched again.
+  int64_t resumed_blocks = 0;
   // Calibration.
   int64_t calib_blocks = 0, calib_seqlen = 0, calib_docs = 0, calib_docs_too_long = 0,
           calib_tokens_dropped = 0;

@@ -46,6 +46,111 @@ int expert_from_json(const json& e, const std::string& path) {
 
 }  // namespace
 
+json block_to_json(const BlockResult& b, bool full) {
+  json l;
+  l["layer"] = b.layer;
+  json scales = json::array();
+  std::vector<const GroupResult*> groups;
+  for (const auto& g : b.groups) groups.push_back(&g);
+  for (const auto& g : b.moe_groups) groups.push_back(&g);
+  for (const GroupResult* gp : groups) {
+    const GroupResult& g = *gp;
+    if (!g.applied && !full) continue;
+    json e;
+    e["group"] = g.name;
+    if (g.expert != kNoExpert) e["expert"] = expert_json(g.expert);
+    e["prev"] = g.prev;
+    if (!g.applied) e["applied"] = false;
+    e["choice"] = g.choice.label();
+    e["duo"] = g.choice.duo;
+    e["alpha"] = g.choice.alpha;
+    e["loss"] = g.loss;
+    e["rtn_loss"] = g.rtn_loss;
+    if (full) e["flops"] = g.flops;
+    // f32 → double is exact and nlohmann prints doubles with 17 significant digits, so the
+    // values read back are the same floats.
+    json s = json::array();
+    for (float v : g.scales) s.push_back(double(v));
+    e["s"] = std::move(s);
+    scales.push_back(std::move(e));
+  }
+  l["scales"] = std::move(scales);
+  json clips = json::array();
+  std::vector<const ClipResult*> all_clips;
+  for (const auto& c : b.clips) all_clips.push_back(&c);
+  for (const auto& c : b.moe_clips) all_clips.push_back(&c);
+  for (const ClipResult* cp : all_clips) {
+    const ClipResult& c = *cp;
+    json e;
+    e["linear"] = linear_role_name(c.role);
+    if (c.expert != kNoExpert) e["expert"] = expert_json(c.expert);
+    e["out"] = c.out;
+    e["groups"] = c.n_groups;
+    std::string digits(c.shrink_index.size(), '0');
+    for (size_t i = 0; i < digits.size(); ++i) digits[i] = digit36(c.shrink_index[i]);
+    e["shrink"] = std::move(digits);
+    clips.push_back(std::move(e));
+  }
+  l["clips"] = std::move(clips);
+  if (full && !b.expert_tokens.empty()) l["expert_tokens"] = b.expert_tokens;
+  return l;
+}
+
+BlockResult block_from_json(const json& l, const SearchHeader& h, const Architecture& arch,
+                            const std::string& path) {
+  BlockResult b;
+  b.layer = l.at("layer").get<int64_t>();
+  for (const auto& e : l.at("scales")) {
+    GroupResult g;
+    g.name = e.at("group").get<std::string>();
+    const bool moe = g.name.rfind("moe.", 0) == 0;
+    if (moe) {
+      AWQ_CHECK(g.name == "moe.gate_up" || g.name == "moe.down",
+                "{}: layer {}: unknown scaling group '{}'", path, b.layer, g.name);
+      g.expert = expert_from_json(e, path);
+      g.layers = g.name == "moe.gate_up" ? std::vector<LinearRole>{LinearRole::Gate, LinearRole::Up}
+                                         : std::vector<LinearRole>{LinearRole::Down};
+    } else {
+      const ScalingGroup* sg = nullptr;
+      for (const auto& cand : arch.scaling_groups)
+        if (cand.name == g.name) sg = &cand;
+      AWQ_CHECK(sg != nullptr, "{}: layer {}: unknown scaling group '{}'", path, b.layer, g.name);
+      g.layers = sg->layers;
+    }
+    g.prev = e.value("prev", "");
+    g.applied = e.value("applied", true);
+    g.choice.duo = e.value("duo", false);
+    g.choice.alpha = e.value("alpha", 0.0f);
+    g.choice.identity = e.value("choice", "") == "identity";
+    g.loss = e.value("loss", 0.0);
+    g.rtn_loss = e.value("rtn_loss", 0.0);
+    g.flops = e.value("flops", 0.0);
+    for (const auto& v : e.at("s")) g.scales.push_back(float(v.get<double>()));
+    (moe ? b.moe_groups : b.groups).push_back(std::move(g));
+  }
+  for (const auto& e : l.at("clips")) {
+    ClipResult c;
+    c.role = role_from_name(e.at("linear").get<std::string>(), path);
+    c.expert = expert_from_json(e, path);
+    c.out = e.at("out").get<int64_t>();
+    c.n_groups = e.at("groups").get<int64_t>();
+    const std::string digits = e.at("shrink").get<std::string>();
+    AWQ_CHECK(int64_t(digits.size()) == c.out * c.n_groups,
+              "{}: layer {} {}: {} shrink digits for [{}, {}]", path, b.layer,
+              linear_role_name(c.role), digits.size(), c.out, c.n_groups);
+    c.shrink_index.resize(digits.size());
+    for (size_t i = 0; i < digits.size(); ++i) {
+      const int v = from_digit36(digits[i]);
+      AWQ_CHECK(v >= 0 && v < h.clip_grid, "{}: layer {} {}: bad shrink digit '{}'", path, b.layer,
+                linear_role_name(c.role), digits[i]);
+      c.shrink_index[i] = uint8_t(v);
+    }
+    (e.contains("expert") ? b.moe_clips : b.clips).push_back(std::move(c));
+  }
+  if (l.contains("expert_tokens")) b.expert_tokens = l["expert_tokens"].get<std::vector<int64_t>>();
+  return b;
+}
+
 void save_search(const std::string& path, const SearchHeader& h,
                  const std::vector<BlockResult>& blocks) {
   json j;
@@ -60,52 +165,7 @@ void save_search(const std::string& path, const SearchHeader& h,
   j["f16_scales"] = h.f16_scales;
   j["clip_grid"] = h.clip_grid;
   json layers = json::array();
-  for (const auto& b : blocks) {
-    json l;
-    l["layer"] = b.layer;
-    json scales = json::array();
-    std::vector<const GroupResult*> groups;
-    for (const auto& g : b.groups) groups.push_back(&g);
-    for (const auto& g : b.moe_groups) groups.push_back(&g);
-    for (const GroupResult* gp : groups) {
-      const GroupResult& g = *gp;
-      if (!g.applied) continue;
-      json e;
-      e["group"] = g.name;
-      if (g.expert != kNoExpert) e["expert"] = expert_json(g.expert);
-      e["prev"] = g.prev;
-      e["choice"] = g.choice.label();
-      e["duo"] = g.choice.duo;
-      e["alpha"] = g.choice.alpha;
-      e["loss"] = g.loss;
-      e["rtn_loss"] = g.rtn_loss;
-      // f32 → double is exact and nlohmann prints doubles with 17 significant digits, so the
-      // values read back are the same floats.
-      json s = json::array();
-      for (float v : g.scales) s.push_back(double(v));
-      e["s"] = std::move(s);
-      scales.push_back(std::move(e));
-    }
-    l["scales"] = std::move(scales);
-    json clips = json::array();
-    std::vector<const ClipResult*> all_clips;
-    for (const auto& c : b.clips) all_clips.push_back(&c);
-    for (const auto& c : b.moe_clips) all_clips.push_back(&c);
-    for (const ClipResult* cp : all_clips) {
-      const ClipResult& c = *cp;
-      json e;
-      e["linear"] = linear_role_name(c.role);
-      if (c.expert != kNoExpert) e["expert"] = expert_json(c.expert);
-      e["out"] = c.out;
-      e["groups"] = c.n_groups;
-      std::string digits(c.shrink_index.size(), '0');
-      for (size_t i = 0; i < digits.size(); ++i) digits[i] = digit36(c.shrink_index[i]);
-      e["shrink"] = std::move(digits);
-      clips.push_back(std::move(e));
-    }
-    l["clips"] = std::move(clips);
-    layers.push_back(std::move(l));
-  }
+  for (const auto& b : blocks) layers.push_back(block_to_json(b, false));
   j["layers"] = std::move(layers);
   write_text_file_atomic(path, j.dump(1) + "\n");
 }
@@ -145,57 +205,8 @@ std::vector<BlockResult> load_search(const std::string& path, const SearchHeader
               path, h.num_layers);
     std::vector<BlockResult> out;
     for (const auto& l : layers) {
-      BlockResult b;
-      b.layer = l.at("layer").get<int64_t>();
+      BlockResult b = block_from_json(l, h, arch, path);
       AWQ_CHECK(b.layer == int64_t(out.size()), "{}: layers out of order at {}", path, b.layer);
-      for (const auto& e : l.at("scales")) {
-        GroupResult g;
-        g.name = e.at("group").get<std::string>();
-        const bool moe = g.name.rfind("moe.", 0) == 0;
-        if (moe) {
-          AWQ_CHECK(g.name == "moe.gate_up" || g.name == "moe.down",
-                    "{}: layer {}: unknown scaling group '{}'", path, b.layer, g.name);
-          g.expert = expert_from_json(e, path);
-          g.layers = g.name == "moe.gate_up"
-                         ? std::vector<LinearRole>{LinearRole::Gate, LinearRole::Up}
-                         : std::vector<LinearRole>{LinearRole::Down};
-        } else {
-          const ScalingGroup* sg = nullptr;
-          for (const auto& cand : arch.scaling_groups)
-            if (cand.name == g.name) sg = &cand;
-          AWQ_CHECK(sg != nullptr, "{}: layer {}: unknown scaling group '{}'", path, b.layer,
-                    g.name);
-          g.layers = sg->layers;
-        }
-        g.prev = e.value("prev", "");
-        g.applied = true;
-        g.choice.duo = e.value("duo", false);
-        g.choice.alpha = e.value("alpha", 0.0f);
-        g.choice.identity = e.value("choice", "") == "identity";
-        g.loss = e.value("loss", 0.0);
-        g.rtn_loss = e.value("rtn_loss", 0.0);
-        for (const auto& v : e.at("s")) g.scales.push_back(float(v.get<double>()));
-        (moe ? b.moe_groups : b.groups).push_back(std::move(g));
-      }
-      for (const auto& e : l.at("clips")) {
-        ClipResult c;
-        c.role = role_from_name(e.at("linear").get<std::string>(), path);
-        c.expert = expert_from_json(e, path);
-        c.out = e.at("out").get<int64_t>();
-        c.n_groups = e.at("groups").get<int64_t>();
-        const std::string digits = e.at("shrink").get<std::string>();
-        AWQ_CHECK(int64_t(digits.size()) == c.out * c.n_groups,
-                  "{}: layer {} {}: {} shrink digits for [{}, {}]", path, b.layer,
-                  linear_role_name(c.role), digits.size(), c.out, c.n_groups);
-        c.shrink_index.resize(digits.size());
-        for (size_t i = 0; i < digits.size(); ++i) {
-          const int v = from_digit36(digits[i]);
-          AWQ_CHECK(v >= 0 && v < h.clip_grid, "{}: layer {} {}: bad shrink digit '{}'", path,
-                    b.layer, linear_role_name(c.role), digits[i]);
-          c.shrink_index[i] = uint8_t(v);
-        }
-        (e.contains("expert") ? b.moe_clips : b.clips).push_back(std::move(c));
-      }
       out.push_back(std::move(b));
     }
     return out;

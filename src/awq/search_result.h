@@ -4,6 +4,7 @@
 // so the output is byte-identical to the run that saved it).
 #pragma once
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -70,5 +71,13 @@ void save_search(const std::string& path, const SearchHeader& h,
 // quantizer settings); every mismatch is an awq::Error naming the file and the field.
 std::vector<BlockResult> load_search(const std::string& path, const SearchHeader& expect,
                                      const Architecture& arch);
+
+// One "layers" entry of the file. `full` also keeps what only reports show (groups that were not
+// applied, the search's arithmetic, expert token counts): the resume stage (resume.h) stores blocks
+// this way. block_from_json reads either form; a malformed entry is an awq::Error naming `path`
+// (or a json exception, which callers turn into one).
+nlohmann::ordered_json block_to_json(const BlockResult& b, bool full);
+BlockResult block_from_json(const nlohmann::ordered_json& l, const SearchHeader& h,
+                            const Architecture& arch, const std::string& path);
 
 }  // namespace awq

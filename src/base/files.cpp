@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 #include "base/error.h"
 
@@ -57,6 +58,37 @@ OutputLock::~OutputLock() {
   ::close(fd_);
 }
 
+namespace {
+
+// "<target>.<kind>.<digits>": a temporary of a process that wrote `target`.
+bool is_temporary_of(const std::string& name, const std::string& target, const std::string& kind) {
+  const std::string prefix = target + "." + kind + ".";
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return false;
+  for (size_t i = prefix.size(); i < name.size(); ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  return true;
+}
+
+// A writer killed without clean-up (SIGKILL, OOM, power loss) leaves its "<target>.tmp.<pid>"
+// behind: possibly gigabytes. Whoever holds the target's lock next owns those names, and removes
+// them. "<target>.old.<pid>" (a replaced output not yet deleted) goes too, but only while the
+// target exists: otherwise it is the last complete output.
+void remove_stale_temporaries(const fs::path& target) {
+  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string base = target.filename().string();
+  const bool target_exists = fs::exists(target);
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (is_temporary_of(name, base, "tmp") || (target_exists && is_temporary_of(name, base, "old")))
+      stale.push_back(it->path());
+  }
+  for (const fs::path& p : stale) fs::remove_all(p, ec);
+}
+
+}  // namespace
+
 static void fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   AWQ_CHECK(fd >= 0, "{}: cannot reopen to sync: {}", path, std::strerror(errno));
@@ -68,6 +100,7 @@ static void fsync_path(const std::string& path) {
 
 void write_file_atomic(const std::string& path, const std::function<void(std::ofstream&)>& writer) {
   const OutputLock lock(path);
+  remove_stale_temporaries(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
     {
@@ -123,6 +156,7 @@ std::string with_parent_created(const fs::path& dir) {
 StagedDir::StagedDir(const std::string& dir_arg)
     : final_(without_trailing_slashes(dir_arg)), lock_(with_parent_created(final_)) {
   const std::string dir = final_.string();
+  remove_stale_temporaries(final_);
   tmp_ = fs::path(dir + ".tmp." + std::to_string(::getpid()));
   std::error_code ec;
   fs::remove_all(tmp_, ec);

@@ -30,14 +30,15 @@ class OutputLock {
 };
 
 // Writes through `writer` into "<path>.tmp.<pid>", flushes, fsyncs and renames to `path`, holding
-// the OutputLock of `path`. A write error (a full disk, a read-only destination) is an awq::Error
+// the OutputLock of `path` (and removing the temporaries that killed writers of `path` left). A write error (a full disk, a read-only destination) is an awq::Error
 // naming the file, and nothing is left under either name.
 void write_file_atomic(const std::string& path, const std::function<void(std::ofstream&)>& writer);
 void write_text_file_atomic(const std::string& path, const std::string& text);
 
 // A directory output: built under "<dir>.tmp.<pid>" and renamed to `dir` when commit() is called.
 // If `dir` exists it is replaced only at commit (the old one is removed then). Destroyed without
-// commit, the temporary directory is removed. Holds the OutputLock of `dir` while it lives.
+// commit, the temporary directory is removed. Holds the OutputLock of `dir` while it lives, and
+// first removes the temporary directories of writers of `dir` that were killed.
 class StagedDir {
  public:
   explicit StagedDir(const std::string& dir);

@@ -3,6 +3,7 @@
 
 #include "awq/pipeline.h"
 #include "base/error.h"
+#include "base/interrupt.h"
 #include "cli/commands.h"
 
 namespace awq::cli {
@@ -13,7 +14,7 @@ struct QuantizeArgs {
   std::string scale_dtype = "auto";
   std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq",
               scale_loss = "clipped";
-  bool symmetric = false, no_clip = false;
+  bool symmetric = false, no_clip = false, no_resume = false;
   int64_t shuffle = -1;
   int threads = 0;
 };
@@ -102,6 +103,9 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--save-search", a->opt.save_search, "Write the chosen scales and clips (JSON)");
   sub->add_option("--load-search", a->opt.load_search,
                   "Apply saved scales and clips instead of searching");
+  sub->add_flag("--no-resume", a->no_resume,
+                "Start over: set aside the blocks an interrupted run of this output kept "
+                "(<out>.resume), instead of continuing from them");
   sub->add_option("--report", a->opt.report_path,
                   "Write a JSON report (choices, losses, timings, memory)");
   add_threads_option(sub, &a->threads);
@@ -118,6 +122,9 @@ Registration reg([](CLI::App& app) {
     o.clip = !a->no_clip;
     o.clip_aware_search = a->scale_loss == "clipped";
     if (a->shuffle >= 0) o.shuffle_seed = uint64_t(a->shuffle);
+    o.resume = !a->no_resume;
+    // Ctrl-C / SIGTERM end the run at the next safe point, keeping what can be resumed.
+    const InterruptScope interrupts;
     const QuantizeReport r = quantize_model(o);
     fmt::print("{}", r.format_table());
     fmt::print("wrote {} ({}, {}-bit, group {}{})\n", o.out_dir, r.format, r.bits, r.group_size,

@@ -8,6 +8,7 @@
 #endif
 
 #include "base/error.h"
+#include "base/interrupt.h"
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
@@ -30,6 +31,9 @@ int main(int argc, char** argv) {
       return app.exit(e);
     }
     for (auto* sub : app.get_subcommands()) awq::cli::run_selected(sub);
+  } catch (const awq::Interrupted& e) {
+    fmt::print(stderr, "awq: {}\n", e.what());
+    return 128 + e.signal();  // as the shell reports a process ended by that signal
   } catch (const awq::Error& e) {
     fmt::print(stderr, "awq: error: {}\n", e.what());
     return 1;

@@ -1,0 +1,83 @@
+// Resumable quantization. While `awq quantize` searches, every finished block is kept in
+// "<out>.resume/" beside the output:
+//
+//   fingerprint.json   everything that decides the output's bytes (resume_fingerprint)
+//   block-NNNN.json    block N's search result (scales, clips, and what the report shows)
+//   activations.bin    the calibration activations entering the next block (f32, [tokens, hidden])
+//
+// Each file is written atomically and sealed (a trailer with its length and a hash), so a kill at
+// any instant (SIGKILL, OOM, power loss: no clean-up code runs) leaves either the old file or the
+// new one, and a torn or damaged file is recognised. A re-run of the same command finds the
+// longest prefix of blocks it can trust, rebuilds their quantized tensors from the kept results
+// with the same code as --load-search (byte-identical, and far cheaper than a search; the
+// quantized tensors themselves are not kept, which would double the disk a large model needs),
+// takes the activations and searches on from the first unfinished block. A stage made by a
+// different command, or damaged, is reported and moved aside to "<out>.resume.stale" (so an
+// accidental option change costs nothing: move it back), never mixed in. The stage is removed
+// once the output is committed.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "awq/search_result.h"
+#include "base/mat.h"
+
+namespace awq {
+
+struct QuantizeOptions;
+struct CalibBlocks;
+class Checkpoint;
+
+// What decides the output's bytes, as named fields (so that a mismatch can say which one
+// differs): the tool (version and a hash of its executable), the model's files (each
+// safetensors file's size, header and a sample of its data; config.json, the index and the
+// tokenizer files in full), the calibration tokens, and every option that changes the output.
+// Thread counts do not matter (the output is the same for any) and are left out.
+nlohmann::ordered_json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck,
+                                          const CalibBlocks* calib,
+                                          const std::vector<std::string>& skipped_groups);
+
+class ResumeStage {
+ public:
+  // Opens the stage of `out_dir` (the caller holds the output's lock). With `resume` and a stage
+  // of the same fingerprint, the trusted blocks are loaded; otherwise an existing stage is set
+  // aside (the reason goes to messages()) and a fresh one is started.
+  ResumeStage(const std::string& out_dir, const nlohmann::ordered_json& fingerprint,
+              const SearchHeader& header, const Architecture& arch, bool resume);
+
+  // Blocks 0 .. kept_blocks() - 1 are finished; the search goes on from kept_blocks().
+  int64_t kept_blocks() const { return int64_t(blocks_.size()); }
+  const BlockResult& block(int64_t layer) const { return blocks_.at(size_t(layer)); }
+  // The activations entering block kept_blocks() (0 < kept_blocks() < num_layers), moved out.
+  Mat take_activations();
+
+  // Keeps block b.layer's result, then the activations entering the next block (null after the
+  // last block), each atomically.
+  void keep_block(const BlockResult& b, const Mat* next_input);
+  void remove();  // the output is committed: the stage has served
+
+  const std::string& dir() const { return dir_; }
+  // What opening found: "resuming: ...", "set aside ...: <why>".
+  const std::vector<std::string>& messages() const { return messages_; }
+
+ private:
+  bool load(const nlohmann::ordered_json& fingerprint, std::string* why);
+  void set_aside(const std::string& why);
+  void start(const nlohmann::ordered_json& fingerprint);
+
+  std::string dir_;
+  SearchHeader header_;
+  const Architecture& arch_;
+  std::vector<BlockResult> blocks_;
+  Mat activations_;
+  std::vector<std::string> messages_;
+};
+
+// A file whose last 32 bytes seal it: "awq-seal", the content's length and hash, "end-seal".
+// read_sealed_file returns the content, or an awq::Error naming the file and what is wrong.
+void write_sealed_file(const std::string& path, std::initializer_list<std::string_view> parts);
+std::string read_sealed_file(const std::string& path);
+
+}  // namespace awq
