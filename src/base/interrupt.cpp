@@ -45,6 +45,7 @@ InterruptScope::~InterruptScope() {
   if (--g_depth > 0) return;
   sigaction(SIGINT, &g_old_int, nullptr);
   sigaction(SIGTERM, &g_old_term, nullptr);
+  g_signal = 0;  // served: work after the scope is not interrupted by it
 }
 
 void throw_if_interrupted() {

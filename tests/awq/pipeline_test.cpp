@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include "base/error.h"
 #include "base/files.h"
 #include "base/half.h"
+#include "base/interrupt.h"
 #include "base/thread_pool.h"
 #include "formats/checkpoint.h"
 #include "model/architecture.h"
@@ -313,6 +315,57 @@ TEST(Pipeline, BadOptionsFailBeforeAnyOutput) {
   o = options(f, "out");
   o.scale_grid = 0;
   expect_error(o, "--scale-grid");
+}
+
+// The resume stage in process (the CLI tests in tests/cli/resume_test.cpp kill the real binary;
+// this one is small enough for the sanitizer run): a run stopped by SIGINT right after block 1
+// was kept leaves the stage and no output; the next run takes blocks 0-1 from it and writes the
+// same bytes as a run never stopped. A damaged stage is set aside and the run starts over.
+TEST(Pipeline, InterruptedRunResumesFromItsStageByteIdentical) {
+  test::TinyModelOptions mo;
+  mo.layers = 4;
+  mo.kv_heads = 2;
+  const Fixture f = make("resume", mo);
+  const QuantizeReport full = quantize_model(options(f, "full"));
+  EXPECT_EQ(full.resumed_blocks, 0);
+  const QuantizeOptions o = options(f, "q");
+  const fs::path stage = o.out_dir + ".resume";
+  const auto interrupt_after = [&](const char* point) {
+    const InterruptScope scope;
+    ::setenv("AWQ_TEST_KILL_AT", point, 1);
+    ::setenv("AWQ_TEST_KILL_SIGNAL", "2", 1);  // SIGINT
+    EXPECT_THROW(quantize_model(o), Interrupted) << point;
+    ::unsetenv("AWQ_TEST_KILL_AT");
+    ::unsetenv("AWQ_TEST_KILL_SIGNAL");
+    EXPECT_FALSE(fs::exists(o.out_dir));
+    EXPECT_TRUE(fs::exists(stage / "block-0000.json"));
+  };
+  interrupt_after("kept:1");
+  const QuantizeReport resumed = quantize_model(o);
+  EXPECT_EQ(resumed.resumed_blocks, 2);
+  ASSERT_EQ(resumed.blocks.size(), 4u);
+  // The kept results come back whole: the report of the resumed blocks is the searched one.
+  for (size_t l = 0; l < 2; ++l)
+    for (size_t g = 0; g < full.blocks[l].groups.size(); ++g) {
+      const GroupResult &a = full.blocks[l].groups[g], &b = resumed.blocks[l].groups[g];
+      EXPECT_EQ(a.applied, b.applied);
+      EXPECT_EQ(a.scales, b.scales);
+      EXPECT_EQ(a.loss, b.loss);
+      EXPECT_EQ(a.flops, b.flops);
+    }
+  expect_same_dirs(f.root / "full", o.out_dir);
+  EXPECT_FALSE(fs::exists(stage));
+
+  // A flipped byte in the kept activations: reported, set aside, started over.
+  fs::remove_all(o.out_dir);
+  interrupt_after("kept:2");
+  std::string acts = file_bytes(stage / "activations.bin");
+  acts[acts.size() / 2] ^= 1;
+  std::ofstream(stage / "activations.bin", std::ios::binary | std::ios::trunc) << acts;
+  const QuantizeReport restarted = quantize_model(o);
+  EXPECT_EQ(restarted.resumed_blocks, 0);
+  EXPECT_TRUE(fs::exists(stage.string() + ".stale"));
+  expect_same_dirs(f.root / "full", o.out_dir);
 }
 
 }  // namespace
