@@ -32,10 +32,11 @@ run_ctest build "$@"
 [ "${AWQ_SANITIZE:-1}" = 0 ] && exit 0
 # Under the sanitizers: everything but the tests that spend minutes on real-size data (multi-GB
 # synthetic checkpoints, the stories260K AWQ tables, the AWQ-halves-RTN quality runs: 13 of the
-# 20 minutes under ASan), the ~40 killed and resumed `awq quantize` runs of Resume.* (about a
-# minute each under ASan; Pipeline.InterruptedRunResumes... takes the same stage code through the
-# sanitizers in process) and timing benchmarks, all of which ran above.
-slow='EvalCli\.|Stories\.|Outliers\.|Resume\.|QuantSpeed|SpeedTest|Bench'
+# 20 minutes under ASan), the ~50 `awq quantize` runs of Resume.* and Shard.* (killed, resumed,
+# sharded: about a minute each under ASan; Pipeline.InterruptedRunResumes... and
+# Pipeline.ShardsMerge... take the same code through the sanitizers in process) and timing
+# benchmarks, all of which ran above.
+slow='EvalCli\.|Stories\.|Outliers\.|Resume\.|Shard\.|QuantSpeed|SpeedTest|Bench'
 cmake --preset asan
 cmake --build --preset asan -j "$jobs"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_ctest build-asan -E "$slow" "$@"

@@ -11,6 +11,7 @@
 #include "awq/block_search.h"
 #include "awq/moe_search.h"
 #include "awq/resume.h"
+#include "awq/shard.h"
 #include "awq/writer.h"
 #include "base/error.h"
 #include "base/half.h"
@@ -115,11 +116,25 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
       o.spec.bits, o.spec.bits);
   AWQ_CHECK(o.pad_intermediate >= 0, "--pad-intermediate must be positive (got {})",
             o.pad_intermediate);
+  if (o.shard_count > 0) {
+    AWQ_CHECK(o.method == QuantMethod::Awq && o.load_search.empty() && o.merge_shards.empty(),
+              "--shard splits an AWQ search; it cannot be combined with --method rtn, "
+              "--load-search or merge");
+    AWQ_CHECK(!o.propagate_quantized,
+              "--shard with --propagate quantized: each block would need the quantized output "
+              "of the one before, so the blocks cannot be searched apart; use --propagate fp");
+    AWQ_CHECK(o.shard_index >= 1 && o.shard_index <= o.shard_count,
+              "--shard {}/{}: expected K/N with 1 <= K <= N", o.shard_index, o.shard_count);
+    AWQ_CHECK(o.shard_count <= cfg.num_hidden_layers,
+              "--shard {}/{}: the model has only {} blocks to share out", o.shard_index,
+              o.shard_count, cfg.num_hidden_layers);
+    AWQ_CHECK(o.save_search.empty(), "--save-search: a shard holds its search results itself");
+  }
   if (o.method == QuantMethod::Rtn) {
     AWQ_CHECK(o.load_search.empty(),
               "--load-search replays an AWQ search; it cannot be combined with --method rtn");
     AWQ_CHECK(o.save_search.empty(), "--save-search: --method rtn searches nothing");
-  } else if (o.load_search.empty()) {
+  } else if (o.load_search.empty() && o.merge_shards.empty()) {
     AWQ_CHECK(!o.calib.empty() || o.calib_tokens,
               "--calib is required for --method awq (or use --method rtn, "
               "or --load-search FILE)");
@@ -316,8 +331,14 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   const auto ck = Checkpoint::open(o.model_dir);
   check_tensors(ck, cfg, arch);
   const bool awq = o.method == QuantMethod::Awq;
-  const bool replay = awq && !o.load_search.empty();
+  const bool merge = !o.merge_shards.empty();
+  const bool replay = awq && (!o.load_search.empty() || merge);
   const bool search = awq && !replay;
+  const bool shard = search && o.shard_count > 0;
+  // A shard searches the layers of its range after forwarding the calibration through those
+  // before it; the rest of the model is another shard's.
+  const ShardRange range = shard ? shard_range(o.shard_index, o.shard_count, cfg.num_hidden_layers)
+                                 : ShardRange{0, cfg.num_hidden_layers};
   const bool fake = o.format == OutputFormat::FakeQuant;
 
   rep.method = awq ? "awq" : "rtn";
@@ -344,7 +365,10 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   header.f16_scales = o.spec.f16_scales;
   header.clip_grid = o.clip_opts.n_grid;
   std::vector<BlockResult> loaded;
-  if (replay) loaded = load_search(o.load_search, header, arch);
+  if (merge)
+    loaded = load_shards(o.merge_shards, header, arch, resume_fingerprint(o, ck, nullptr, {}));
+  else if (replay)
+    loaded = load_search(o.load_search, header, arch);
 
   // The output (its lock first: a second writer of the same --out stops here, before any work).
   StagedDir staged(o.out_dir);
@@ -377,7 +401,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   std::optional<ResumeStage> stage;
   int64_t kept = 0;
   Mat x;
-  if (search) {
+  if (search && !shard) {
     stage.emplace(o.out_dir, resume_fingerprint(o, ck, &cb, skip_groups), header, arch, o.resume);
     for (const auto& m : stage->messages()) fmt::print(stderr, "awq: {}\n", m);
     kept = stage->kept_blocks();
@@ -390,7 +414,11 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
                 x.cols, n_seq * T, qcfg.hidden_size);
     }
     rep.resumed_blocks = kept;
+  } else if (search) {
+    x = embed_tokens(ck, cfg, arch, cb.tokens);
   }
+  const nlohmann::ordered_json fingerprint =
+      shard ? resume_fingerprint(o, ck, &cb, skip_groups) : nlohmann::ordered_json();
   cb = CalibBlocks();  // the tokens are in X now
   rep.times.calib = t_stage.seconds();
 
@@ -400,10 +428,13 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   out_cfg.torch_dtype = torch_dtype_name(float_dtype);
   if (!fake)
     out_cfg.quant = AwqQuantConfig{o.spec.bits, o.spec.group_size, o.spec.zero_point, "gemm", {}};
-  ModelWriter writer(staged, out_cfg, arch, !fake, float_dtype);
-  t_stage.reset();
-  writer.add_embeddings(ck);
-  rep.times.write += t_stage.seconds();
+  std::optional<ModelWriter> writer;  // a shard writes search results only
+  if (!shard) {
+    writer.emplace(staged, out_cfg, arch, !fake, float_dtype);
+    t_stage.reset();
+    writer->add_embeddings(ck);
+    rep.times.write += t_stage.seconds();
+  }
 
   // Candidates run concurrently when their working sets fit comfortably: small models, whose
   // narrow matrix products would otherwise leave cores idle.
@@ -437,19 +468,22 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         num_threads() > 1 && per_cand * num_threads() <= double(int64_t(1) << 30);
   }
 
-  Progress progress("quantize", cfg.num_hidden_layers);
+  Progress progress("quantize", range.end);
   int64_t kept_now = kept;  // blocks in the resume stage
   try {
-    for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
+    for (int64_t layer = 0; layer < range.end; ++layer) {
       BlockResult br;
       br.layer = layer;
       // A block finished by an interrupted run: its kept result is replayed, not searched.
       const bool resumed = layer < kept;
+      // A shard's layer before its range: forwarded only, to compute the range's input.
+      const bool forward_only = layer < range.first;
       const auto step = [&](const char* s) {
         throw_if_interrupted();
         if (o.progress)
-          progress.update(layer, fmt::format("layer {}/{}: {}{}", layer + 1, cfg.num_hidden_layers,
-                                             resumed ? "resume, " : "", s));
+          progress.update(layer,
+                          fmt::format("layer {}/{}: {}{}", layer + 1, cfg.num_hidden_layers,
+                                      resumed ? "resume, " : (forward_only ? "forward, " : ""), s));
       };
       step("load");
       t_stage.reset();
@@ -460,9 +494,13 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       Mat x_next;
       if (search && !resumed) {
         step("capture");
-        block_forward(qcfg, w, x, n_seq, T, x_next, &cap);
+        block_forward(qcfg, w, x, n_seq, T, x_next, forward_only ? nullptr : &cap);
       }
       rep.times.capture += t_stage.seconds();
+      if (forward_only) {
+        x = std::move(x_next);
+        continue;
+      }
 
       if (search && !resumed) {
         step("scale search");
@@ -491,6 +529,12 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         }
         rep.times.clip_search += t_stage.seconds();
         cap = BlockCapture();  // the activations are no longer needed
+        if (shard) {
+          write_block_file(staged.tmp().string(), br);
+          x = std::move(x_next);
+          rep.blocks.push_back(std::move(br));
+          continue;
+        }
       } else if (replay || resumed) {
         t_stage.reset();
         br = resumed ? stage->block(layer) : loaded[size_t(layer)];
@@ -498,7 +542,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         AWQ_CHECK(w.is_moe() || br.moe_groups.empty(),
                   "{}: layer {} is dense but the search has "
                   "MoE groups",
-                  resumed ? stage->dir() : o.load_search, layer);
+                  resumed ? stage->dir() : (merge ? "the shards" : o.load_search), layer);
         if (w.is_moe()) apply_moe_scales(layer, w, nullptr, br.moe_groups);
         if (!o.clip) {
           br.clips.clear();
@@ -544,7 +588,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
 
       step("write");
       t_stage.reset();
-      writer.add_block(layer, w, q, qmoe);
+      writer->add_block(layer, w, q, qmoe);
       rep.times.write += t_stage.seconds();
       if (search && !resumed) {
         x = std::move(x_next);
@@ -555,9 +599,13 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       }
       rep.blocks.push_back(std::move(br));
     }
-    progress.update(cfg.num_hidden_layers, "finishing");
+    progress.update(range.end, "finishing");
     t_stage.reset();
-    writer.finish(ck, o.model_dir);
+    if (shard)
+      write_shard_manifest(staged.path("shard.json").string(), o.shard_index, o.shard_count, range,
+                           o.model_dir, fingerprint);
+    else
+      writer->finish(ck, o.model_dir);
     kill_point("write");
     throw_if_interrupted();
     staged.commit();
@@ -572,7 +620,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
                     e.what(), kept_now, cfg.num_hidden_layers, stage->dir(), kept_now));
   }
   progress.finish();
-  rep.output_bytes = int64_t(writer.bytes_written());
+  if (writer) rep.output_bytes = int64_t(writer->bytes_written());
 
   if (!o.save_search.empty()) save_search(o.save_search, header, rep.blocks);
   if (search) {

@@ -66,6 +66,11 @@ struct QuantizeOptions {
   // Keep every finished block beside the output and, when a stage of the same command exists,
   // continue from it (resume.h); false (--no-resume): set any stage aside and start over.
   bool resume = true;
+  // --shard K/N (shard.h): search only the K-th of N ranges of blocks and write them as a shard
+  // directory to out_dir (0/0: the whole model).
+  int shard_index = 0, shard_count = 0;
+  // awq merge: the shard directories whose blocks are replayed instead of searched.
+  std::vector<std::string> merge_shards;
   bool progress = true;  // progress bar on a terminal
   bool quiet = false;    // no summary on stdout
   // Tests: calibration tokens given directly (no tokenizer, no text); null in normal use.

@@ -21,7 +21,7 @@ using json = nlohmann::ordered_json;
 
 // A new field of QuantizeOptions must be added to resume_fingerprint (if it changes the output)
 // or named there as not mattering; this trips when the struct changes so that nobody forgets.
-static_assert(sizeof(QuantizeOptions) == 384,
+static_assert(sizeof(QuantizeOptions) == 424,
               "QuantizeOptions changed: update resume_fingerprint, then this size");
 
 namespace {
@@ -93,11 +93,9 @@ const std::string& tool_fingerprint() {
   return fp;
 }
 
-std::string block_file(int64_t layer) {
-  return fmt::format("block-{:04}.json", layer);
-}
+}  // namespace
 
-std::string describe_difference(const json& kept, const json& now) {
+std::string fingerprint_difference(const json& kept, const json& now) {
   std::string diff;
   const auto add = [&](const std::string& k, const std::string& a, const std::string& b) {
     diff += fmt::format("{}{} (kept: {}; now: {})", diff.empty() ? "" : ", ", k, a, b);
@@ -111,8 +109,6 @@ std::string describe_difference(const json& kept, const json& now) {
     if (!now.contains(k)) add(k, v.dump(), "absent");
   return diff;
 }
-
-}  // namespace
 
 void write_sealed_file(const std::string& path, std::initializer_list<std::string_view> parts) {
   write_file_atomic(path, [&](std::ofstream& out) {
@@ -139,6 +135,27 @@ std::string read_sealed_file(const std::string& path) {
   return s;
 }
 
+std::string block_file_name(int64_t layer) {
+  return fmt::format("block-{:04}.json", layer);
+}
+
+void write_block_file(const std::string& dir, const BlockResult& b) {
+  write_sealed_file((fs::path(dir) / block_file_name(b.layer)).string(),
+                    {block_to_json(b, true).dump() + "\n"});
+}
+
+BlockResult read_block_file(const std::string& dir, int64_t layer, const SearchHeader& header,
+                            const Architecture& arch) {
+  const std::string p = (fs::path(dir) / block_file_name(layer)).string();
+  try {
+    BlockResult b = block_from_json(json::parse(read_sealed_file(p)), header, arch, p);
+    AWQ_CHECK(b.layer == layer, "{}: holds layer {}", p, b.layer);
+    return b;
+  } catch (const json::exception& e) {
+    fail("{}: not a block result: {}", p, e.what());
+  }
+}
+
 json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const CalibBlocks* calib,
                         const std::vector<std::string>& skipped_groups) {
   json f;
@@ -158,7 +175,9 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
         fmt::format("{} x {}, {}", calib->n_blocks, calib->seqlen,
                     hex64(hash64(calib->tokens.data(), calib->tokens.size() * sizeof(int32_t))));
   // Options that change the output, by their command-line names. Not here: --out, --report,
-  // --save-search, --threads, progress and verbosity (they change no output byte).
+  // --save-search, --threads, progress and verbosity (they change no output byte), --no-resume,
+  // and --shard / the merged shards (every shard of one command has the same fingerprint; a shard
+  // keeps no resume stage).
   f["--method"] = o.method == QuantMethod::Awq ? "awq" : "rtn";
   f["--format"] = o.format == OutputFormat::AutoAwq ? "autoawq" : "fake-quant";
   f["--no-quantize"] = o.no_quantize;
@@ -235,18 +254,14 @@ bool ResumeStage::load(const json& fingerprint, std::string* why) {
   try {
     const json kept = json::parse(read_sealed_file((dir / "fingerprint.json").string()));
     if (kept != fingerprint) {
-      *why =
-          "it was made by a different command or input: " + describe_difference(kept, fingerprint);
+      *why = "it was made by a different command or input: " +
+             fingerprint_difference(kept, fingerprint);
       return false;
     }
     // The blocks, in order, up to the first missing one.
     for (int64_t l = 0; l < header_.num_layers; ++l) {
-      const fs::path p = dir / block_file(l);
-      if (!fs::exists(p)) break;
-      BlockResult b =
-          block_from_json(json::parse(read_sealed_file(p.string())), header_, arch_, p.string());
-      AWQ_CHECK(b.layer == l, "{}: holds layer {}", p.string(), b.layer);
-      blocks_.push_back(std::move(b));
+      if (!fs::exists(dir / block_file_name(l))) break;
+      blocks_.push_back(read_block_file(dir_, l, header_, arch_));
     }
     const int64_t n = kept_blocks();
     if (n == header_.num_layers) return true;  // every block: no activations needed
@@ -305,7 +320,7 @@ Mat ResumeStage::take_activations() {
 
 void ResumeStage::keep_block(const BlockResult& b, const Mat* next_input) {
   const fs::path dir(dir_);
-  write_sealed_file((dir / block_file(b.layer)).string(), {block_to_json(b, true).dump() + "\n"});
+  write_block_file(dir_, b);
   if (next_input == nullptr) {  // the last block: no one needs activations any more
     std::error_code ec;
     fs::remove(dir / "activations.bin", ec);

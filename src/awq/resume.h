@@ -39,6 +39,10 @@ nlohmann::ordered_json resume_fingerprint(const QuantizeOptions& o, const Checkp
                                           const CalibBlocks* calib,
                                           const std::vector<std::string>& skipped_groups);
 
+// "key (kept: A; now: B), ..." for every field where two fingerprints differ.
+std::string fingerprint_difference(const nlohmann::ordered_json& kept,
+                                   const nlohmann::ordered_json& now);
+
 class ResumeStage {
  public:
   // Opens the stage of `out_dir` (the caller holds the output's lock). With `resume` and a stage
@@ -74,6 +78,13 @@ class ResumeStage {
   Mat activations_;
   std::vector<std::string> messages_;
 };
+
+// "block-NNNN.json" in `dir`, sealed: one block's search result in full (block_to_json).
+std::string block_file_name(int64_t layer);
+void write_block_file(const std::string& dir, const BlockResult& b);
+// Reads and checks it (seal, JSON, layer); an awq::Error names the file.
+BlockResult read_block_file(const std::string& dir, int64_t layer, const SearchHeader& header,
+                            const Architecture& arch);
 
 // A file whose last 32 bytes seal it: "awq-seal", the content's length and hash, "end-seal".
 // read_sealed_file returns the content, or an awq::Error naming the file and what is wrong.

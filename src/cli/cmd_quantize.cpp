@@ -1,7 +1,10 @@
 // awq quantize: calibrate, search AWQ scales and clipping, quantize, write a checkpoint.
 #include <fmt/format.h>
 
+#include <tuple>
+
 #include "awq/pipeline.h"
+#include "awq/shard.h"
 #include "base/error.h"
 #include "base/interrupt.h"
 #include "cli/commands.h"
@@ -16,6 +19,7 @@ struct QuantizeArgs {
               scale_loss = "clipped";
   bool symmetric = false, no_clip = false, no_resume = false;
   int64_t shuffle = -1;
+  std::string shard;
   int threads = 0;
 };
 
@@ -106,6 +110,9 @@ Registration reg([](CLI::App& app) {
   sub->add_flag("--no-resume", a->no_resume,
                 "Start over: set aside the blocks an interrupted run of this output kept "
                 "(<out>.resume), instead of continuing from them");
+  sub->add_option("--shard", a->shard,
+                  "K/N: search only the K-th of N ranges of blocks and write a shard directory to "
+                  "--out (run the N shards anywhere, then awq merge)");
   sub->add_option("--report", a->opt.report_path,
                   "Write a JSON report (choices, losses, timings, memory)");
   add_threads_option(sub, &a->threads);
@@ -123,12 +130,17 @@ Registration reg([](CLI::App& app) {
     o.clip_aware_search = a->scale_loss == "clipped";
     if (a->shuffle >= 0) o.shuffle_seed = uint64_t(a->shuffle);
     o.resume = !a->no_resume;
+    if (!a->shard.empty()) std::tie(o.shard_index, o.shard_count) = parse_shard(a->shard);
     // Ctrl-C / SIGTERM end the run at the next safe point, keeping what can be resumed.
     const InterruptScope interrupts;
     const QuantizeReport r = quantize_model(o);
     fmt::print("{}", r.format_table());
-    fmt::print("wrote {} ({}, {}-bit, group {}{})\n", o.out_dir, r.format, r.bits, r.group_size,
-               r.zero_point ? "" : ", symmetric");
+    if (o.shard_count > 0)
+      fmt::print("wrote shard {}/{} to {} (merge every shard with awq merge)\n", o.shard_index,
+                 o.shard_count, o.out_dir);
+    else
+      fmt::print("wrote {} ({}, {}-bit, group {}{})\n", o.out_dir, r.format, r.bits, r.group_size,
+                 r.zero_point ? "" : ", symmetric");
   });
 });
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "awq/pipeline.h"
+#include "awq/shard.h"
 #include "base/error.h"
 #include "base/files.h"
 #include "base/half.h"
@@ -366,6 +367,49 @@ TEST(Pipeline, InterruptedRunResumesFromItsStageByteIdentical) {
   EXPECT_EQ(restarted.resumed_blocks, 0);
   EXPECT_TRUE(fs::exists(stage.string() + ".stale"));
   expect_same_dirs(f.root / "full", o.out_dir);
+}
+
+// Shards in process (tests/cli/shard_test.cpp runs the binary with every error): two shards of a
+// 4-block model, merged, are the bytes of one run, and the merged report keeps the searched
+// results.
+TEST(Pipeline, ShardsMergeIntoTheBytesOfOneRun) {
+  test::TinyModelOptions mo;
+  mo.layers = 4;
+  mo.kv_heads = 2;
+  const Fixture f = make("shards", mo);
+  const QuantizeReport full = quantize_model(options(f, "full"));
+  std::vector<std::string> shards;
+  for (int k = 1; k <= 2; ++k) {
+    QuantizeOptions o = options(f, "shard" + std::to_string(k));
+    o.shard_index = k;
+    o.shard_count = 2;
+    const QuantizeReport r = quantize_model(o);
+    EXPECT_EQ(r.blocks.size(), 2u);
+    shards.push_back(o.out_dir);
+  }
+  EXPECT_FALSE(fs::exists(f.root / "shard1" / "block-0002.json"));
+  EXPECT_TRUE(fs::exists(f.root / "shard2" / "block-0002.json"));
+  QuantizeOptions m = merge_options({shards[1], shards[0]}, "", (f.root / "merged").string());
+  m.progress = false;
+  m.quiet = true;
+  const QuantizeReport merged = quantize_model(m);
+  expect_same_dirs(f.root / "full", f.root / "merged");
+  ASSERT_EQ(merged.blocks.size(), 4u);
+  for (size_t l = 0; l < 4; ++l) {
+    ASSERT_EQ(merged.blocks[l].groups.size(), full.blocks[l].groups.size());
+    for (size_t g = 0; g < full.blocks[l].groups.size(); ++g)
+      EXPECT_EQ(merged.blocks[l].groups[g].scales, full.blocks[l].groups[g].scales);
+  }
+  // Only one shard: an error naming the missing one, nothing written.
+  m.merge_shards = {shards[0]};
+  m.out_dir = (f.root / "half").string();
+  try {
+    quantize_model(m);
+    ADD_FAILURE() << "merging one of two shards succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shard 2/2 is missing"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(m.out_dir));
 }
 
 }  // namespace
