@@ -13,6 +13,7 @@ packages=(
   libpcre2-dev                      # tokenizer pre-tokenizer regexes with Unicode classes
   libutf8proc-dev                   # NFC normalization (Qwen2 tokenizers)
   clang                             # the asan preset: ASan + UBSan test run and libFuzzer targets
+  libopenmpi-dev openmpi-bin        # optional: awq quantize --mpi (mpirun shards and merges)
 )
 missing=()
 for p in "${packages[@]}"; do

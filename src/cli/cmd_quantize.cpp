@@ -1,23 +1,75 @@
 // awq quantize: calibrate, search AWQ scales and clipping, quantize, write a checkpoint.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <tuple>
+#include <vector>
 
 #include "awq/pipeline.h"
 #include "awq/shard.h"
 #include "base/error.h"
 #include "base/interrupt.h"
 #include "cli/commands.h"
+#include "cli/mpi_world.h"
 
 namespace awq::cli {
 namespace {
+
+// --mpi: shard rank+1 of size into "<out>.mpi/<rank+1>", wait for every rank, merge on rank 0.
+void quantize_mpi(const QuantizeOptions& o) {
+  AWQ_CHECK(o.shard_count == 0, "--mpi shares the blocks out itself; drop --shard");
+  const MpiWorld world;
+  std::string base = o.out_dir;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  base += ".mpi";
+  std::vector<std::string> shards;
+  for (int k = 1; k <= world.size(); ++k) shards.push_back(fmt::format("{}/{}", base, k));
+  QuantizeOptions s = o;
+  s.shard_index = world.rank() + 1;
+  s.shard_count = world.size();
+  s.out_dir = shards[size_t(world.rank())];
+  s.report_path.clear();
+  s.save_search.clear();
+  s.quiet = world.rank() != 0;
+  s.progress = o.progress && world.rank() == 0;
+  bool ok = true;
+  try {
+    quantize_model(s);
+  } catch (const Error& e) {
+    fmt::print(stderr, "awq: error: rank {} (shard {}/{}): {}\n", world.rank(), s.shard_index,
+               s.shard_count, e.what());
+    ok = false;
+  }
+  if (!world.all(ok))
+    fail("--mpi: a shard failed (its message is above); {} is not written", o.out_dir);
+  ok = true;
+  if (world.rank() == 0) {
+    try {
+      QuantizeOptions m = merge_options(shards, o.model_dir, o.out_dir);
+      m.report_path = o.report_path;
+      m.save_search = o.save_search;
+      m.quiet = o.quiet;
+      m.progress = o.progress;
+      const QuantizeReport r = quantize_model(m);
+      std::error_code ec;
+      std::filesystem::remove_all(base, ec);
+      fmt::print("{}", r.format_table());
+      fmt::print("wrote {} from {} ranks ({}, {}-bit, group {}{})\n", o.out_dir, world.size(),
+                 r.format, r.bits, r.group_size, r.zero_point ? "" : ", symmetric");
+    } catch (const Error& e) {
+      fmt::print(stderr, "awq: error: rank 0 (merge): {}\n", e.what());
+      ok = false;
+    }
+  }
+  if (!world.all(ok)) fail("--mpi: the merge failed (its message is above)");
+}
 
 struct QuantizeArgs {
   QuantizeOptions opt;
   std::string scale_dtype = "auto";
   std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq",
               scale_loss = "clipped";
-  bool symmetric = false, no_clip = false, no_resume = false;
+  bool symmetric = false, no_clip = false, no_resume = false, mpi = false;
   int64_t shuffle = -1;
   std::string shard;
   int threads = 0;
@@ -113,6 +165,9 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--shard", a->shard,
                   "K/N: search only the K-th of N ranges of blocks and write a shard directory to "
                   "--out (run the N shards anywhere, then awq merge)");
+  sub->add_flag("--mpi", a->mpi,
+                "Under mpirun: every rank searches its share of the blocks (as --shard), rank 0 "
+                "merges; --out and the model on a file system every rank shares");
   sub->add_option("--report", a->opt.report_path,
                   "Write a JSON report (choices, losses, timings, memory)");
   add_threads_option(sub, &a->threads);
@@ -131,6 +186,10 @@ Registration reg([](CLI::App& app) {
     if (a->shuffle >= 0) o.shuffle_seed = uint64_t(a->shuffle);
     o.resume = !a->no_resume;
     if (!a->shard.empty()) std::tie(o.shard_index, o.shard_count) = parse_shard(a->shard);
+    if (a->mpi) {
+      quantize_mpi(o);
+      return;
+    }
     // Ctrl-C / SIGTERM end the run at the next safe point, keeping what can be resumed.
     const InterruptScope interrupts;
     const QuantizeReport r = quantize_model(o);

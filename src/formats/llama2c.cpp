@@ -1,5 +1,6 @@
 #include "formats/llama2c.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "base/error.h"
@@ -44,7 +45,9 @@ Llama2cModel read_llama2c(const std::string& path) {
   } else {
     std::memcpy(h, f.data(), sizeof(h));
     m.shared_classifier = h[5] > 0;
-    h[5] = h[5] < 0 ? -h[5] : h[5];
+    // A negative vocab_size flags an unshared classifier; INT32_MIN has no positive twin (its
+    // negation overflows): it stays negative and is refused below.
+    if (h[5] < 0 && h[5] != INT32_MIN) h[5] = -h[5];
     header_bytes = 28;
   }
   m.dim = h[0], m.hidden_dim = h[1], m.n_layers = h[2], m.n_heads = h[3], m.n_kv_heads = h[4], m.vocab_size = h[5],

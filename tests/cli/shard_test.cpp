@@ -102,5 +102,45 @@ TEST(Shard, ThreeShardsMergedInAnyOrderAreOneRunByteForByte) {
                (root / "s2" / "block-0001.json").string() + ": content does not match its hash");
 }
 
+// mpirun: every rank searches its shard, rank 0 merges; the output is the single run's bytes and
+// the shard directories are gone. More ranks than blocks: every rank stops with the error.
+TEST(Shard, MpirunShardsAndMergesInOneCommand) {
+#ifndef AWQ_TEST_MPIRUN
+  GTEST_SKIP() << "awq was built without Open MPI (scripts/setup.sh installs libopenmpi-dev)";
+#else
+  AWQ_REQUIRE_DATA("tokenizers/llama2/tokenizer.json");
+  AWQ_REQUIRE_DATA("text/tinystories-train-head.txt");
+  const fs::path root = test::scratch_dir("mpi");
+  const fs::path m = root / "m";
+  ASSERT_EQ(awq("synth --shape tiny --layers 4 --vocab 32000 --tokenizer " +
+                test::data_path("tokenizers/llama2") + " --out " + m.string())
+                .rc,
+            0);
+  const std::string q = "quantize --model " + m.string() + " --calib " +
+                        test::data_path("text/tinystories-train-head.txt") +
+                        " --calib-samples 16 --calib-seqlen 256";
+  ASSERT_EQ(awq(q + " --out " + (root / "full").string()).rc, 0);
+  // --oversubscribe: more ranks than cores; root may run it (CI containers).
+  const std::string mpirun = std::string(AWQ_TEST_MPIRUN) + " --oversubscribe --allow-run-as-root";
+  Outcome r;
+  r.rc = test::run_command(mpirun + " -n 2 " + test::awq_binary() + " " + q + " --mpi --out " +
+                               (root / "mpi").string() + " 2>&1",
+                           &r.out);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("from 2 ranks"), std::string::npos) << r.out;
+  expect_same_dirs(root / "full", root / "mpi");
+  EXPECT_FALSE(fs::exists(root / "mpi.mpi"));
+  Outcome bad;
+  bad.rc = test::run_command(mpirun + " -n 5 " + test::awq_binary() + " " + q + " --mpi --out " +
+                                 (root / "bad").string() + " 2>&1",
+                             &bad.out);
+  EXPECT_NE(bad.rc, 0) << bad.out;
+  EXPECT_NE(bad.out.find("--shard 1/5: the model has only 4 blocks to share out"),
+            std::string::npos)
+      << bad.out;
+  EXPECT_FALSE(fs::exists(root / "bad"));
+#endif
+}
+
 }  // namespace
 }  // namespace awq

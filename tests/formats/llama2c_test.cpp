@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cstdint>
 #include <fstream>
 
 #include "base/error.h"
@@ -55,6 +56,26 @@ TEST(Llama2c, GarbageHeader) {
     out.write(reinterpret_cast<const char*>(h), sizeof(h));
   }
   EXPECT_THROW(read_llama2c(p), Error);
+}
+
+// vocab_size INT32_MIN (found by fuzz_llama2c): its negation, the legacy "unshared classifier"
+// flag, overflowed (undefined behaviour); now an implausible-header error like any other.
+TEST(Llama2c, MostNegativeVocabSizeIsAClearError) {
+  const auto dir = test::scratch_dir("l2c_int_min");
+  const std::string p = (dir / "m.bin").string();
+  {
+    std::ofstream out(p, std::ios::binary);
+    const int32_t h[7] = {64, 128, 1, 4, 4, INT32_MIN, 32};
+    out.write(reinterpret_cast<const char*>(h), sizeof(h));
+    out << std::string(4096, '\0');
+  }
+  try {
+    read_llama2c(p);
+    ADD_FAILURE() << "read a header with vocab_size INT32_MIN";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("implausible llama2.c header"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
