@@ -21,7 +21,7 @@ template <typename... Args>
 }  // namespace awq
 
 // AWQ_CHECK(cond, "tensor {} has shape {}, expected {}", ...) throws awq::Error when cond is false.
-#define AWQ_CHECK(cond, ...)              \
-  do {                                    \
+#define AWQ_CHECK(cond, ...)               \
+  do {                                     \
     if (!(cond)) ::awq::fail(__VA_ARGS__); \
   } while (0)

@@ -30,8 +30,9 @@ class OutputLock {
 };
 
 // Writes through `writer` into "<path>.tmp.<pid>", flushes, fsyncs and renames to `path`, holding
-// the OutputLock of `path` (and removing the temporaries that killed writers of `path` left). A write error (a full disk, a read-only destination) is an awq::Error
-// naming the file, and nothing is left under either name.
+// the OutputLock of `path` (and removing the temporaries that killed writers of `path` left). A
+// write error (a full disk, a read-only destination) is an awq::Error naming the file, and nothing
+// is left under either name.
 void write_file_atomic(const std::string& path, const std::function<void(std::ofstream&)>& writer);
 void write_text_file_atomic(const std::string& path, const std::string& text);
 

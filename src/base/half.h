@@ -57,7 +57,9 @@ inline uint16_t f32_to_f16(float f) {
   return uint16_t(sign | r);
 }
 
-inline float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(uint32_t(h) << 16); }
+inline float bf16_to_f32(uint16_t h) {
+  return std::bit_cast<float>(uint32_t(h) << 16);
+}
 
 inline uint16_t f32_to_bf16(float f) {
   uint32_t x = std::bit_cast<uint32_t>(f);
@@ -67,6 +69,8 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 // The value f takes after a round trip through f16: what a consumer of an f16 file will see.
-inline float round_to_f16(float f) { return f16_to_f32(f32_to_f16(f)); }
+inline float round_to_f16(float f) {
+  return f16_to_f32(f32_to_f16(f));
+}
 
 }  // namespace awq

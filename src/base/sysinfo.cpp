@@ -17,8 +17,12 @@ static int64_t proc_status_kb(const char* key) {
   return 0;
 }
 
-int64_t peak_rss_bytes() { return proc_status_kb("VmHWM"); }
-int64_t current_rss_bytes() { return proc_status_kb("VmRSS"); }
+int64_t peak_rss_bytes() {
+  return proc_status_kb("VmHWM");
+}
+int64_t current_rss_bytes() {
+  return proc_status_kb("VmRSS");
+}
 
 static CpuFeatures detect() {
   CpuFeatures f;

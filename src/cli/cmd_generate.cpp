@@ -23,10 +23,12 @@ struct GenerateArgs {
 
 void run(const GenerateArgs& a) {
   apply_threads(a.threads);
-  const LoadOptions lo = gguf::is_gguf_file(a.model) ? parse_weight_form(a.weights == "auto" ? "native" : a.weights)
-                                                      : weight_form_for(a.model, a.weights);
+  const LoadOptions lo = gguf::is_gguf_file(a.model)
+                             ? parse_weight_form(a.weights == "auto" ? "native" : a.weights)
+                             : weight_form_for(a.model, a.weights);
   const Model model = gguf::load_any_model(a.model, lo);
-  const Tokenizer tok = gguf::is_gguf_file(a.model) ? gguf::load_gguf_tokenizer(a.model) : load_model_tokenizer(a.model);
+  const Tokenizer tok = gguf::is_gguf_file(a.model) ? gguf::load_gguf_tokenizer(a.model)
+                                                    : load_model_tokenizer(a.model);
   const auto prompt = tok.encode(a.prompt, /*add_special=*/true);
   GenerateOptions o;
   o.max_new_tokens = a.n;

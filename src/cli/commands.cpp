@@ -16,7 +16,9 @@ static std::map<CLI::App*, std::function<void()>>& runs() {
   return m;
 }
 
-void set_run(CLI::App* sub, std::function<void()> fn) { runs()[sub] = std::move(fn); }
+void set_run(CLI::App* sub, std::function<void()> fn) {
+  runs()[sub] = std::move(fn);
+}
 
 void run_selected(CLI::App* sub) {
   auto it = runs().find(sub);

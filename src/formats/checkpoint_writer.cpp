@@ -10,13 +10,17 @@
 namespace awq {
 namespace fs = std::filesystem;
 
-CheckpointWriter::CheckpointWriter(StagedDir& out, size_t max_shard_bytes) : out_(out), max_shard_bytes_(max_shard_bytes) {
-  current_.set_metadata("format", "pt");  // transformers rejects files whose metadata format is not pt/tf/flax/mlx
+CheckpointWriter::CheckpointWriter(StagedDir& out, size_t max_shard_bytes)
+    : out_(out), max_shard_bytes_(max_shard_bytes) {
+  current_.set_metadata(
+      "format", "pt");  // transformers rejects files whose metadata format is not pt/tf/flax/mlx
 }
 
-void CheckpointWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
+void CheckpointWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                           std::vector<uint8_t> bytes) {
   AWQ_CHECK(!finished_, "CheckpointWriter: add after finish");
-  if (current_.count() > 0 && current_.data_bytes() + bytes.size() > max_shard_bytes_) flush_shard();
+  if (current_.count() > 0 && current_.data_bytes() + bytes.size() > max_shard_bytes_)
+    flush_shard();
   total_bytes_ += bytes.size();
   current_.add(name, dtype, std::move(shape), std::move(bytes));
 }

@@ -16,8 +16,10 @@ namespace awq {
 class CheckpointWriter {
  public:
   CheckpointWriter(StagedDir& out, size_t max_shard_bytes = size_t(5) * 1000 * 1000 * 1000);
-  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes);
-  void add_f32_as(const std::string& name, DType dtype, std::vector<int64_t> shape, std::span<const float> values);
+  void add(const std::string& name, DType dtype, std::vector<int64_t> shape,
+           std::vector<uint8_t> bytes);
+  void add_f32_as(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                  std::span<const float> values);
   // Writes the last shard, renames shards to their final "-of-N" names and writes the index.
   void finish();
   size_t total_bytes() const { return total_bytes_; }

@@ -20,14 +20,20 @@ int64_t TensorInfo::numel() const {
   return n;
 }
 
-std::string TensorInfo::shape_str() const { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string TensorInfo::shape_str() const {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   const size_t size = file_.size();
-  AWQ_CHECK(size >= 8, "{}: truncated safetensors file ({} bytes, need at least 8 for the header length)", path, size);
+  AWQ_CHECK(size >= 8,
+            "{}: truncated safetensors file ({} bytes, need at least 8 for the header length)",
+            path, size);
   uint64_t n = 0;
   std::memcpy(&n, file_.data(), 8);
-  AWQ_CHECK(n <= size - 8, "{}: header length {} runs past the end of the file ({} bytes): truncated or not a safetensors file",
+  AWQ_CHECK(n <= size - 8,
+            "{}: header length {} runs past the end of the file ({} bytes): truncated or not a "
+            "safetensors file",
             path, n, size);
   AWQ_CHECK(n <= (uint64_t(100) << 20), "{}: header length {} exceeds the 100 MB limit", path, n);
   const uint8_t* data_start = file_.data() + 8 + n;
@@ -54,7 +60,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
       }
       continue;
     }
-    AWQ_CHECK(entry.is_object() && entry.contains("dtype") && entry.contains("shape") && entry.contains("data_offsets"),
+    AWQ_CHECK(entry.is_object() && entry.contains("dtype") && entry.contains("shape") &&
+                  entry.contains("data_offsets"),
               "{}: tensor '{}': entry needs dtype, shape and data_offsets", path, name);
     TensorInfo t;
     t.name = name;
@@ -62,41 +69,52 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     const auto& jd = entry["dtype"];
     AWQ_CHECK(jd.is_string(), "{}: tensor '{}': dtype must be a string", path, name);
     const auto dt = dtype_from_name(jd.get<std::string>());
-    AWQ_CHECK(dt.has_value(), "{}: tensor '{}': unknown dtype '{}' (expected one of F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)",
+    AWQ_CHECK(dt.has_value(),
+              "{}: tensor '{}': unknown dtype '{}' (expected one of F32, F16, BF16, F64, I64, I32, "
+              "I16, I8, U8, BOOL)",
               path, name, jd.get<std::string>());
     t.dtype = *dt;
     const auto& js = entry["shape"];
     AWQ_CHECK(js.is_array(), "{}: tensor '{}': shape must be an array", path, name);
     uint64_t numel = 1;
     for (const auto& d : js) {
-      AWQ_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, "{}: tensor '{}': shape {} has a negative or non-integer dimension",
-                path, name, js.dump());
+      AWQ_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0,
+                "{}: tensor '{}': shape {} has a negative or non-integer dimension", path, name,
+                js.dump());
       const uint64_t v = d.get<uint64_t>();
-      AWQ_CHECK(v == 0 || numel <= (uint64_t(1) << 62) / v, "{}: tensor '{}': shape {} overflows", path, name, js.dump());
+      AWQ_CHECK(v == 0 || numel <= (uint64_t(1) << 62) / v, "{}: tensor '{}': shape {} overflows",
+                path, name, js.dump());
       numel *= v;
       t.shape.push_back(int64_t(v));
     }
     const auto& jo = entry["data_offsets"];
-    AWQ_CHECK(jo.is_array() && jo.size() == 2 && jo[0].is_number_unsigned() && jo[1].is_number_unsigned(),
-              "{}: tensor '{}': data_offsets must be [begin, end] with non-negative integers", path, name);
+    AWQ_CHECK(
+        jo.is_array() && jo.size() == 2 && jo[0].is_number_unsigned() && jo[1].is_number_unsigned(),
+        "{}: tensor '{}': data_offsets must be [begin, end] with non-negative integers", path,
+        name);
     const uint64_t b = jo[0].get<uint64_t>(), e = jo[1].get<uint64_t>();
     AWQ_CHECK(b <= e, "{}: tensor '{}': data_offsets [{}, {}] end before begin", path, name, b, e);
-    AWQ_CHECK(e <= data_size, "{}: tensor '{}': data_offsets [{}, {}] out of range: the data buffer has {} bytes (file truncated?)",
+    AWQ_CHECK(e <= data_size,
+              "{}: tensor '{}': data_offsets [{}, {}] out of range: the data buffer has {} bytes "
+              "(file truncated?)",
               path, name, b, e, data_size);
     const uint64_t expect = numel * dtype_size(t.dtype);
-    AWQ_CHECK(e - b == expect, "{}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] cover {}", path, name,
-              t.shape_str(), dtype_name(t.dtype), expect, b, e, e - b);
+    AWQ_CHECK(e - b == expect,
+              "{}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] cover {}",
+              path, name, t.shape_str(), dtype_name(t.dtype), expect, b, e, e - b);
     t.data = data_start + b;
     t.nbytes = size_t(e - b);
     auto [it, inserted] = tensors_.emplace(name, std::move(t));
     ranges.push_back({size_t(b), size_t(e), &it->first});
   }
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < ranges.size(); ++i) {
     AWQ_CHECK(ranges[i].begin >= ranges[i - 1].end || ranges[i].begin == ranges[i].end ||
                   ranges[i - 1].begin == ranges[i - 1].end,
-              "{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path, *ranges[i - 1].name, ranges[i - 1].begin,
-              ranges[i - 1].end, *ranges[i].name, ranges[i].begin, ranges[i].end);
+              "{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path, *ranges[i - 1].name,
+              ranges[i - 1].begin, ranges[i - 1].end, *ranges[i].name, ranges[i].begin,
+              ranges[i].end);
   }
 }
 
@@ -108,7 +126,9 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
 std::vector<uint8_t> encode_floats(std::span<const float> values, DType dtype) {
   std::vector<uint8_t> out(values.size() * dtype_size(dtype));
   switch (dtype) {
-    case DType::F32: std::memcpy(out.data(), values.data(), out.size()); break;
+    case DType::F32:
+      std::memcpy(out.data(), values.data(), out.size());
+      break;
     case DType::F16: {
       auto* p = reinterpret_cast<uint16_t*>(out.data());
       for (size_t i = 0; i < values.size(); ++i) p[i] = f32_to_f16(values[i]);
@@ -119,17 +139,21 @@ std::vector<uint8_t> encode_floats(std::span<const float> values, DType dtype) {
       for (size_t i = 0; i < values.size(); ++i) p[i] = f32_to_bf16(values[i]);
       break;
     }
-    default: fail("cannot encode floats as {}", dtype_name(dtype));
+    default:
+      fail("cannot encode floats as {}", dtype_name(dtype));
   }
   return out;
 }
 
-void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
+void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                            std::vector<uint8_t> bytes) {
   int64_t numel = 1;
   for (auto d : shape) numel *= d;
-  AWQ_CHECK(size_t(numel) * dtype_size(dtype) == bytes.size(), "writing tensor '{}': {} bytes do not match shape of {} elements",
-            name, bytes.size(), numel);
-  for (const auto& e : entries_) AWQ_CHECK(e.name != name, "writing tensor '{}': duplicate name", name);
+  AWQ_CHECK(size_t(numel) * dtype_size(dtype) == bytes.size(),
+            "writing tensor '{}': {} bytes do not match shape of {} elements", name, bytes.size(),
+            numel);
+  for (const auto& e : entries_)
+    AWQ_CHECK(e.name != name, "writing tensor '{}': duplicate name", name);
   data_bytes_ += bytes.size();
   entries_.push_back({name, dtype, std::move(shape), std::move(bytes)});
 }
@@ -156,7 +180,9 @@ void SafetensorsWriter::write(const std::string& path) const {
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   size_t offset = 0;
   for (const auto& e : entries_) {
-    header[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes.size()}}};
+    header[e.name] = {{"dtype", dtype_name(e.dtype)},
+                      {"shape", e.shape},
+                      {"data_offsets", {offset, offset + e.bytes.size()}}};
     offset += e.bytes.size();
   }
   std::string h = header.dump();

@@ -28,9 +28,9 @@ struct TensorInfo {
 
 class SafetensorsFile {
  public:
-  // Maps and validates `path`: header length inside the file, valid JSON, known dtypes, non-negative
-  // shapes, shape × dtype size == byte range, ranges inside the data buffer and not overlapping.
-  // Any violation is an awq::Error naming the file (and the tensor).
+  // Maps and validates `path`: header length inside the file, valid JSON, known dtypes,
+  // non-negative shapes, shape × dtype size == byte range, ranges inside the data buffer and not
+  // overlapping. Any violation is an awq::Error naming the file (and the tensor).
   explicit SafetensorsFile(const std::string& path);
 
   const std::string& path() const { return file_.path(); }
@@ -50,8 +50,10 @@ class SafetensorsFile {
 // space-padded so that the data buffer starts 8-aligned, as the reference writer does.
 class SafetensorsWriter {
  public:
-  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes);
-  void add_f32_as(const std::string& name, DType dtype, std::vector<int64_t> shape, std::span<const float> values);
+  void add(const std::string& name, DType dtype, std::vector<int64_t> shape,
+           std::vector<uint8_t> bytes);
+  void add_f32_as(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                  std::span<const float> values);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   size_t data_bytes() const { return data_bytes_; }
   size_t count() const { return entries_.size(); }

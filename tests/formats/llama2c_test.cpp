@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 
 #include "base/error.h"
@@ -25,8 +25,9 @@ TEST(Llama2c, ReadsStories260K) {
   EXPECT_TRUE(m.shared_classifier);
   EXPECT_EQ(m.wk.size(), size_t(5 * 32 * 64));
   // 260,032 parameters, as the data README says.
-  const size_t params = m.token_embedding.size() + m.rms_att.size() + m.wq.size() + m.wk.size() + m.wv.size() +
-                        m.wo.size() + m.rms_ffn.size() + m.w1.size() + m.w2.size() + m.w3.size() + m.rms_final.size();
+  const size_t params = m.token_embedding.size() + m.rms_att.size() + m.wq.size() + m.wk.size() +
+                        m.wv.size() + m.wo.size() + m.rms_ffn.size() + m.w1.size() + m.w2.size() +
+                        m.w3.size() + m.rms_final.size();
   EXPECT_EQ(params, 260032u);
 }
 

@@ -32,8 +32,7 @@ TEST(Bandwidth, ProbeLoopSumsOnEveryIsa) {
                       int64_t(1000), int64_t(1024), n_max}) {
       double want = 0;
       for (int64_t i = 0; i < n; ++i) want += p[i];
-      EXPECT_EQ(double(detail::active_table().sum_f32(p, n)), want)
-          << isa_name(isa) << " n=" << n;
+      EXPECT_EQ(double(detail::active_table().sum_f32(p, n)), want) << isa_name(isa) << " n=" << n;
     }
   }
 }
