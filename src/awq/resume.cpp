@@ -174,7 +174,9 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
     f["calibration tokens"] =
         fmt::format("{} x {}, {}", calib->n_blocks, calib->seqlen,
                     hex64(hash64(calib->tokens.data(), calib->tokens.size() * sizeof(int32_t))));
-  // Options that change the output, by their command-line names. Not here: --out, --report,
+  // Options that change the output, by their command-line names; --calib by its tokens above,
+  // not its path (another machine's shard, or another working directory, may name the same text
+  // differently). Not here: --out, --report,
   // --save-search, --threads, progress and verbosity (they change no output byte), --no-resume,
   // and --shard / the merged shards (every shard of one command has the same fingerprint; a shard
   // keeps no resume stage).
@@ -197,7 +199,6 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
   f["clip max shrink"] = o.clip_opts.max_shrink;
   f["--clip-tokens"] = o.clip_tokens;
   f["--moe-min-tokens"] = o.moe_min_tokens;
-  f["--calib"] = o.calib;  // its content is in the tokens; the name helps the message
   f["--calib-samples"] = o.calib_samples;
   f["--calib-seqlen"] = o.calib_seqlen;
   f["--shuffle"] = o.shuffle_seed ? json(*o.shuffle_seed) : json("off");
