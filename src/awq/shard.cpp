@@ -18,6 +18,7 @@ namespace {
 
 constexpr const char* kManifest = "shard.json";
 
+// NOLINTNEXTLINE(bugprone-exception-escape): the implicit moves of nlohmann::json are not noexcept
 struct Manifest {
   std::string dir;
   int k = 0, n = 0;
