@@ -3,9 +3,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <system_error>
+#include <vector>
 
 namespace awq::test {
 namespace fs = std::filesystem;
@@ -65,6 +69,23 @@ int run_command(const std::string& cmd, std::string* out) {
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
   const int status = ::pclose(p);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void expect_same_dirs(const std::filesystem::path& a, const std::filesystem::path& b) {
+  std::vector<std::string> na, nb;
+  for (const auto& e : std::filesystem::directory_iterator(a))
+    na.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(b))
+    nb.push_back(e.path().filename().string());
+  std::sort(na.begin(), na.end());
+  std::sort(nb.begin(), nb.end());
+  ASSERT_EQ(na, nb) << a << " and " << b << " hold different files";
+  for (const auto& n : na) EXPECT_TRUE(file_bytes(a / n) == file_bytes(b / n)) << n << " differs";
 }
 
 }  // namespace awq::test

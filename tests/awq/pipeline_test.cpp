@@ -51,21 +51,6 @@ QuantizeOptions options(const Fixture& f, const std::string& out) {
   return o;
 }
 
-std::string file_bytes(const fs::path& p) {
-  return read_text_file(p.string());
-}
-
-// Every file of two output directories, byte for byte.
-void expect_same_dirs(const fs::path& a, const fs::path& b) {
-  std::vector<std::string> na, nb;
-  for (const auto& e : fs::directory_iterator(a)) na.push_back(e.path().filename().string());
-  for (const auto& e : fs::directory_iterator(b)) nb.push_back(e.path().filename().string());
-  std::sort(na.begin(), na.end());
-  std::sort(nb.begin(), nb.end());
-  ASSERT_EQ(na, nb);
-  for (const auto& n : na) EXPECT_TRUE(file_bytes(a / n) == file_bytes(b / n)) << n << " differs";
-}
-
 std::vector<uint16_t> f16_bits(const TensorInfo& t) {
   EXPECT_EQ(t.dtype, DType::F16) << t.name;
   std::vector<uint16_t> v(size_t(t.numel()));
@@ -163,8 +148,8 @@ TEST(Pipeline, ByteIdenticalForOneAndTwoThreadsAndRepeatedRuns) {
   o.out_dir = (f.root / "t2b").string();
   quantize_model(o);
   set_num_threads(saved);
-  expect_same_dirs(f.root / "t1", f.root / "t2");
-  expect_same_dirs(f.root / "t2", f.root / "t2b");
+  test::expect_same_dirs(f.root / "t1", f.root / "t2");
+  test::expect_same_dirs(f.root / "t2", f.root / "t2b");
 }
 
 TEST(Pipeline, LoadSearchReproducesTheSavedRun) {
@@ -178,7 +163,7 @@ TEST(Pipeline, LoadSearchReproducesTheSavedRun) {
   r.calib_tokens = nullptr;  // no calibration at all
   r.load_search = o.save_search;
   quantize_model(r);
-  expect_same_dirs(f.root / "searched", f.root / "replayed");
+  test::expect_same_dirs(f.root / "searched", f.root / "replayed");
   // The report holds the choices, the stage times and the peak memory.
   const auto j = nlohmann::json::parse(read_text_file(o.report_path));
   EXPECT_EQ(j["layers"].size(), 2u);
@@ -354,19 +339,19 @@ TEST(Pipeline, InterruptedRunResumesFromItsStageByteIdentical) {
       EXPECT_EQ(a.loss, b.loss);
       EXPECT_EQ(a.flops, b.flops);
     }
-  expect_same_dirs(f.root / "full", o.out_dir);
+  test::expect_same_dirs(f.root / "full", o.out_dir);
   EXPECT_FALSE(fs::exists(stage));
 
   // A flipped byte in the kept activations: reported, set aside, started over.
   fs::remove_all(o.out_dir);
   interrupt_after("kept:2");
-  std::string acts = file_bytes(stage / "activations.bin");
+  std::string acts = test::file_bytes(stage / "activations.bin");
   acts[acts.size() / 2] ^= 1;
   std::ofstream(stage / "activations.bin", std::ios::binary | std::ios::trunc) << acts;
   const QuantizeReport restarted = quantize_model(o);
   EXPECT_EQ(restarted.resumed_blocks, 0);
   EXPECT_TRUE(fs::exists(stage.string() + ".stale"));
-  expect_same_dirs(f.root / "full", o.out_dir);
+  test::expect_same_dirs(f.root / "full", o.out_dir);
 }
 
 // Shards in process (tests/cli/shard_test.cpp runs the binary with every error): two shards of a
@@ -393,7 +378,7 @@ TEST(Pipeline, ShardsMergeIntoTheBytesOfOneRun) {
   m.progress = false;
   m.quiet = true;
   const QuantizeReport merged = quantize_model(m);
-  expect_same_dirs(f.root / "full", f.root / "merged");
+  test::expect_same_dirs(f.root / "full", f.root / "merged");
   ASSERT_EQ(merged.blocks.size(), 4u);
   for (size_t l = 0; l < 4; ++l) {
     ASSERT_EQ(merged.blocks[l].groups.size(), full.blocks[l].groups.size());

@@ -27,11 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void spit(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc)
       .write(bytes.data(), std::streamsize(bytes.size()));
@@ -92,7 +87,7 @@ int HostileInput::runs_ = 0;
 
 TEST_F(HostileInput, DamagedSafetensorsHeader) {
   const fs::path good = *root_ / "model";
-  const std::string st = slurp(good / "model.safetensors");
+  const std::string st = test::file_bytes(good / "model.safetensors");
   uint64_t n = 0;
   std::memcpy(&n, st.data(), 8);
   ASSERT_LT(n, st.size());
@@ -144,7 +139,7 @@ TEST_F(HostileInput, DamagedSafetensorsHeader) {
 
 TEST_F(HostileInput, DamagedConfigJson) {
   const fs::path good = *root_ / "model";
-  const json base = json::parse(slurp(good / "config.json"));
+  const json base = json::parse(test::file_bytes(good / "config.json"));
   const fs::path bad = *root_ / "bad_config";
   fs::remove_all(bad);
   fs::copy(good, bad);
@@ -166,13 +161,13 @@ TEST_F(HostileInput, DamagedConfigJson) {
     ++i;
   }
   EXPECT_GT(i, 10) << "the synthetic config has few keys: the test would prove little";
-  spit(bad / "config.json", slurp(good / "config.json").substr(0, 40));  // cut mid-JSON
+  spit(bad / "config.json", test::file_bytes(good / "config.json").substr(0, 40));  // cut mid-JSON
   expect_clean_outcome(bad, "config.json truncated");
 }
 
 TEST_F(HostileInput, DamagedTokenizerJson) {
   const fs::path good = *root_ / "model";
-  const json base = json::parse(slurp(good / "tokenizer.json"));
+  const json base = json::parse(test::file_bytes(good / "tokenizer.json"));
   const fs::path bad = *root_ / "bad_tokenizer";
   fs::remove_all(bad);
   fs::copy(good, bad);
@@ -214,7 +209,7 @@ TEST_F(HostileInput, DamagedTokenizerJson) {
 }
 
 TEST_F(HostileInput, DamagedGguf) {
-  const std::string g = slurp(*root_ / "model.gguf");
+  const std::string g = test::file_bytes(*root_ / "model.gguf");
   const fs::path bad = *root_ / "bad.gguf";
   std::mt19937_64 rng(17);
   // The metadata and tensor infos (the parts a reader interprets) sit in the first ~20 KB.

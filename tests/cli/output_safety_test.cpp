@@ -18,16 +18,11 @@ namespace awq {
 namespace {
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // Every regular file under `dir` with its bytes, to show an input was not touched.
 std::string tree_bytes(const fs::path& dir) {
   std::string all;
   for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) all += e.path().string() + "\n" + slurp(e.path());
+    if (e.is_regular_file()) all += e.path().string() + "\n" + test::file_bytes(e.path());
   return all;
 }
 

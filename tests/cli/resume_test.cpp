@@ -21,21 +21,6 @@ namespace awq {
 namespace {
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void expect_same_dirs(const fs::path& a, const fs::path& b) {
-  std::vector<std::string> na, nb;
-  for (const auto& e : fs::directory_iterator(a)) na.push_back(e.path().filename().string());
-  for (const auto& e : fs::directory_iterator(b)) nb.push_back(e.path().filename().string());
-  std::sort(na.begin(), na.end());
-  std::sort(nb.begin(), nb.end());
-  ASSERT_EQ(na, nb);
-  for (const auto& n : na) EXPECT_TRUE(slurp(a / n) == slurp(b / n)) << n << " differs";
-}
-
 // Names in `dir` other than the expected outputs: stages, locks, temporaries.
 std::vector<std::string> leftovers(const fs::path& dir, const std::vector<std::string>& expected) {
   std::vector<std::string> v;
@@ -97,7 +82,7 @@ std::string kill_and_resume(const fs::path& root, const std::string& args_killed
   EXPECT_TRUE(fs::exists(out.string() + ".resume")) << point;
   const Outcome again = awq("", args_again);
   EXPECT_EQ(again.rc, 0) << point << ": " << again.out;
-  expect_same_dirs(reference, out);
+  test::expect_same_dirs(reference, out);
   // The stage served and went; the killed run's staged output and lock went too.
   EXPECT_EQ(leftovers(root, {"m", "moe", "moe.json", "full", "q", "report.json"}),
             std::vector<std::string>{})
@@ -132,7 +117,7 @@ TEST_F(Resume, AResumeAfterALateKillSearchesNothing) {
   const Outcome full = awq("", quantize_args(m, "full", report));
   ASSERT_EQ(full.rc, 0) << full.out;
   const auto seconds = [&] {
-    const auto j = nlohmann::json::parse(slurp(root_ / "report.json"));
+    const auto j = nlohmann::json::parse(test::file_bytes(root_ / "report.json"));
     return std::make_pair(j["seconds"]["total"].get<double>(),
                           j["seconds"]["scale_search"].get<double>() +
                               j["seconds"]["clip_search"].get<double>() +
@@ -144,7 +129,7 @@ TEST_F(Resume, AResumeAfterALateKillSearchesNothing) {
   const Outcome again = awq("", args);
   ASSERT_EQ(again.rc, 0) << again.out;
   const auto [resumed_total, resumed_search] = seconds();
-  const auto j = nlohmann::json::parse(slurp(root_ / "report.json"));
+  const auto j = nlohmann::json::parse(test::file_bytes(root_ / "report.json"));
   EXPECT_EQ(j["resumed_blocks"], 6);
   // Replaying kept scales and clips is arithmetic on the weights alone: no forward, no candidate.
   EXPECT_LT(resumed_search, 0.25 * full_search);
@@ -152,7 +137,7 @@ TEST_F(Resume, AResumeAfterALateKillSearchesNothing) {
       "full run %.2f s (search %.2f s); resumed after a kill in the final write %.2f s "
       "(search %.3f s)\n",
       full_total, full_search, resumed_total, resumed_search);
-  expect_same_dirs(root_ / "full", root_ / "q");
+  test::expect_same_dirs(root_ / "full", root_ / "q");
 }
 
 TEST_F(Resume, MixtureOfExpertsAndQuantizedPropagationResumeExactly) {
@@ -195,7 +180,7 @@ TEST_F(Resume, ADifferentCommandSetsTheStageAside) {
                            q.string() + ".resume.stale"),
             std::string::npos)
       << other.out;
-  expect_same_dirs(root_ / "full", q);
+  test::expect_same_dirs(root_ / "full", q);
   // The set-aside stage is intact: moved back, it resumes the original command.
   fs::remove_all(q);
   fs::rename(q.string() + ".resume.stale", q.string() + ".resume");
@@ -228,7 +213,7 @@ TEST_F(Resume, ADamagedStageIsDetectedAndNotUsed) {
                           Damage{"fingerprint.json", "no seal at its end", true}}) {
     ASSERT_EQ(awq("AWQ_TEST_KILL_AT=kept:3", args).rc, 137);
     const fs::path p = stage / d.file;
-    std::string bytes = slurp(p);
+    std::string bytes = test::file_bytes(p);
     ASSERT_GT(bytes.size(), 100u) << d.file;
     if (d.truncate)
       bytes.resize(bytes.size() - 7);  // a torn write
@@ -242,7 +227,7 @@ TEST_F(Resume, ADamagedStageIsDetectedAndNotUsed) {
         std::string::npos)
         << d.file << ": " << again.out;
     EXPECT_EQ(again.out.find("awq: resuming"), std::string::npos) << again.out;
-    expect_same_dirs(root_ / "full", q);
+    test::expect_same_dirs(root_ / "full", q);
     fs::remove_all(q);
     fs::remove_all(stage.string() + ".stale");
   }
@@ -265,7 +250,7 @@ TEST_F(Resume, CtrlCStopsCleanlyKeepingWhatWasFinished) {
   const Outcome again = awq("", args);
   ASSERT_EQ(again.rc, 0) << again.out;
   EXPECT_NE(again.out.find("awq: resuming: layers 0-2 of 6"), std::string::npos) << again.out;
-  expect_same_dirs(root_ / "full", root_ / "q");
+  test::expect_same_dirs(root_ / "full", root_ / "q");
 }
 
 }  // namespace

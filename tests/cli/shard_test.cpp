@@ -17,21 +17,6 @@ namespace awq {
 namespace {
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void expect_same_dirs(const fs::path& a, const fs::path& b) {
-  std::vector<std::string> na, nb;
-  for (const auto& e : fs::directory_iterator(a)) na.push_back(e.path().filename().string());
-  for (const auto& e : fs::directory_iterator(b)) nb.push_back(e.path().filename().string());
-  std::sort(na.begin(), na.end());
-  std::sort(nb.begin(), nb.end());
-  ASSERT_EQ(na, nb);
-  for (const auto& n : na) EXPECT_TRUE(slurp(a / n) == slurp(b / n)) << n << " differs";
-}
-
 struct Outcome {
   int rc = -1;
   std::string out;  // stdout and stderr
@@ -68,7 +53,7 @@ TEST(Shard, ThreeShardsMergedInAnyOrderAreOneRunByteForByte) {
   const Outcome merged =
       awq("merge " + at("s3") + " " + at("s1") + " " + at("s2") + " --out " + at("merged"));
   ASSERT_EQ(merged.rc, 0) << merged.out;
-  expect_same_dirs(root / "full", root / "merged");
+  test::expect_same_dirs(root / "full", root / "merged");
 
   // Errors, each before anything is written.
   const auto expect_error = [&](const std::string& args, const std::string& message) {
@@ -95,7 +80,7 @@ TEST(Shard, ThreeShardsMergedInAnyOrderAreOneRunByteForByte) {
   expect_error("merge " + at("s1") + " " + at("s2") + " " + at("s3") + " --model " + m2.string(),
                at("s1") + ": 'model model.safetensors' is ");
   // A damaged shard file is named.
-  std::string b = slurp(root / "s2" / "block-0001.json");
+  std::string b = test::file_bytes(root / "s2" / "block-0001.json");
   b[b.size() / 2] ^= 4;
   std::ofstream(root / "s2" / "block-0001.json", std::ios::binary | std::ios::trunc) << b;
   expect_error("merge " + at("s1") + " " + at("s2") + " " + at("s3"),
@@ -128,7 +113,7 @@ TEST(Shard, MpirunShardsAndMergesInOneCommand) {
                            &r.out);
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("from 2 ranks"), std::string::npos) << r.out;
-  expect_same_dirs(root / "full", root / "mpi");
+  test::expect_same_dirs(root / "full", root / "mpi");
   EXPECT_FALSE(fs::exists(root / "mpi.mpi"));
   Outcome bad;
   bad.rc = test::run_command(mpirun + " -n 5 " + test::awq_binary() + " " + q + " --mpi --out " +
