@@ -398,11 +398,14 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
 
   // The resume stage (a search only: that is where the hours go) and X, the activations entering
   // the first block to search: the embeddings, or those kept by an interrupted run.
+  // What decides the output: the resume stage's key, and the one every shard of a command shares.
+  const nlohmann::ordered_json fingerprint =
+      search ? resume_fingerprint(o, ck, &cb, skip_groups) : nlohmann::ordered_json();
   std::optional<ResumeStage> stage;
   int64_t kept = 0;
   Mat x;
   if (search && !shard) {
-    stage.emplace(o.out_dir, resume_fingerprint(o, ck, &cb, skip_groups), header, arch, o.resume);
+    stage.emplace(o.out_dir, fingerprint, header, arch, o.resume);
     for (const auto& m : stage->messages()) fmt::print(stderr, "awq: {}\n", m);
     kept = stage->kept_blocks();
     if (kept == 0) {
@@ -417,8 +420,6 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   } else if (search) {
     x = embed_tokens(ck, cfg, arch, cb.tokens);
   }
-  const nlohmann::ordered_json fingerprint =
-      shard ? resume_fingerprint(o, ck, &cb, skip_groups) : nlohmann::ordered_json();
   cb = CalibBlocks();  // the tokens are in X now
   rep.times.calib = t_stage.seconds();
 
