@@ -94,8 +94,8 @@ Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const 
   l.w = orig.w;  // a real copy: the original stays untouched for the next candidate
   scale_columns(l.w, s);
   if (xs) {
-    const std::vector<float> mv = search_clip(l.w.data.data(), l.out, l.in, *xs, spec, copt, name);
-    apply_clip(l.w.data.data(), l.out, l.in, mv, spec.group_for(l.in));
+    const ClipChoice c = search_clip(l.w.data.data(), l.out, l.in, *xs, spec, copt, name);
+    apply_clip(l.w.data.data(), l.out, l.in, c, spec.group_for(l.in), copt.n_grid, name);
   }
   fake_quantize(l.w.data.data(), l.out, l.in, spec, name);
   divide_columns(l.w, s);
@@ -242,6 +242,11 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     }
     // The group's weights for scales s: Q(W·s)/s per linear (clipped first when clip-aware).
     // They do not depend on the inputs the loss is measured on.
+    // Candidates are scored with symmetric clipping even when the written clip is asymmetric:
+    // the asymmetric search tries every (lower, upper) pair, 10x the candidates, on every scale
+    // candidate; phi-4-mini's AWQ/RTN KL was 0.465 either way (docs/history.md), at 5x the time.
+    ClipOptions score_clip = opt.clip_opts;
+    score_clip.asymmetric = false;
     auto candidate_weights = [&](const std::vector<float>& s) {
       std::vector<Linear> q;
       q.reserve(g.layers.size());
@@ -249,7 +254,7 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       if (any_clipped) clip_s = clip_in.scaled(s);
       for (LinearRole l : g.layers)
         q.push_back(scaled_fake_quant(w[l], s, opt.spec, arch.linear_name(layer, l),
-                                      clipped(l) ? &clip_s : nullptr, opt.clip_opts));
+                                      clipped(l) ? &clip_s : nullptr, score_clip));
       return q;
     };
 
@@ -395,22 +400,6 @@ void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w
               layer, linear_role_name(r));
 }
 
-namespace {
-
-// As the clip search computes its candidates (in double, then rounded to f32).
-float shrink_of(int index, int n_grid) {
-  return float(1.0 - double(index) / n_grid);
-}
-
-// max |w| of group k of row o.
-float group_absmax(const Mat& w, int64_t o, int64_t k, int64_t g) {
-  const float* p = w.row(o) + k * g;
-  float m = 0;
-  for (int64_t j = 0; j < g; ++j) m = std::max(m, std::fabs(p[j]));
-  return m;
-}
-
-}  // namespace
 
 std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t layer,
                                            const BlockWeights& w, const BlockCapture& cap,
@@ -449,32 +438,10 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
 
 ClipResult search_linear_clip(const Linear& l, const ClipInputs& in, const QuantSpec& spec,
                               const ClipOptions& copt, const std::string& name) {
-  const int n_cand = std::max(1, int(copt.max_shrink * float(copt.n_grid)));
-  const std::vector<float> mv = search_clip(l.w.data.data(), l.out, l.in, in, spec, copt, name);
-  const int64_t g = spec.group_for(l.in), ng = l.in / g;
-  AWQ_CHECK(int64_t(mv.size()) == l.out * ng, "{}: clip search returned {} values for [{}, {}]",
-            name, mv.size(), l.out, ng);
   ClipResult c;
   c.out = l.out;
-  c.n_groups = ng;
-  c.shrink_index.resize(mv.size());
-  // Keep the index of the candidate the search chose (the replay recomputes the bound from it).
-  for (int64_t o = 0; o < l.out; ++o) {
-    for (int64_t k = 0; k < ng; ++k) {
-      const float m0 = group_absmax(l.w, o, k, g);
-      const float m = mv[size_t(o * ng + k)];
-      int best = 0;
-      float best_d = std::numeric_limits<float>::infinity();
-      for (int i = 0; i < n_cand; ++i) {
-        const float d = std::fabs(m0 * shrink_of(i, copt.n_grid) - m);
-        if (d < best_d) {
-          best_d = d;
-          best = i;
-        }
-      }
-      c.shrink_index[size_t(o * ng + k)] = uint8_t(best);
-    }
-  }
+  c.n_groups = l.in / spec.group_for(l.in);
+  c.choice = search_clip(l.w.data.data(), l.out, l.in, in, spec, copt, name);
   return c;
 }
 
@@ -490,20 +457,19 @@ void apply_linear_clip(Linear& l, ClipResult& c, const QuantSpec& spec, int n_gr
   AWQ_CHECK(c.out == l.out && c.n_groups == ng,
             "{}: clip table is [{}, {}], the weight needs [{}, {}]", name, c.out, c.n_groups, l.out,
             ng);
-  std::vector<float> mv(size_t(l.out * ng));
+  apply_clip(l.w.data.data(), l.out, l.in, c.choice, int(g), n_grid, name);
   double shrink_sum = 0;
-  int64_t clipped = 0;
-  for (int64_t o = 0; o < l.out; ++o) {
-    for (int64_t k = 0; k < ng; ++k) {
-      const int idx = c.shrink_index[size_t(o * ng + k)];
-      mv[size_t(o * ng + k)] = group_absmax(l.w, o, k, g) * shrink_of(idx, n_grid);
-      shrink_sum += double(shrink_of(idx, n_grid));
-      clipped += idx > 0;
+  int64_t clipped = 0, sides = 0;
+  for (const std::vector<uint8_t>* side : {&c.choice.hi, &c.choice.lo}) {
+    for (uint8_t idx : *side) {
+      shrink_sum += double(clip_shrink(idx, n_grid));
+      ++sides;
     }
   }
-  apply_clip(l.w.data.data(), l.out, l.in, mv, int(g));
-  c.mean_shrink = mv.empty() ? 1.0 : shrink_sum / double(mv.size());
-  c.frac_clipped = mv.empty() ? 0.0 : double(clipped) / double(mv.size());
+  for (size_t i = 0; i < c.choice.hi.size(); ++i)
+    clipped += c.choice.hi[i] > 0 || (!c.choice.lo.empty() && c.choice.lo[i] > 0);
+  c.mean_shrink = sides == 0 ? 1.0 : shrink_sum / double(sides);
+  c.frac_clipped = c.choice.hi.empty() ? 0.0 : double(clipped) / double(c.choice.hi.size());
 }
 
 void pad_intermediate(BlockWeights& w, int64_t width) {

@@ -76,8 +76,8 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
                                            const QuantSpec& spec, const ClipOptions& copt,
                                            int64_t n_tokens = 0);
 
-// Clamps each clipped linear's groups to ±m0·(1 − index/n_grid), m0 the group's current max |w|;
-// fills the clip statistics of `clips`.
+// Clamps each clipped linear's groups to the bounds of its chosen candidate (apply_clip, computed
+// on the group's current weights); fills the clip statistics of `clips`.
 void apply_block_clips(BlockWeights& w, std::vector<ClipResult>& clips, const QuantSpec& spec,
                        int n_grid);
 

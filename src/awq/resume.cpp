@@ -21,7 +21,7 @@ using json = nlohmann::ordered_json;
 
 // A new field of QuantizeOptions must be added to resume_fingerprint (if it changes the output)
 // or named there as not mattering; this trips when the struct changes so that nobody forgets.
-static_assert(sizeof(QuantizeOptions) == 424,
+static_assert(sizeof(QuantizeOptions) == 432,
               "QuantizeOptions changed: update resume_fingerprint, then this size");
 
 namespace {
@@ -197,6 +197,7 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
   f["--scale-loss"] = o.clip_aware_search ? "clipped" : "plain";
   f["clip grid"] = o.clip_opts.n_grid;
   f["clip max shrink"] = o.clip_opts.max_shrink;
+  f["--clip-bounds"] = o.clip_opts.asymmetric ? "asymmetric" : "symmetric";
   f["--clip-tokens"] = o.clip_tokens;
   f["--moe-min-tokens"] = o.moe_min_tokens;
   f["--calib-samples"] = o.calib_samples;

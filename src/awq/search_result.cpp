@@ -86,9 +86,13 @@ json block_to_json(const BlockResult& b, bool full) {
     if (c.expert != kNoExpert) e["expert"] = expert_json(c.expert);
     e["out"] = c.out;
     e["groups"] = c.n_groups;
-    std::string digits(c.shrink_index.size(), '0');
-    for (size_t i = 0; i < digits.size(); ++i) digits[i] = digit36(c.shrink_index[i]);
-    e["shrink"] = std::move(digits);
+    auto digits = [](const std::vector<uint8_t>& index) {
+      std::string d(index.size(), '0');
+      for (size_t i = 0; i < d.size(); ++i) d[i] = digit36(index[i]);
+      return d;
+    };
+    e["shrink"] = digits(c.choice.hi);
+    if (!c.choice.lo.empty()) e["shrink_lo"] = digits(c.choice.lo);
     clips.push_back(std::move(e));
   }
   l["clips"] = std::move(clips);
@@ -134,17 +138,22 @@ BlockResult block_from_json(const json& l, const SearchHeader& h, const Architec
     c.expert = expert_from_json(e, path);
     c.out = e.at("out").get<int64_t>();
     c.n_groups = e.at("groups").get<int64_t>();
-    const std::string digits = e.at("shrink").get<std::string>();
-    AWQ_CHECK(int64_t(digits.size()) == c.out * c.n_groups,
-              "{}: layer {} {}: {} shrink digits for [{}, {}]", path, b.layer,
-              linear_role_name(c.role), digits.size(), c.out, c.n_groups);
-    c.shrink_index.resize(digits.size());
-    for (size_t i = 0; i < digits.size(); ++i) {
-      const int v = from_digit36(digits[i]);
-      AWQ_CHECK(v >= 0 && v < h.clip_grid, "{}: layer {} {}: bad shrink digit '{}'", path, b.layer,
-                linear_role_name(c.role), digits[i]);
-      c.shrink_index[i] = uint8_t(v);
-    }
+    auto indices = [&](const char* key) {
+      const std::string digits = e.at(key).get<std::string>();
+      AWQ_CHECK(int64_t(digits.size()) == c.out * c.n_groups,
+                "{}: layer {} {}: {} '{}' digits for [{}, {}]", path, b.layer,
+                linear_role_name(c.role), digits.size(), key, c.out, c.n_groups);
+      std::vector<uint8_t> index(digits.size());
+      for (size_t i = 0; i < digits.size(); ++i) {
+        const int v = from_digit36(digits[i]);
+        AWQ_CHECK(v >= 0 && v < h.clip_grid, "{}: layer {} {}: bad '{}' digit '{}'", path,
+                  b.layer, linear_role_name(c.role), key, digits[i]);
+        index[i] = uint8_t(v);
+      }
+      return index;
+    };
+    c.choice.hi = indices("shrink");
+    if (e.contains("shrink_lo")) c.choice.lo = indices("shrink_lo");
     (e.contains("expert") ? b.moe_clips : b.clips).push_back(std::move(c));
   }
   if (l.contains("expert_tokens")) b.expert_tokens = l["expert_tokens"].get<std::vector<int64_t>>();

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "quant/clip_search.h"
+
 #include "awq/scales.h"
 #include "model/architecture.h"
 
@@ -30,16 +32,18 @@ struct GroupResult {
   double flops = 0;           // arithmetic of the inspected forwards (all candidates)
 };
 
-// Clipping of one linear, as the index of the chosen shrink per (output row, group): the clamp is
-// ±max|w_group| · (1 − index / n_grid). Indices (not floats) keep the file small and make the
-// replay exact: the bound is recomputed from the same scaled weight with the same expression.
+// Clipping of one linear, as the indices of the chosen shrink per (output row, group)
+// (clip_search.h): the clamp is ±max|w_group| · (1 − hi / n_grid), or with asymmetric bounds
+// [min · (1 − lo / n_grid), max · (1 − hi / n_grid)]. Indices (not floats) keep the file small and
+// make the replay exact: the bounds are recomputed from the same scaled weight with the same
+// expression.
 struct ClipResult {
   LinearRole role = LinearRole::V;  // Gate, Up or Down for an expert's linears
   int expert = kNoExpert;
   int64_t out = 0, n_groups = 0;
-  std::vector<uint8_t> shrink_index;  // [out, n_groups]
-  double mean_shrink = 1.0;           // mean of (1 − index / n_grid)
-  double frac_clipped = 0.0;          // fraction of groups with index > 0
+  ClipChoice choice;          // [out, n_groups] each; choice.lo empty when symmetric
+  double mean_shrink = 1.0;   // mean of (1 − index / n_grid) over the sides
+  double frac_clipped = 0.0;  // fraction of groups with an index > 0
 };
 
 struct BlockResult {

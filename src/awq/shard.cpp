@@ -105,6 +105,7 @@ QuantizeOptions merge_options(const std::vector<std::string>& shards, const std:
   o.clip = !field(m, "--no-clip").get<bool>();
   o.clip_opts.n_grid = field(m, "clip grid").get<int>();
   o.clip_opts.max_shrink = field(m, "clip max shrink").get<float>();
+  o.clip_opts.asymmetric = str("--clip-bounds") == "asymmetric";
   o.pad_intermediate = field(m, "--pad-intermediate").get<int64_t>();
   return o;
 }

@@ -69,6 +69,7 @@ struct QuantizeArgs {
   std::string scale_dtype = "auto";
   std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq",
               scale_loss = "clipped";
+  std::string clip_bounds = "symmetric";
   bool symmetric = false, no_clip = false, no_resume = false, mpi = false;
   int64_t shuffle = -1;
   std::string shard;
@@ -121,6 +122,10 @@ Registration reg([](CLI::App& app) {
                   "Scaling group to search although the family leaves it off by default "
                   "(repeatable)");
   sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
+  sub->add_option("--clip-bounds", a->clip_bounds,
+                  "Clipping candidates: symmetric (default: ±max|w|·f, as AutoAWQ) | asymmetric "
+                  "(each side of a group shrunk on its own, [min·f, max·f']; with a zero point)")
+      ->check(CLI::IsMember({"symmetric", "asymmetric"}));
   sub->add_option("--clip-tokens", a->opt.clip_tokens,
                   "Calibration tokens the clipping search samples, every k-th (default 0: all of "
                   "them for groups up to 1024 wide, 512 for wider; the reference samples 512)");
@@ -183,6 +188,9 @@ Registration reg([](CLI::App& app) {
         a->scale_dtype == "f16" || (a->scale_dtype == "auto" && o.format == OutputFormat::AutoAwq);
     o.clip = !a->no_clip;
     o.clip_aware_search = a->scale_loss == "clipped";
+    o.clip_opts.asymmetric = a->clip_bounds == "asymmetric";
+    AWQ_CHECK(!(o.clip_opts.asymmetric && a->symmetric),
+              "--clip-bounds asymmetric needs a zero point: drop --symmetric or the option");
     if (a->shuffle >= 0) o.shuffle_seed = uint64_t(a->shuffle);
     o.resume = !a->no_resume;
     if (!a->shard.empty()) std::tie(o.shard_index, o.shard_count) = parse_shard(a->shard);

@@ -144,17 +144,30 @@ ClipInputs ClipInputs::scaled(const std::vector<float>& s) const {
   return c;
 }
 
-std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const ClipInputs& inputs,
-                               const QuantSpec& spec, const ClipOptions& opts,
-                               const std::string& tensor) {
+float clip_shrink(int index, int n_grid) {
+  return float(1.0 - double(index) / n_grid);
+}
+
+int clip_steps(const ClipOptions& opts) {
+  return std::max(1, int(opts.max_shrink * float(opts.n_grid)));
+}
+
+bool clip_asymmetric(const ClipOptions& opts, const QuantSpec& spec) {
+  return opts.asymmetric && spec.zero_point;
+}
+
+ClipChoice search_clip(const float* w, int64_t out, int64_t in, const ClipInputs& inputs,
+                       const QuantSpec& spec, const ClipOptions& opts, const std::string& tensor) {
   spec.validate(in, tensor);
   AWQ_CHECK(out >= 0, "tensor '{}': clip search on {} rows", tensor, out);
   AWQ_CHECK(inputs.in == in && inputs.group == spec.group_for(in),
             "tensor '{}': clip inputs are for width {} in groups of {}, the weight is [{}, {}] in "
             "groups of {}",
             tensor, inputs.in, inputs.group, out, in, spec.group_for(in));
-  AWQ_CHECK(opts.n_grid >= 1 && opts.max_shrink >= 0.0f && opts.max_shrink <= 1.0f,
-            "tensor '{}': clip search needs n_grid >= 1 and max_shrink in [0, 1], got {} and {}",
+  AWQ_CHECK(opts.n_grid >= 1 && opts.n_grid <= 36 && opts.max_shrink >= 0.0f &&
+                opts.max_shrink <= 1.0f,
+            "tensor '{}': clip search needs n_grid in [1, 36] and max_shrink in [0, 1], got {} "
+            "and {}",
             tensor, opts.n_grid, opts.max_shrink);
   if (const int64_t i = first_nonfinite(w, out * in); i >= 0)
     fail("tensor '{}': weight at (row {}, col {}) is {}", tensor, i / in, i % in, w[i]);
@@ -162,9 +175,16 @@ std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const Cl
   const int g = inputs.group;
   const int64_t ng = in / g;
   // Candidates as the reference: range(int(max_shrink * n_grid)); none tried means m0 is kept.
-  const int n_cand = std::max(1, int(opts.max_shrink * float(opts.n_grid)));
-  std::vector<float> shrink(static_cast<size_t>(n_cand));
-  for (int c = 0; c < n_cand; ++c) shrink[size_t(c)] = float(1.0 - double(c) / opts.n_grid);
+  // Asymmetric: every (lower, upper) pair, index lower * steps + upper, so index 0 clips nothing.
+  const int steps = clip_steps(opts);
+  const bool asym = clip_asymmetric(opts, spec);
+  const int n_cand = asym ? steps * steps : steps;
+  std::vector<float> hi(static_cast<size_t>(n_cand)), lo;
+  if (asym) lo.resize(size_t(n_cand));
+  for (int c = 0; c < n_cand; ++c) {
+    hi[size_t(c)] = clip_shrink(c % steps, opts.n_grid);
+    if (asym) lo[size_t(c)] = clip_shrink(c / steps, opts.n_grid);
+  }
 
   const qk::KernelTable& kern = qk::kernels();
   qk::ClipJob job;
@@ -176,7 +196,8 @@ std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const Cl
   job.zero_point = spec.zero_point;
   job.f16_scale = spec.f16_scales;
   job.n_cand = n_cand;
-  job.shrink = shrink.data();
+  job.shrink = hi.data();
+  job.lo_shrink = asym ? lo.data() : nullptr;
   job.triangular = inputs.triangular;
   std::vector<const float*> a(size_t(ng), nullptr);
   if (inputs.triangular) {
@@ -190,37 +211,57 @@ std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const Cl
   }
   job.a = a.data();
 
-  std::vector<float> max_val(static_cast<size_t>(out * ng));
+  std::vector<int32_t> best(static_cast<size_t>(out * ng));
   const int64_t lanes = kern.lanes, n_batches = (out + lanes - 1) / lanes;
   parallel_for(n_batches, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> scratch(kern.clip_scratch_floats(job));
-    for (int64_t b = b0; b < b1; ++b)
-      kern.clip_batch(job, b * lanes, scratch.data(), max_val.data());
+    for (int64_t b = b0; b < b1; ++b) kern.clip_batch(job, b * lanes, scratch.data(), best.data());
   });
-  return max_val;
+  ClipChoice choice;
+  choice.hi.resize(best.size());
+  if (asym) choice.lo.resize(best.size());
+  for (size_t i = 0; i < best.size(); ++i) {
+    choice.hi[i] = uint8_t(best[i] % steps);
+    if (asym) choice.lo[i] = uint8_t(best[i] / steps);
+  }
+  return choice;
 }
 
-std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
-                               const QuantSpec& spec, const ClipOptions& opts,
-                               const std::string& tensor) {
+ClipChoice search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
+                       const QuantSpec& spec, const ClipOptions& opts, const std::string& tensor) {
   return search_clip(w, out, in, prepare_clip_inputs(x, t, in, spec, tensor), spec, opts, tensor);
 }
 
-void apply_clip(float* w, int64_t out, int64_t in, const std::vector<float>& max_val, int group) {
+void apply_clip(float* w, int64_t out, int64_t in, const ClipChoice& choice, int group, int n_grid,
+                const std::string& tensor) {
   const int64_t g = group == -1 ? in : group;
-  AWQ_CHECK(g > 0 && in % g == 0, "apply_clip: group {} does not divide the width {}", group, in);
+  AWQ_CHECK(g > 0 && in % g == 0, "{}: clip group {} does not divide the width {}", tensor, group,
+            in);
   const int64_t ng = in / g;
-  AWQ_CHECK(int64_t(max_val.size()) == out * ng,
-            "apply_clip: {} clip values for a [{}, {}] weight in groups of {} (expected {})",
-            max_val.size(), out, in, g, out * ng);
+  AWQ_CHECK(int64_t(choice.hi.size()) == out * ng &&
+                (choice.lo.empty() || choice.lo.size() == choice.hi.size()),
+            "{}: {} clip choices ({} lower) for a [{}, {}] weight in groups of {} (expected {})",
+            tensor, choice.hi.size(), choice.lo.size(), out, in, g, out * ng);
+  AWQ_CHECK(n_grid >= 1, "{}: clip grid {}", tensor, n_grid);
+  const bool asym = !choice.lo.empty();
+  for (size_t i = 0; i < choice.hi.size(); ++i)
+    AWQ_CHECK(choice.hi[i] < n_grid && (!asym || choice.lo[i] < n_grid),
+              "{}: clip index at (row {}, group {}) is not below the grid's {}", tensor,
+              int64_t(i) / ng, int64_t(i) % ng, n_grid);
   parallel_for(out, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t k = 0; k < ng; ++k) {
-        const float m = max_val[size_t(r * ng + k)];
-        AWQ_CHECK(m >= 0.0f, "apply_clip: clip value {} at (row {}, group {}) is negative", m, r,
-                  k);
+        const size_t i = size_t(r * ng + k);
         float* p = w + r * in + k * g;
-        for (int64_t i = 0; i < g; ++i) p[i] = std::min(std::max(p[i], -m), m);
+        float mn = p[0], mx = p[0];
+        for (int64_t j = 1; j < g; ++j) {
+          mn = std::min(mn, p[j]);
+          mx = std::max(mx, p[j]);
+        }
+        const qk::ClipBounds b =
+            qk::clip_bounds(mn, mx, asym ? clip_shrink(choice.lo[i], n_grid) : -1.0f,
+                            clip_shrink(choice.hi[i], n_grid));
+        for (int64_t j = 0; j < g; ++j) p[j] = std::min(std::max(p[j], b.lo), b.hi);
       }
     }
   });

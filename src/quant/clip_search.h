@@ -1,8 +1,12 @@
-// Clip search (awq-spec §1.11, llm-awq/AutoAWQ auto_clip): per (output row, group), the max-abs
-// clip value m = m0 * (1 - i / n_grid), i = 0 .. n_grid * max_shrink - 1, m0 = max|w_group|, that
-// minimizes the error of the group's partial outputs on calibration inputs,
-//     sum_t (x_t,g . Q(clamp(w_g, -m, m)) - x_t,g . w_g)^2
-// (the reference's mean over t has the same argmin). Ties keep the larger m.
+// Clip search (awq-spec §1.11, llm-awq/AutoAWQ auto_clip): per (output row, group), the clamp
+// interval [lo, hi] that minimizes the error of the group's partial outputs on calibration inputs,
+//     sum_t (x_t,g . Q(clamp(w_g, lo, hi)) - x_t,g . w_g)^2
+// (the reference's mean over t has the same argmin), among candidates built from the shrink
+// factors f_i = 1 - i / n_grid, i = 0 .. n_grid * max_shrink - 1:
+//   symmetric (the reference's): [-m0 f_i, m0 f_i], m0 = max|w_group|;
+//   asymmetric (with a zero point): [min f_i, max f_j], every pair (i, j): a lopsided group can
+//   clip its outlying side alone, which the zero point's range then follows.
+// Ties keep the candidate that clips least (the lower index).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,6 +19,20 @@ namespace awq {
 struct ClipOptions {
   int n_grid = 20;
   float max_shrink = 0.5f;
+  bool asymmetric = false;  // separate lower and upper bounds (only with a zero point)
+};
+
+// Shrink factor i: f_i = 1 - i / n_grid, in double then rounded to f32 (the search's candidates).
+float clip_shrink(int index, int n_grid);
+// Shrink factors per side: int(max_shrink * n_grid), at least 1.
+int clip_steps(const ClipOptions& opts);
+// Whether `opts` asks for asymmetric bounds and `spec` has the zero point they need.
+bool clip_asymmetric(const ClipOptions& opts, const QuantSpec& spec);
+
+// The chosen candidate of every (row, group) of one weight [out, n_groups], as shrink indices:
+// hi[i] for the upper side (both sides when lo is empty: symmetric), lo[i] for the lower side.
+struct ClipChoice {
+  std::vector<uint8_t> hi, lo;
 };
 
 // Widest group the objective is factored for (the factors take in * group floats); wider groups
@@ -43,7 +61,7 @@ struct ClipInputs {
 ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const QuantSpec& spec,
                                const std::string& tensor = "clip search");
 
-// w [out, in] and its inputs. Returns the chosen max_val [out, n_groups]. Results are
+// w [out, in] and its inputs. Returns the chosen candidates [out, n_groups]. Results are
 // bit-identical for any thread count.
 //
 // How: for each group the objective is d^T G d with d = Q(clamp(w)) - w and G = X_g^T X_g, so the
@@ -51,17 +69,19 @@ ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const Quan
 // cost of the search does not grow with the number of tokens once U is built. When the group is
 // wider than 2t (or 1024) it uses X_g itself (t * group). Rows are processed in batches, one row
 // per SIMD lane.
-std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const ClipInputs& inputs,
-                               const QuantSpec& spec, const ClipOptions& opts = {},
-                               const std::string& tensor = "clip search");
+ClipChoice search_clip(const float* w, int64_t out, int64_t in, const ClipInputs& inputs,
+                       const QuantSpec& spec, const ClipOptions& opts = {},
+                       const std::string& tensor = "clip search");
 
 // The same from x [t, in] directly (prepare_clip_inputs, then search_clip).
-std::vector<float> search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
-                               const QuantSpec& spec, const ClipOptions& opts = {},
-                               const std::string& tensor = "clip search");
+ClipChoice search_clip(const float* w, int64_t out, int64_t in, const float* x, int64_t t,
+                       const QuantSpec& spec, const ClipOptions& opts = {},
+                       const std::string& tensor = "clip search");
 
-// Clamps every group of W [out, in] to [-max_val, max_val] (max_val [out, in/group]); group -1
-// means the whole row.
-void apply_clip(float* w, int64_t out, int64_t in, const std::vector<float>& max_val, int group);
+// Clamps every group of W [out, in] (group -1: the whole row) to the interval its chosen
+// candidate gives on the group's current min and max (qk::clip_bounds): the floats the search
+// evaluated. Indices must be below n_grid.
+void apply_clip(float* w, int64_t out, int64_t in, const ClipChoice& choice, int group, int n_grid,
+                const std::string& tensor = "clip");
 
 }  // namespace awq

@@ -29,6 +29,14 @@ GroupParams group_params(float minv, float maxv, int bits, bool zero_point, bool
   return {scale, float(zero)};
 }
 
+ClipBounds clip_bounds(float minv, float maxv, float lo_shrink, float hi_shrink) {
+  if (lo_shrink < 0.0f) {
+    const float m = std::max(maxv, -minv) * hi_shrink;
+    return {-m, m};
+  }
+  return {minv * lo_shrink, maxv * hi_shrink};
+}
+
 namespace {
 
 bool usable(const KernelTable& t) {

@@ -19,6 +19,16 @@ struct GroupParams {
 };
 GroupParams group_params(float minv, float maxv, int bits, bool zero_point, bool f16_scale = true);
 
+// The interval a clip candidate clamps a group to, from the group's min and max. Symmetric
+// (lo_shrink < 0; AutoAWQ's only kind): ±m0·hi_shrink with m0 = max|w|. Asymmetric: each side
+// shrunk towards zero on its own, [min·lo_shrink, max·hi_shrink], which with a zero point can
+// clip the outlying side of a lopsided group without touching the other. One baseline function,
+// so that the search's kernels and the replay of a chosen candidate clamp to the same floats.
+struct ClipBounds {
+  float lo, hi;
+};
+ClipBounds clip_bounds(float minv, float maxv, float lo_shrink, float hi_shrink);
+
 // Outcome of quantize_rows: the first row (in the job) that failed, and why.
 struct RowsStatus {
   int64_t row = -1;
@@ -41,15 +51,17 @@ struct RowsJob {
 
 // Clip search for one batch of rows. For group k the objective of a correction d (length
 // `group`) is ||A_k d||^2 where A_k has a_rows rows starting at a[k], row stride a_stride; when
-// `triangular`, row i of A_k is zero before column i.
+// `triangular`, row i of A_k is zero before column i. Candidate c clamps each group to
+// clip_bounds(min, max, lo_shrink ? lo_shrink[c] : -1, shrink[c]).
 struct ClipJob {
   const float* w = nullptr;
   int64_t out = 0, in = 0;
   int group = 0, bits = 4;
   bool zero_point = true;
   bool f16_scale = true;
-  int n_cand = 0;  // candidates m = m0 * shrink[c], c = 0..n_cand-1, shrink[0] = 1
-  const float* shrink = nullptr;
+  int n_cand = 0;  // candidates c = 0..n_cand-1; c = 0 must not clip (the fallback of ties)
+  const float* shrink = nullptr;     // [n_cand] upper side (both sides when symmetric)
+  const float* lo_shrink = nullptr;  // [n_cand] lower side; nullptr: symmetric candidates
   const float* const* a = nullptr;
   int64_t a_rows = 0, a_stride = 0;
   bool triangular = false;
@@ -65,8 +77,9 @@ struct KernelTable {
   int lanes;  // rows per clip batch
   RowsStatus (*quantize_rows)(const RowsJob&);
   size_t (*clip_scratch_floats)(const ClipJob&);
-  // Rows [row0, min(row0 + lanes, out)): writes max_val[row * n_groups + k].
-  void (*clip_batch)(const ClipJob&, int64_t row0, float* scratch, float* max_val);
+  // Rows [row0, min(row0 + lanes, out)): writes the best candidate's index to
+  // choice[row * n_groups + k] (ties keep the lower index).
+  void (*clip_batch)(const ClipJob&, int64_t row0, float* scratch, int32_t* choice);
   // Upper triangle (b >= a) of G[a][b] = sum_t x[t*ld + a] * x[t*ld + b], a, b < g, in double:
   // each chunk of kGramChunkTokens rows summed on its own, the chunk sums added into G (zeroed
   // first) in chunk order. So the sum of the calls on each chunk, added in chunk order, has the

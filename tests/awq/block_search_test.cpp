@@ -238,35 +238,59 @@ TEST(PadIntermediate, PreservesBlockOutputExactly) {
   }
 }
 
+// The indices a block's clip search keeps replay to the bounds their definition gives on the
+// weights (symmetric ±max|w|·f, asymmetric [min·f_lo, max·f_hi]), group by group.
 TEST(Clip, IndicesReplayTheSearchedBounds) {
   Tiny t = open_tiny("clip");
   const int64_t n_seq = 2, T = 16;
   const Mat x = random_input(n_seq * T, t.cfg.hidden_size, 9);
-  BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 0);
+  const BlockWeights w = load_block_f32(t.ck, t.cfg, *t.arch, 0);
   Mat y;
   BlockCapture cap;
   block_forward(t.cfg, w, x, n_seq, T, y, &cap);
   const QuantSpec spec{3, 16, true};
-  ClipOptions copt;
-  auto clips = search_block_clips(*t.arch, 0, w, cap, spec, copt, 512);
-  ASSERT_EQ(clips.size(), 5u);  // v, o, gate, up, down: q and k are never clipped
-  for (const auto& c : clips) EXPECT_TRUE(c.role != LinearRole::Q && c.role != LinearRole::K);
-  // Replaying the indices clamps to exactly the bounds the clip search returned.
-  const Linear& up = w[LinearRole::Up];
-  const Mat& xu = cap.mlp_in;
-  const auto mv = search_clip(up.w.data.data(), up.out, up.in, xu.data.data(), xu.rows, spec, copt);
-  BlockWeights w2 = w;
-  apply_block_clips(w2, clips, spec, copt.n_grid);
-  Mat expect = up.w;
-  apply_clip(expect.data.data(), up.out, up.in, mv, 16);
-  EXPECT_EQ(w2[LinearRole::Up].w.data, expect.data);
-  int64_t clipped = 0;
-  for (const auto& c : clips) {
-    EXPECT_LE(c.mean_shrink, 1.0);
-    EXPECT_GE(c.mean_shrink, 0.55);
-    clipped += c.frac_clipped > 0;
+  for (const bool asymmetric : {false, true}) {
+    SCOPED_TRACE(asymmetric ? "asymmetric" : "symmetric");
+    ClipOptions copt;
+    copt.asymmetric = asymmetric;
+    auto clips = search_block_clips(*t.arch, 0, w, cap, spec, copt, 512);
+    ASSERT_EQ(clips.size(), 5u);  // v, o, gate, up, down: q and k are never clipped
+    BlockWeights w2 = w;
+    apply_block_clips(w2, clips, spec, copt.n_grid);
+    int64_t clipped = 0, lopsided = 0;
+    for (const auto& c : clips) {
+      EXPECT_TRUE(c.role != LinearRole::Q && c.role != LinearRole::K);
+      ASSERT_EQ(c.choice.lo.size(), asymmetric ? c.choice.hi.size() : 0u);
+      const Linear& before = w[c.role];
+      const Linear& after = w2[c.role];
+      for (int64_t o = 0; o < before.out; ++o) {
+        for (int64_t k = 0; k < c.n_groups; ++k) {
+          const size_t i = size_t(o * c.n_groups + k);
+          const float* p = before.w.row(o) + k * 16;
+          float mn = p[0], mx = p[0];
+          for (int j = 1; j < 16; ++j) {
+            mn = std::min(mn, p[j]);
+            mx = std::max(mx, p[j]);
+          }
+          const float fh = float(1.0 - c.choice.hi[i] / 20.0);
+          float lo = -std::max(mx, -mn) * fh, hi = std::max(mx, -mn) * fh;
+          if (asymmetric) {
+            lo = mn * float(1.0 - c.choice.lo[i] / 20.0);
+            hi = mx * fh;
+            lopsided += c.choice.lo[i] != c.choice.hi[i];
+          }
+          for (int j = 0; j < 16; ++j)
+            ASSERT_EQ(after.w.row(o)[k * 16 + j], std::min(std::max(p[j], lo), hi))
+                << linear_role_name(c.role) << " row " << o << " group " << k;
+        }
+      }
+      EXPECT_LE(c.mean_shrink, 1.0);
+      EXPECT_GE(c.mean_shrink, 0.55);
+      clipped += c.frac_clipped > 0;
+    }
+    EXPECT_GT(clipped, 0);
+    if (asymmetric) EXPECT_GT(lopsided, 0);
   }
-  EXPECT_GT(clipped, 0);
 }
 
 }  // namespace

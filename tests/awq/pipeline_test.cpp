@@ -172,6 +172,23 @@ TEST(Pipeline, LoadSearchReproducesTheSavedRun) {
   for (const char* k :
        {"calib", "capture", "scale_search", "clip_search", "quantize", "write", "total"})
     EXPECT_TRUE(j["seconds"].contains(k)) << k;
+  // Asymmetric clip bounds: saved with their lower indices, replayed to the same bytes, and not
+  // the symmetric run's output.
+  QuantizeOptions a = options(f, "asym");
+  a.clip_opts.asymmetric = true;
+  a.save_search = (f.root / "search-asym.json").string();
+  quantize_model(a);
+  const auto sa = nlohmann::json::parse(read_text_file(a.save_search));
+  EXPECT_TRUE(sa["layers"][0]["clips"][0].contains("shrink_lo"));
+  EXPECT_FALSE(nlohmann::json::parse(read_text_file(o.save_search))["layers"][0]["clips"][0].contains(
+      "shrink_lo"));
+  EXPECT_NE(test::file_bytes(f.root / "asym" / "model.safetensors"),
+            test::file_bytes(f.root / "searched" / "model.safetensors"));
+  QuantizeOptions ar = options(f, "asym-replayed");
+  ar.calib_tokens = nullptr;
+  ar.load_search = a.save_search;
+  quantize_model(ar);
+  test::expect_same_dirs(f.root / "asym", f.root / "asym-replayed");
   // A search made with other quantizer settings is refused.
   r.spec.group_size = 32;
   r.out_dir = (f.root / "bad").string();

@@ -72,12 +72,12 @@ inline std::vector<float> random_inputs(int64_t t, int64_t in, uint32_t seed) {
   return x;
 }
 
-// The clip objective of one (row, group) for clip value m, directly:
-// sum_t (x_t . Q(clamp(w, -m, m)) - x_t . w)^2 over the group's columns, in double.
+// The clip objective of one (row, group) for the clamp interval [lo, hi], directly:
+// sum_t (x_t . Q(clamp(w, lo, hi)) - x_t . w)^2 over the group's columns, in double.
 inline double ref_clip_objective(const float* wg, int g, const float* x, int64_t t, int64_t ld,
-                                 float m, int bits, bool zero_point) {
+                                 float lo, float hi, int bits, bool zero_point) {
   std::vector<float> wc(static_cast<size_t>(g));
-  for (int j = 0; j < g; ++j) wc[size_t(j)] = std::min(std::max(wg[j], -m), m);
+  for (int j = 0; j < g; ++j) wc[size_t(j)] = std::min(std::max(wg[j], lo), hi);
   const RefGroup q = ref_quantize_group(wc.data(), g, bits, zero_point);
   double err = 0;
   for (int64_t i = 0; i < t; ++i) {
@@ -87,6 +87,12 @@ inline double ref_clip_objective(const float* wg, int g, const float* x, int64_t
     err += dot * dot;
   }
   return err;
+}
+
+// The same for the symmetric interval [-m, m].
+inline double ref_clip_objective(const float* wg, int g, const float* x, int64_t t, int64_t ld,
+                                 float m, int bits, bool zero_point) {
+  return ref_clip_objective(wg, g, x, t, ld, -m, m, bits, zero_point);
 }
 
 inline float shrink_factor(int i, int n_grid) {

@@ -1,0 +1,240 @@
+#include "quant/gptq.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "kernels/blas.h"
+#include "kernels/linalg.h"
+#include "quant/group_kernels.h"
+
+namespace awq {
+namespace {
+
+// Rows per task: a function of the shape only (never of the thread count), so every row meets
+// the same sequence of operations, BLAS calls included, whichever thread runs it.
+constexpr int64_t kRowChunk = 32;
+
+// The code of one weight, as quantize() computes it: clamp(round(w / s) + z, 0, maxq), round half
+// to even (the clamp to +-2^20 first cannot change a code).
+float code_of(float w, float s, float z, float maxq) {
+  const float y = std::clamp(w / s, -1048576.0f, 1048576.0f);
+  return std::clamp(std::nearbyint(y) + z, 0.0f, maxq);
+}
+
+// Scale and zero of the group of values p[0, n) (stride 1), as quantize() takes them.
+qk::GroupParams params_of(const double* p, int64_t n, const QuantSpec& spec) {
+  float mn = float(p[0]), mx = float(p[0]);
+  for (int64_t j = 1; j < n; ++j) {
+    mn = std::min(mn, float(p[j]));
+    mx = std::max(mx, float(p[j]));
+  }
+  return qk::group_params(mn, mx, spec.bits, spec.zero_point, spec.f16_scales);
+}
+
+}  // namespace
+
+std::vector<int64_t> gptq_order(const std::vector<double>& gram, int64_t in, bool act_order) {
+  std::vector<int64_t> perm(static_cast<size_t>(in));
+  std::iota(perm.begin(), perm.end(), int64_t(0));
+  if (act_order)
+    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
+      return gram[size_t(a * in + a)] > gram[size_t(b * in + b)];
+    });
+  return perm;
+}
+
+int gptq_block(int block, int group) {
+  block = std::max(block, 1);
+  if (group <= block) return group * (block / group);
+  return group % block == 0 ? block : group;
+}
+
+QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
+                              const std::vector<double>& gram, const QuantSpec& spec,
+                              const GptqOptions& opts, const std::string& tensor,
+                              GptqStats* stats) {
+  spec.validate(in, tensor);
+  AWQ_CHECK(out >= 0, "tensor '{}': GPTQ on {} rows", tensor, out);
+  AWQ_CHECK(int64_t(gram.size()) == in * in,
+            "tensor '{}': GPTQ needs the [{}, {}] Gram matrix of its inputs, got {} values", tensor,
+            in, in, gram.size());
+  AWQ_CHECK(opts.damp >= 0 && opts.damp <= 1 && std::isfinite(opts.damp),
+            "tensor '{}': --gptq-damp must be in [0, 1], got {}", tensor, opts.damp);
+  for (int64_t i = 0; i < out * in; ++i)
+    if (!std::isfinite(w[i]))
+      fail("tensor '{}': weight at (row {}, col {}) is {}", tensor, i / in, i % in, w[i]);
+  for (size_t i = 0; i < gram.size(); ++i)
+    if (!std::isfinite(gram[i]))
+      fail("tensor '{}': Gram matrix of the calibration inputs at ({}, {}) is {}", tensor,
+           int64_t(i) / in, int64_t(i) % in, gram[i]);
+
+  const int g = spec.group_for(in);
+  const int64_t ng = in / g;
+  const int block = gptq_block(opts.block, g);
+  const float maxq = float((1 << spec.bits) - 1);
+
+  // H in processing order, dead channels marked; then U with U^T U = (H + damp I)^-1.
+  const std::vector<int64_t> perm = gptq_order(gram, in, opts.act_order);
+  std::vector<uint8_t> dead(static_cast<size_t>(in), 0);
+  std::vector<double> h(static_cast<size_t>(in * in));
+  double mean_diag = 0;
+  GptqStats st;
+  for (int64_t i = 0; i < in; ++i) {
+    for (int64_t j = 0; j < in; ++j)
+      h[size_t(i * in + j)] = gram[size_t(perm[size_t(i)] * in + perm[size_t(j)])];
+    if (h[size_t(i * in + i)] == 0.0) {
+      dead[size_t(perm[size_t(i)])] = 1;
+      h[size_t(i * in + i)] = 1.0;
+      ++st.dead;
+    }
+    mean_diag += h[size_t(i * in + i)];
+  }
+  mean_diag = in > 0 ? mean_diag / double(in) : 0.0;
+  std::vector<double> u;
+  st.damp = opts.damp;
+  for (int attempt = 0;; ++attempt) {
+    u = h;
+    for (int64_t i = 0; i < in; ++i) u[size_t(i * in + i)] += st.damp * mean_diag;
+    if (kernels::inverse_cholesky_upper(u, in)) break;
+    AWQ_CHECK(attempt < 4 && st.damp < 1.0,
+              "tensor '{}': the calibration inputs' Gram matrix is not positive definite even "
+              "with damping {} of its mean diagonal (raise --gptq-damp)",
+              tensor, st.damp);
+    st.damp = st.damp > 0 ? std::min(1.0, st.damp * 10) : 1e-4;
+  }
+
+  QuantizedMatrix q;
+  q.out = out;
+  q.in = in;
+  q.spec = spec;
+  q.group = g;
+  q.codes.resize(size_t(out * in));
+  q.scales.resize(size_t(out * ng));
+  q.zeros.resize(size_t(out * ng));
+
+  const int64_t n_chunks = (out + kRowChunk - 1) / kRowChunk;
+  kernels::detail::blas_single_thread_once();
+  parallel_for(n_chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<double> wc, err;
+    std::vector<qk::GroupParams> gp;
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t r0 = c * kRowChunk, nr = std::min(kRowChunk, out - r0);
+      // The chunk's rows in processing order, dead channels zeroed.
+      wc.assign(size_t(nr * in), 0.0);
+      for (int64_t r = 0; r < nr; ++r)
+        for (int64_t i = 0; i < in; ++i) {
+          const int64_t col = perm[size_t(i)];
+          if (!dead[size_t(col)]) wc[size_t(r * in + i)] = double(w[(r0 + r) * in + col]);
+        }
+      // Static groups (act_order): every group's parameters from the unmodified weights, in
+      // the channels' own order.
+      gp.assign(size_t(nr * ng), qk::GroupParams{1.0f, 0.0f});
+      if (opts.act_order) {
+        std::vector<double> row(static_cast<size_t>(g));
+        for (int64_t r = 0; r < nr; ++r)
+          for (int64_t k = 0; k < ng; ++k) {
+            for (int64_t j = 0; j < g; ++j) {
+              const int64_t col = k * g + j;
+              row[size_t(j)] = dead[size_t(col)] ? 0.0 : double(w[(r0 + r) * in + col]);
+            }
+            gp[size_t(r * ng + k)] = params_of(row.data(), g, spec);
+          }
+      }
+      err.assign(size_t(nr * block), 0.0);
+      for (int64_t i1 = 0; i1 < in; i1 += block) {
+        const int64_t i2 = std::min(in, i1 + block), nb = i2 - i1;
+        for (int64_t i = i1; i < i2; ++i) {
+          const int64_t col = perm[size_t(i)], k = col / g;
+          const double d = u[size_t(i * in + i)];
+          const double* ui = u.data() + i * in;
+          for (int64_t r = 0; r < nr; ++r) {
+            double* wr = wc.data() + r * in;
+            qk::GroupParams& p = gp[size_t(r * ng + k)];
+            if (!opts.act_order && i % g == 0) p = params_of(wr + i, g, spec);
+            AWQ_CHECK(p.scale <= 65504.0f,
+                      "tensor '{}': row {} group {}: the scale exceeds the f16 range", tensor,
+                      r0 + r, k);
+            const float code = code_of(float(wr[i]), p.scale, p.zero, maxq);
+            q.codes[size_t((r0 + r) * in + col)] = uint8_t(int(code));
+            const double e = (wr[i] - double((code - p.zero) * p.scale)) / d;
+            err[size_t(r * block + (i - i1))] = e;
+            for (int64_t j = i + 1; j < i2; ++j) wr[j] -= e * ui[j];
+          }
+        }
+        // The rest of every row, once per block: W[:, i2:] -= E · U[i1:i2, i2:].
+        if (i2 < in)
+          cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nr), int(in - i2), int(nb),
+                      -1.0, err.data(), block, u.data() + i1 * in + i2, int(in), 1.0,
+                      wc.data() + i2, int(in));
+      }
+      for (int64_t r = 0; r < nr; ++r)
+        for (int64_t k = 0; k < ng; ++k) {
+          const qk::GroupParams& p = gp[size_t(r * ng + k)];
+          q.scales[size_t((r0 + r) * ng + k)] = p.scale;
+          q.zeros[size_t((r0 + r) * ng + k)] = uint8_t(int(p.zero));
+        }
+    }
+  });
+
+  if (stats) {
+    // Output error on the calibration inputs of plain rounding and of GPTQ, on every k-th row.
+    const int64_t stride = std::max<int64_t>(1, (out + kGptqLossRows - 1) / kGptqLossRows);
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < out; r += stride) rows.push_back(r);
+    st.rows = int64_t(rows.size());
+    std::vector<double> part(rows.size() * 2, 0.0);
+    parallel_for(int64_t(rows.size()), 1, [&](int64_t a, int64_t b) {
+      std::vector<double> d(static_cast<size_t>(in)), rtn(static_cast<size_t>(in));
+      for (int64_t ri = a; ri < b; ++ri) {
+        const int64_t r = rows[size_t(ri)];
+        const float* wr = w + r * in;
+        for (int pass = 0; pass < 2; ++pass) {
+          for (int64_t k = 0; k < ng; ++k) {
+            if (pass == 0) {  // plain rounding of the row with its own group ranges
+              float mn = wr[k * g], mx = wr[k * g];
+              for (int64_t j = 1; j < g; ++j) {
+                mn = std::min(mn, wr[k * g + j]);
+                mx = std::max(mx, wr[k * g + j]);
+              }
+              const qk::GroupParams p =
+                  qk::group_params(mn, mx, spec.bits, spec.zero_point, spec.f16_scales);
+              for (int64_t j = 0; j < g; ++j) {
+                const float c = code_of(wr[k * g + j], p.scale, p.zero, maxq);
+                d[size_t(k * g + j)] = double(wr[k * g + j]) - double((c - p.zero) * p.scale);
+              }
+            } else {
+              for (int64_t j = 0; j < g; ++j)
+                d[size_t(k * g + j)] = double(wr[k * g + j]) - double(q.dequant(r, k * g + j));
+            }
+          }
+          double s = 0;
+          for (int64_t i = 0; i < in; ++i) {
+            if (d[size_t(i)] == 0.0) continue;
+            double gi = 0;
+            const double* gr = gram.data() + i * in;
+            for (int64_t j = 0; j < in; ++j) gi += gr[j] * d[size_t(j)];
+            s += gi * d[size_t(i)];
+          }
+          part[size_t(ri * 2 + pass)] = s;
+        }
+      }
+    });
+    for (size_t i = 0; i < rows.size(); ++i) {
+      st.rtn_loss += part[i * 2];
+      st.loss += part[i * 2 + 1];
+    }
+    if (!rows.empty()) {
+      st.rtn_loss /= double(rows.size());
+      st.loss /= double(rows.size());
+    }
+    *stats = st;
+  }
+  return q;
+}
+
+}  // namespace awq
