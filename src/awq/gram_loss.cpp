@@ -13,10 +13,7 @@ namespace {
 constexpr int64_t kGramTokens = 2048;
 }  // namespace
 
-InputGram input_gram(const Mat& x) {
-  InputGram r;
-  r.in = x.cols;
-  r.tokens = x.rows;
+std::vector<double> input_gram_f64(const Mat& x) {
   const int64_t in = x.cols;
   std::vector<double> acc(size_t(in * in), 0.0);
   Mat xt, part;
@@ -31,6 +28,14 @@ InputGram input_gram(const Mat& x) {
     kernels::gemm_f32(xt.data.data(), in, xt.data.data(), in, n, nullptr, part.data.data());
     for (size_t i = 0; i < acc.size(); ++i) acc[i] += double(part.data[i]);
   }
+  return acc;
+}
+
+InputGram input_gram(const Mat& x) {
+  InputGram r;
+  r.in = x.cols;
+  r.tokens = x.rows;
+  const std::vector<double> acc = input_gram_f64(x);
   r.g.resize(acc.size());
   for (size_t i = 0; i < acc.size(); ++i) r.g[i] = float(acc[i]);
   return r;

@@ -24,6 +24,9 @@ struct InputGram {
 // panel sgemm on both cores is ~50x faster.
 InputGram input_gram(const Mat& x);
 
+// The same sums kept in double ([in, in], both triangles): GPTQ's Hessian (quant/gptq.h).
+std::vector<double> input_gram_f64(const Mat& x);
+
 // mean over tokens and rows of (x_t · d_o)^2 for d [out, in], from G (in double after the
 // product d · G).
 double gram_loss(const InputGram& g, const Mat& d);

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "awq/block_search.h"
+#include "awq/gptq_block.h"
 #include "awq/moe_search.h"
 #include "awq/resume.h"
 #include "awq/shard.h"
@@ -36,9 +37,31 @@ OutputFormat parse_output_format(const std::string& s) {
 }
 
 QuantMethod parse_method(const std::string& s) {
-  if (s == "awq") return QuantMethod::Awq;
-  if (s == "rtn") return QuantMethod::Rtn;
-  fail("--method {}: expected awq or rtn", s);
+  for (QuantMethod m : {QuantMethod::Awq, QuantMethod::Rtn, QuantMethod::Gptq, QuantMethod::AwqGptq})
+    if (s == method_name(m)) return m;
+  fail("--method {}: expected awq, rtn, gptq or awq-gptq", s);
+}
+
+const char* method_name(QuantMethod m) {
+  switch (m) {
+    case QuantMethod::Awq:
+      return "awq";
+    case QuantMethod::Rtn:
+      return "rtn";
+    case QuantMethod::Gptq:
+      return "gptq";
+    case QuantMethod::AwqGptq:
+      return "awq-gptq";
+  }
+  return "?";
+}
+
+bool uses_awq_scales(QuantMethod m) {
+  return m == QuantMethod::Awq || m == QuantMethod::AwqGptq;
+}
+
+bool uses_gptq(QuantMethod m) {
+  return m == QuantMethod::Gptq || m == QuantMethod::AwqGptq;
 }
 
 bool parse_propagate(const std::string& s) {
@@ -118,8 +141,9 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
             o.pad_intermediate);
   if (o.shard_count > 0) {
     AWQ_CHECK(o.method == QuantMethod::Awq && o.load_search.empty() && o.merge_shards.empty(),
-              "--shard splits an AWQ search; it cannot be combined with --method rtn, "
-              "--load-search or merge");
+              "--shard splits an AWQ search; it cannot be combined with --method {}, "
+              "--load-search or merge",
+              o.method == QuantMethod::Awq ? "rtn" : method_name(o.method));
     AWQ_CHECK(!o.propagate_quantized,
               "--shard with --propagate quantized: each block would need the quantized output "
               "of the one before, so the blocks cannot be searched apart; use --propagate fp");
@@ -130,11 +154,21 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
               o.shard_count, cfg.num_hidden_layers);
     AWQ_CHECK(o.save_search.empty(), "--save-search: a shard holds its search results itself");
   }
-  if (o.method == QuantMethod::Rtn) {
+  if (!uses_awq_scales(o.method)) {
     AWQ_CHECK(o.load_search.empty(),
-              "--load-search replays an AWQ search; it cannot be combined with --method rtn");
-    AWQ_CHECK(o.save_search.empty(), "--save-search: --method rtn searches nothing");
-  } else if (o.load_search.empty() && o.merge_shards.empty()) {
+              "--load-search replays an AWQ search; it cannot be combined with --method {}",
+              method_name(o.method));
+    AWQ_CHECK(o.save_search.empty(), "--save-search: --method {} searches no scales",
+              method_name(o.method));
+  }
+  if (uses_gptq(o.method)) {
+    AWQ_CHECK(!o.calib.empty() || o.calib_tokens,
+              "--calib is required for --method {}: GPTQ rounds with the calibration inputs' "
+              "Gram matrices (with --load-search too)",
+              method_name(o.method));
+    AWQ_CHECK(o.merge_shards.empty(), "awq merge replays AWQ searches; GPTQ needs a forward");
+    AWQ_CHECK(!o.no_quantize, "--no-quantize keeps the weights unrounded: nothing for GPTQ");
+  } else if (o.method == QuantMethod::Awq && o.load_search.empty() && o.merge_shards.empty()) {
     AWQ_CHECK(!o.calib.empty() || o.calib_tokens,
               "--calib is required for --method awq (or use --method rtn, "
               "or --load-search FILE)");
@@ -150,7 +184,7 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
   AWQ_CHECK(o.scale_grid >= 1 && o.scale_grid <= 1000, "--scale-grid {}: expected 1..1000",
             o.scale_grid);
   const int64_t seqlen = o.calib_tokens ? o.calib_tokens->seqlen : o.calib_seqlen;
-  if (o.method == QuantMethod::Awq && o.load_search.empty() && seqlen > cfg.max_position_embeddings)
+  if (o.method != QuantMethod::Rtn && o.load_search.empty() && seqlen > cfg.max_position_embeddings)
     warnings.push_back(
         fmt::format("--calib-seqlen {} exceeds the model's max_position_embeddings {}", seqlen,
                     cfg.max_position_embeddings));
@@ -330,10 +364,14 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
 
   const auto ck = Checkpoint::open(o.model_dir);
   check_tensors(ck, cfg, arch);
-  const bool awq = o.method == QuantMethod::Awq;
+  const bool awq = uses_awq_scales(o.method);
+  const bool gptq = uses_gptq(o.method);
   const bool merge = !o.merge_shards.empty();
   const bool replay = awq && (!o.load_search.empty() || merge);
   const bool search = awq && !replay;
+  // The calibration goes through the blocks (capturing each linear's inputs) for a search, and
+  // for GPTQ, whose rounding needs those inputs even when the scales are loaded.
+  const bool forward = search || gptq;
   const bool shard = search && o.shard_count > 0;
   // A shard searches the layers of its range after forwarding the calibration through those
   // before it; the rest of the model is another shard's.
@@ -341,7 +379,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
                                  : ShardRange{0, cfg.num_hidden_layers};
   const bool fake = o.format == OutputFormat::FakeQuant;
 
-  rep.method = awq ? "awq" : "rtn";
+  rep.method = method_name(o.method);
   rep.format = fake ? (o.no_quantize ? "fake-quant (no-quantize)" : "fake-quant") : "autoawq";
   rep.model_dir = o.model_dir;
   rep.out_dir = o.out_dir;
@@ -377,7 +415,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   Timer t_stage;
   CalibBlocks cb;
   int64_t n_seq = 0, T = 0;
-  if (search) {
+  if (forward) {
     std::vector<std::string> log;
     cb = o.calib_tokens ? *o.calib_tokens : calibrate(o, &log);
     for (const auto& l : log) fmt::print(stderr, "awq: {}\n", l);
@@ -404,7 +442,9 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   std::optional<ResumeStage> stage;
   int64_t kept = 0;
   Mat x;
-  if (search && !shard) {
+  // GPTQ's results are not kept: a resumed block would need its inputs, which only the last one
+  // has; an interrupted GPTQ run starts over.
+  if (search && !shard && !gptq) {
     stage.emplace(o.out_dir, fingerprint, header, arch, o.resume);
     for (const auto& m : stage->messages()) fmt::print(stderr, "awq: {}\n", m);
     kept = stage->kept_blocks();
@@ -417,7 +457,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
                 x.cols, n_seq * T, qcfg.hidden_size);
     }
     rep.resumed_blocks = kept;
-  } else if (search) {
+  } else if (forward) {
     x = embed_tokens(ck, cfg, arch, cb.tokens);
   }
   cb = CalibBlocks();  // the tokens are in X now
@@ -493,7 +533,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         pad_intermediate(w, qcfg.intermediate_size);
       BlockCapture cap;
       Mat x_next;
-      if (search && !resumed) {
+      if (forward && !resumed) {
         step("capture");
         block_forward(qcfg, w, x, n_seq, T, x_next, forward_only ? nullptr : &cap);
       }
@@ -529,7 +569,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
                                             o.moe_min_tokens, o.clip_tokens);
         }
         rep.times.clip_search += t_stage.seconds();
-        cap = BlockCapture();  // the activations are no longer needed
+        if (!gptq) cap = BlockCapture();  // the activations are no longer needed
         if (shard) {
           write_block_file(staged.tmp().string(), br);
           x = std::move(x_next);
@@ -539,12 +579,14 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       } else if (replay || resumed) {
         t_stage.reset();
         br = resumed ? stage->block(layer) : loaded[size_t(layer)];
-        apply_block_scales(arch, layer, w, nullptr, br.groups);
+        // GPTQ rounds with the inputs the scaled weights read: scale the capture too.
+        BlockCapture* scaled = gptq && !resumed ? &cap : nullptr;
+        apply_block_scales(arch, layer, w, scaled, br.groups);
         AWQ_CHECK(w.is_moe() || br.moe_groups.empty(),
                   "{}: layer {} is dense but the search has "
                   "MoE groups",
                   resumed ? stage->dir() : (merge ? "the shards" : o.load_search), layer);
-        if (w.is_moe()) apply_moe_scales(layer, w, nullptr, br.moe_groups);
+        if (w.is_moe()) apply_moe_scales(layer, w, scaled, br.moe_groups);
         if (!o.clip) {
           br.clips.clear();
           br.moe_clips.clear();
@@ -558,7 +600,12 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       if (!br.moe_clips.empty())
         apply_moe_clips(layer, w, br.moe_clips, o.spec, o.clip_opts.n_grid);
       std::vector<QuantizedMatrix> q, qmoe;
-      if (!o.no_quantize) {
+      if (!o.no_quantize && gptq) {
+        step("gptq");
+        Timer t_gptq;
+        q = gptq_block(arch, layer, w, cap, o.spec, o.gptq, br.gptq);
+        rep.times.gptq += t_gptq.seconds();
+      } else if (!o.no_quantize) {
         for (LinearRole r : kAllLinearRoles) {
           const Linear& l = w[r];
           if (l.out == 0) {  // a sparse layer's dense feed-forward roles: nothing to quantize
@@ -568,6 +615,8 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
           q.push_back(
               quantize(l.w.data.data(), l.out, l.in, o.spec, arch.stored_linear_name(layer, r)));
         }
+      }
+      if (!o.no_quantize) {
         if (w.is_moe()) {
           const std::vector<const Linear*> ls = expert_linears(w);
           qmoe.resize(ls.size());
@@ -581,7 +630,8 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
           });
         }
       }
-      if (search && !resumed && o.propagate_quantized) {
+      cap = BlockCapture();
+      if (forward && !resumed && o.propagate_quantized) {
         const BlockWeights wq = output_weights(w, q, fake, float_dtype, arch.norm_offset());
         block_forward(qcfg, wq, x, n_seq, T, x_next);
       }
@@ -591,12 +641,14 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       t_stage.reset();
       writer->add_block(layer, w, q, qmoe);
       rep.times.write += t_stage.seconds();
-      if (search && !resumed) {
+      if (forward && !resumed) {
         x = std::move(x_next);
-        const bool last = layer + 1 == cfg.num_hidden_layers;
-        stage->keep_block(br, last ? nullptr : &x);
-        kept_now = layer + 1;
-        kill_point(fmt::format("kept:{}", layer));
+        if (stage) {
+          const bool last = layer + 1 == cfg.num_hidden_layers;
+          stage->keep_block(br, last ? nullptr : &x);
+          kept_now = layer + 1;
+          kill_point(fmt::format("kept:{}", layer));
+        }
       }
       rep.blocks.push_back(std::move(br));
     }

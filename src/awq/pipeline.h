@@ -17,11 +17,15 @@
 #include "awq/report.h"
 #include "awq/scales.h"
 #include "quant/clip_search.h"
+#include "quant/gptq.h"
 #include "quant/quant_spec.h"
 
 namespace awq {
 
-enum class QuantMethod { Awq, Rtn };
+// awq: AWQ's scales and clipping, then round to nearest. rtn: round to nearest only. gptq: GPTQ's
+// error-compensating rounding (quant/gptq.h) of the original weights. awq-gptq: AWQ's scales and
+// clipping, then GPTQ's rounding of the scaled weights with the scaled inputs' Gram matrices.
+enum class QuantMethod { Awq, Rtn, Gptq, AwqGptq };
 enum class OutputFormat { AutoAwq, FakeQuant };
 
 struct QuantizeOptions {
@@ -35,7 +39,10 @@ struct QuantizeOptions {
   // the weights that are written), or plainly as Q(W·s)/s like AutoAWQ and llm-awq (false). See
   // ScaleSearchOptions::clip_aware. Without clipping the two are the same.
   bool clip_aware_search = true;
-  ClipOptions clip_opts;
+  // Clipping candidates: asymmetric bounds by default (each side of a group shrunk on its own;
+  // with --symmetric quantization they fall back to AutoAWQ's symmetric ones).
+  ClipOptions clip_opts = {20, 0.5f, true};
+  GptqOptions gptq;  // --method gptq / awq-gptq
   // Tokens the clip search samples (strided); <= 0 (default): all of them where groups are at most
   // 1024 wide, 512 (the reference's number) for wider ones. See ScaleSearchOptions::clip_tokens.
   int64_t clip_tokens = 0;
@@ -87,9 +94,13 @@ QuantizeReport quantize_model(const QuantizeOptions& opts);
 // opts.groups_on. An unknown name (or one in both lists) is an awq::Error listing the groups.
 std::vector<std::string> skipped_groups(const Architecture& arch, const QuantizeOptions& opts);
 
-// Parses "autoawq" / "fake-quant", "awq" / "rtn", "fp" / "quantized".
+// Parses "autoawq" / "fake-quant", "awq" / "rtn" / "gptq" / "awq-gptq", "fp" / "quantized".
 OutputFormat parse_output_format(const std::string& s);
 QuantMethod parse_method(const std::string& s);
+const char* method_name(QuantMethod m);
+// Methods that search AWQ scales, and those that round with GPTQ.
+bool uses_awq_scales(QuantMethod m);
+bool uses_gptq(QuantMethod m);
 bool parse_propagate(const std::string& s);  // true for "quantized"
 
 }  // namespace awq

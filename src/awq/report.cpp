@@ -19,6 +19,12 @@ const ClipResult* clip_of(const BlockResult& b, LinearRole r) {
   return nullptr;
 }
 
+const GptqLinearResult* gptq_of(const BlockResult& b, LinearRole r) {
+  for (const auto& g : b.gptq)
+    if (g.role == r && g.expert == kNoExpert) return &g;
+  return nullptr;
+}
+
 }  // namespace
 
 nlohmann::ordered_json QuantizeReport::to_json() const {
@@ -51,6 +57,7 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
                   {"scale_search", times.scale_search},
                   {"clip_search", times.clip_search},
                   {"quantize", times.quantize},
+                  {"gptq", times.gptq},
                   {"write", times.write},
                   {"total", times.total}};
   j["scale_search_gflop"] = search_flops / 1e9;
@@ -89,6 +96,13 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
         e["clip_mean_shrink"] = c->mean_shrink;
         e["clip_fraction"] = c->frac_clipped;
       }
+      if (const GptqLinearResult* g = gptq_of(b, r)) {
+        e["gptq_rtn_loss"] = g->rtn_loss;
+        e["gptq_loss"] = g->loss;
+        e["gptq_loss_vs_rtn"] = g->rtn_loss > 0 ? g->loss / g->rtn_loss : 1.0;
+        e["gptq_damp"] = g->damp;
+        e["gptq_dead_inputs"] = g->dead;
+      }
       linears.push_back(std::move(e));
     }
     l["linears"] = std::move(linears);
@@ -104,10 +118,10 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
 std::string QuantizeReport::format_table() const {
   std::string s;
   bool searched = false;  // RTN has nothing to tabulate
-  for (const auto& b : blocks) searched |= !b.groups.empty() || !b.clips.empty();
+  for (const auto& b : blocks) searched |= !b.groups.empty() || !b.clips.empty() || !b.gptq.empty();
   if (searched) {
-    s += fmt::format("{:>5} {:<10} {:<12} {:<14} {:>9} {:>11} {:>9}\n", "layer", "linear", "group",
-                     "scale", "loss/RTN", "clip shrink", "clipped");
+    s += fmt::format("{:>5} {:<10} {:<12} {:<14} {:>9} {:>11} {:>9} {:>9}\n", "layer", "linear",
+                     "group", "scale", "loss/RTN", "clip shrink", "clipped", "GPTQ/RTN");
     for (const auto& b : blocks) {
       for (LinearRole r : kAllLinearRoles) {
         const GroupResult* g = group_of(b, r);
@@ -123,8 +137,11 @@ std::string QuantizeReport::format_table() const {
           shrink = fmt::format("{:.4f}", c->mean_shrink);
           frac = fmt::format("{:.1f}%", 100 * c->frac_clipped);
         }
-        s += fmt::format("{:>5} {:<10} {:<12} {:<14} {:>9} {:>11} {:>9}\n", b.layer,
-                         linear_role_name(r), group, scale, rel, shrink, frac);
+        const GptqLinearResult* q = gptq_of(b, r);
+        const std::string gq =
+            q && q->rtn_loss > 0 ? fmt::format("{:.4f}", q->loss / q->rtn_loss) : "-";
+        s += fmt::format("{:>5} {:<10} {:<12} {:<14} {:>9} {:>11} {:>9} {:>9}\n", b.layer,
+                         linear_role_name(r), group, scale, rel, shrink, frac, gq);
       }
     }
   }
@@ -133,10 +150,9 @@ std::string QuantizeReport::format_table() const {
                      resumed_blocks - 1);
   s += fmt::format(
       "time: calib {:.2f}s  capture {:.2f}s  scale search {:.2f}s  clip search {:.2f}s  quantize "
-      "{:.2f}s  "
-      "write {:.2f}s  total {:.2f}s\n",
+      "{:.2f}s{}  write {:.2f}s  total {:.2f}s\n",
       times.calib, times.capture, times.scale_search, times.clip_search, times.quantize,
-      times.write, times.total);
+      times.gptq > 0 ? fmt::format(" (GPTQ {:.2f}s)", times.gptq) : "", times.write, times.total);
   if (search_flops > 0)
     s += fmt::format(
         "scale search: {:.1f} GFLOP at {:.1f} GFLOP/s (sgemm 1024^3 on this machine: {:.1f} "

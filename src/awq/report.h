@@ -15,6 +15,7 @@ namespace awq {
 struct StageTimes {
   double calib = 0, capture = 0, scale_search = 0, clip_search = 0, quantize = 0, write = 0,
          total = 0;
+  double gptq = 0;  // of quantize: GPTQ's Gram matrices, factorizations and rounding
 };
 
 struct QuantizeReport {

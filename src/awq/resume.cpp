@@ -21,7 +21,7 @@ using json = nlohmann::ordered_json;
 
 // A new field of QuantizeOptions must be added to resume_fingerprint (if it changes the output)
 // or named there as not mattering; this trips when the struct changes so that nobody forgets.
-static_assert(sizeof(QuantizeOptions) == 432,
+static_assert(sizeof(QuantizeOptions) == 448,
               "QuantizeOptions changed: update resume_fingerprint, then this size");
 
 namespace {
@@ -180,7 +180,9 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
   // --save-search, --threads, progress and verbosity (they change no output byte), --no-resume,
   // and --shard / the merged shards (every shard of one command has the same fingerprint; a shard
   // keeps no resume stage).
-  f["--method"] = o.method == QuantMethod::Awq ? "awq" : "rtn";
+  f["--method"] = method_name(o.method);
+  f["--gptq-damp"] = o.gptq.damp;
+  f["--act-order"] = o.gptq.act_order;
   f["--format"] = o.format == OutputFormat::AutoAwq ? "autoawq" : "fake-quant";
   f["--no-quantize"] = o.no_quantize;
   f["--bits"] = o.spec.bits;
@@ -197,7 +199,7 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
   f["--scale-loss"] = o.clip_aware_search ? "clipped" : "plain";
   f["clip grid"] = o.clip_opts.n_grid;
   f["clip max shrink"] = o.clip_opts.max_shrink;
-  f["--clip-bounds"] = o.clip_opts.asymmetric ? "asymmetric" : "symmetric";
+  f["--clip-bounds"] = clip_asymmetric(o.clip_opts, o.spec) ? "asymmetric" : "symmetric";
   f["--clip-tokens"] = o.clip_tokens;
   f["--moe-min-tokens"] = o.moe_min_tokens;
   f["--calib-samples"] = o.calib_samples;

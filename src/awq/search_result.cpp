@@ -97,6 +97,20 @@ json block_to_json(const BlockResult& b, bool full) {
   }
   l["clips"] = std::move(clips);
   if (full && !b.expert_tokens.empty()) l["expert_tokens"] = b.expert_tokens;
+  if (full && !b.gptq.empty()) {
+    json g = json::array();
+    for (const auto& r : b.gptq) {
+      json e;
+      e["linear"] = linear_role_name(r.role);
+      if (r.expert != kNoExpert) e["expert"] = expert_json(r.expert);
+      e["rtn_loss"] = r.rtn_loss;
+      e["loss"] = r.loss;
+      e["damp"] = r.damp;
+      e["dead"] = r.dead;
+      g.push_back(std::move(e));
+    }
+    l["gptq"] = std::move(g);
+  }
   return l;
 }
 

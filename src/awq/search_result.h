@@ -46,6 +46,17 @@ struct ClipResult {
   double frac_clipped = 0.0;  // fraction of groups with an index > 0
 };
 
+// GPTQ's rounding of one linear (quant/gptq.h; --method gptq / awq-gptq): its output error on the
+// calibration inputs, (w - q) G (w - q)^T averaged over sampled rows, with plain rounding and
+// with GPTQ. Reported, not needed to replay a search.
+struct GptqLinearResult {
+  LinearRole role = LinearRole::Q;
+  int expert = kNoExpert;
+  double rtn_loss = 0, loss = 0;
+  double damp = 0;   // damping used, as a fraction of the mean diagonal
+  int64_t dead = 0;  // input channels that never fired
+};
+
 struct BlockResult {
   int64_t layer = 0;
   std::vector<GroupResult> groups;
@@ -55,6 +66,7 @@ struct BlockResult {
   std::vector<GroupResult> moe_groups;
   std::vector<ClipResult> moe_clips;
   std::vector<int64_t> expert_tokens;
+  std::vector<GptqLinearResult> gptq;
 };
 
 struct SearchHeader {

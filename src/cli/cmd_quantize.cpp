@@ -69,7 +69,7 @@ struct QuantizeArgs {
   std::string scale_dtype = "auto";
   std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq",
               scale_loss = "clipped";
-  std::string clip_bounds = "symmetric";
+  std::string clip_bounds = "asymmetric";
   bool symmetric = false, no_clip = false, no_resume = false, mpi = false;
   int64_t shuffle = -1;
   std::string shard;
@@ -87,8 +87,16 @@ Registration reg([](CLI::App& app) {
       "--calib", a->opt.calib,
       "Calibration text: FILE, DIR or FILE.jsonl[:field]; documents split on <|endoftext|>, "
       "blank lines or JSON lines");
-  sub->add_option("--method", a->method, "awq | rtn (round-to-nearest baseline)")
-      ->check(CLI::IsMember({"awq", "rtn"}));
+  sub->add_option("--method", a->method,
+                  "awq (default) | rtn (round-to-nearest baseline) | gptq (GPTQ's "
+                  "error-compensating rounding) | awq-gptq (AWQ's scales and clipping, then GPTQ)")
+      ->check(CLI::IsMember({"awq", "rtn", "gptq", "awq-gptq"}));
+  sub->add_option("--gptq-damp", a->opt.gptq.damp,
+                  "GPTQ: fraction of the mean Hessian diagonal added to it (default 0.01)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_flag("--act-order", a->opt.gptq.act_order,
+                "GPTQ: quantize input channels in order of decreasing activation energy, with "
+                "static groups (so the AutoAWQ layout, which has no g_idx, holds the result)");
   sub->add_option("--bits", a->opt.spec.bits, "Weight bits, 2..8 (default 4)");
   sub->add_option(
       "--group-size", a->opt.spec.group_size,
@@ -123,8 +131,8 @@ Registration reg([](CLI::App& app) {
                   "(repeatable)");
   sub->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
   sub->add_option("--clip-bounds", a->clip_bounds,
-                  "Clipping candidates: symmetric (default: ±max|w|·f, as AutoAWQ) | asymmetric "
-                  "(each side of a group shrunk on its own, [min·f, max·f']; with a zero point)")
+                  "Clipping candidates: asymmetric (default: each side of a group shrunk on its "
+                  "own, [min·f, max·f']; with a zero point) | symmetric (±max|w|·f, as AutoAWQ)")
       ->check(CLI::IsMember({"symmetric", "asymmetric"}));
   sub->add_option("--clip-tokens", a->opt.clip_tokens,
                   "Calibration tokens the clipping search samples, every k-th (default 0: all of "
@@ -188,9 +196,9 @@ Registration reg([](CLI::App& app) {
         a->scale_dtype == "f16" || (a->scale_dtype == "auto" && o.format == OutputFormat::AutoAwq);
     o.clip = !a->no_clip;
     o.clip_aware_search = a->scale_loss == "clipped";
+    // With --symmetric the quantizer's range is symmetric anyway: the candidates fall back to
+    // symmetric ones (clip_asymmetric()).
     o.clip_opts.asymmetric = a->clip_bounds == "asymmetric";
-    AWQ_CHECK(!(o.clip_opts.asymmetric && a->symmetric),
-              "--clip-bounds asymmetric needs a zero point: drop --symmetric or the option");
     if (a->shuffle >= 0) o.shuffle_seed = uint64_t(a->shuffle);
     o.resume = !a->no_resume;
     if (!a->shard.empty()) std::tie(o.shard_index, o.shard_count) = parse_shard(a->shard);

@@ -1,0 +1,25 @@
+// GPTQ for every linear of one decoder block (quant/gptq.h), from the block's captured inputs.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "awq/search_result.h"
+#include "model/architecture.h"
+#include "model/block.h"
+#include "quant/gptq.h"
+#include "quant/quantized_matrix.h"
+
+namespace awq {
+
+// The block's linears rounded by GPTQ, in kAllLinearRoles order (an empty matrix for a sparse
+// layer's dense feed-forward roles). Each linear's Hessian is the Gram matrix of the input it
+// reads in `cap` (already divided by the AWQ scales when those were folded): one per distinct
+// input, built once in double and shared by the linears that read it (q, k, v; gate and up). The
+// weights are w's as they stand (scaled and clipped for awq-gptq). Appends one record per linear
+// to `stats`.
+std::vector<QuantizedMatrix> gptq_block(const Architecture& arch, int64_t layer,
+                                        const BlockWeights& w, const BlockCapture& cap,
+                                        const QuantSpec& spec, const GptqOptions& opts,
+                                        std::vector<GptqLinearResult>& stats);
+
+}  // namespace awq
