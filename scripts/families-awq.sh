@@ -27,7 +27,7 @@ for p in "${presets[@]}"; do
   [ -d "$m" ] || "$awq" synth --shape "$p" --layers 2 --vocab 4096 --dtype bf16 --outliers "${OUTLIERS:-8:20}" \
     --mlp-outliers "${MLP_OUTLIERS:-${OUTLIERS:-8:20}}" --post-norm-gain 16 \
     --out "$m" >/dev/null
-  q=(--group-size 128 --calib "$data/text/tinystories-train-head.txt" --calib-samples 16 \
+  q=(--group-size 128 --calib "$data/text/tinystories-train-head.txt" --calib-long skip --calib-samples 16 \
     --calib-seqlen 256)
   "$awq" quantize --model "$m" --method rtn --out "$m-rtn" --group-size 128 >/dev/null
   start=$(date +%s.%N)

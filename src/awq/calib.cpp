@@ -127,6 +127,21 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// 20517 -> "20,517": calibration counts run to millions of tokens.
+std::string thousands(int64_t v) {
+  std::string digits = std::to_string(v < 0 ? -v : v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return v < 0 ? "-" + out : out;
+}
+
+// "1 document", "2 documents".
+std::string count(int64_t n, std::string_view noun) {
+  return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
+}
+
 }  // namespace
 
 std::vector<std::string> split_documents(const std::string& text, DocSplit how,
@@ -175,33 +190,104 @@ std::vector<std::string> load_calib_documents(const std::string& spec) {
   return docs;
 }
 
+CalibLong parse_calib_long(const std::string& s) {
+  if (s == "split") return CalibLong::Split;
+  if (s == "skip") return CalibLong::Skip;
+  if (s == "truncate") return CalibLong::Truncate;
+  fail("--calib-long {}: expected split, skip or truncate", s);
+}
+
+const char* calib_long_name(CalibLong m) {
+  switch (m) {
+    case CalibLong::Split:
+      return "split";
+    case CalibLong::Skip:
+      return "skip";
+    case CalibLong::Truncate:
+      return "truncate";
+  }
+  return "?";
+}
+
 CalibBlocks build_calib_blocks(size_t n_docs,
                                const std::function<std::vector<int32_t>(size_t)>& encode,
-                               int64_t n_samples, int64_t seqlen, const std::string& source) {
+                               int64_t n_samples, int64_t seqlen, CalibLong long_docs,
+                               const std::string& source) {
   AWQ_CHECK(seqlen > 0, "--calib-seqlen must be positive (got {})", seqlen);
   AWQ_CHECK(n_samples > 0, "--calib-samples must be positive (got {})", n_samples);
   CalibBlocks c;
   c.seqlen = seqlen;
-  for (size_t i = 0; i < n_docs && c.docs_taken < n_samples; ++i) {
-    std::vector<int32_t> t = encode(i);
+  c.long_docs = long_docs;
+  const auto take = [&](const std::vector<int32_t>& t, int64_t begin, int64_t end) {
+    c.tokens.insert(c.tokens.end(), t.begin() + begin, t.begin() + end);
+    ++c.samples;
+  };
+  for (size_t i = 0; i < n_docs && c.samples < n_samples; ++i) {
+    const std::vector<int32_t> t = encode(i);
     if (t.empty()) continue;
-    if (int64_t(t.size()) > seqlen) {  // the reference skips, it does not truncate
-      ++c.docs_too_long;
+    const int64_t len = int64_t(t.size());
+    c.tokens_read += len;
+    if (len <= seqlen) {
+      take(t, 0, len);
+      ++c.docs_taken;
       continue;
     }
-    c.tokens.insert(c.tokens.end(), t.begin(), t.end());
-    ++c.docs_taken;
+    ++c.docs_too_long;
+    switch (long_docs) {
+      case CalibLong::Skip:  // the reference skips, it does not truncate
+        break;
+      case CalibLong::Truncate:
+        take(t, 0, seqlen);
+        ++c.docs_taken;
+        break;
+      case CalibLong::Split:
+        // Consecutive pieces, the document's tokens in order (only the first starts with BOS),
+        // each a sample. The last piece, shorter than seqlen, is kept: it is what a short document
+        // is, and a short document is always taken. Like any sample it joins the stream, so it
+        // fills a block together with whatever follows, or ends up in the dropped tail.
+        ++c.docs_taken;
+        for (int64_t b = 0; b < len && c.samples < n_samples; b += seqlen) {
+          take(t, b, std::min(b + seqlen, len));
+          ++c.pieces;
+        }
+        break;
+    }
   }
   c.tokens_total = int64_t(c.tokens.size());
   c.n_blocks = c.tokens_total / seqlen;
-  AWQ_CHECK(
-      c.n_blocks > 0,
-      "{}: not enough calibration text: {} usable documents ({} skipped as longer than {} tokens) "
-      "give {} tokens, fewer than one block of {} (use more text or a smaller --calib-seqlen)",
-      source, c.docs_taken, c.docs_too_long, seqlen, c.tokens_total, seqlen);
+  // Split and Truncate take at least seqlen tokens of a long document, so only short ones (or
+  // skipped long ones) can leave the stream short of a block.
+  AWQ_CHECK(c.n_blocks > 0,
+            "{}: not enough calibration text: {}{} give {} tokens, fewer than one block of {} (use "
+            "more text or a smaller --calib-seqlen{})",
+            source, count(c.docs_taken, "usable document"),
+            c.docs_too_long > 0
+                ? fmt::format(" ({} skipped as longer than {} tokens)", c.docs_too_long, seqlen)
+                : "",
+            c.tokens_total, seqlen,
+            c.docs_too_long > 0 ? ", or --calib-long split to use the long documents" : "");
   c.tokens_dropped = c.tokens_total - c.n_blocks * seqlen;
   c.tokens.resize(size_t(c.n_blocks * seqlen));
   return c;
+}
+
+std::string describe_calibration(const CalibBlocks& c) {
+  std::string long_docs;
+  switch (c.long_docs) {
+    case CalibLong::Split:
+      long_docs = fmt::format("{} longer than {} tokens split into {}", c.docs_too_long, c.seqlen,
+                              count(c.pieces, "piece"));
+      break;
+    case CalibLong::Skip:
+      long_docs = fmt::format("{} skipped as longer than {} tokens", c.docs_too_long, c.seqlen);
+      break;
+    case CalibLong::Truncate:
+      long_docs = fmt::format("{} longer than {} tokens truncated to their first {}",
+                              c.docs_too_long, c.seqlen, c.seqlen);
+      break;
+  }
+  return fmt::format("{} ({}), {} tokens used of {} read", count(c.docs_taken, "document"),
+                     long_docs, thousands(c.n_blocks * c.seqlen), thousands(c.tokens_read));
 }
 
 std::vector<size_t> document_order(size_t n_docs, std::optional<uint64_t> shuffle_seed) {

@@ -320,7 +320,7 @@ CalibBlocks calibrate(const QuantizeOptions& o, std::vector<std::string>* log) {
     log->push_back("note: the tokenizer adds no BOS token; documents are concatenated without one");
   return build_calib_blocks(
       docs.size(), [&](size_t i) { return tok.encode(docs[order[i]], true); }, o.calib_samples,
-      o.calib_seqlen, o.calib);
+      o.calib_seqlen, o.calib_long, o.calib);
 }
 
 }  // namespace
@@ -423,15 +423,14 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
     T = cb.seqlen;
     rep.calib_blocks = cb.n_blocks;
     rep.calib_seqlen = cb.seqlen;
+    rep.calib_long = calib_long_name(cb.long_docs);
     rep.calib_docs = cb.docs_taken;
     rep.calib_docs_too_long = cb.docs_too_long;
+    rep.calib_pieces = cb.pieces;
+    rep.calib_tokens_read = cb.tokens_read;
     rep.calib_tokens_dropped = cb.tokens_dropped;
     if (!o.quiet)
-      fmt::print(
-          "calibration: {} documents ({} skipped as longer than {} tokens) -> {} blocks of {} "
-          "tokens "
-          "({} tokens dropped)\n",
-          cb.docs_taken, cb.docs_too_long, T, n_seq, T, cb.tokens_dropped);
+      fmt::print("calibration: {} -> {} blocks of {} tokens\n", describe_calibration(cb), n_seq, T);
   }
 
   // The resume stage (a search only: that is where the hours go) and X, the activations entering

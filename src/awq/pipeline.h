@@ -64,6 +64,8 @@ struct QuantizeOptions {
   // plain RTN).
   int64_t moe_min_tokens = 16;
   int64_t calib_samples = 128, calib_seqlen = 512;
+  // A document longer than calib_seqlen: split (default), skip (AutoAWQ) or truncate (calib.h).
+  CalibLong calib_long = CalibLong::Split;
   std::optional<uint64_t> shuffle_seed;
   bool propagate_quantized = false;
   OutputFormat format = OutputFormat::AutoAwq;

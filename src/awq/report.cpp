@@ -47,10 +47,16 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
   j["scale_loss"] = scale_loss;
   j["threads"] = threads;
   j["resumed_blocks"] = resumed_blocks;
+  // tokens_dropped is the tail that did not fill a block (as before --calib-long existed); the
+  // tokens read but not used also count skipped documents and what split or truncate left.
   j["calibration"] = {{"blocks", calib_blocks},
                       {"seqlen", calib_seqlen},
+                      {"long_documents", calib_long},
                       {"documents", calib_docs},
                       {"documents_too_long", calib_docs_too_long},
+                      {"pieces", calib_pieces},
+                      {"tokens_read", calib_tokens_read},
+                      {"tokens_used", calib_blocks * calib_seqlen},
                       {"tokens_dropped", calib_tokens_dropped}};
   j["seconds"] = {{"calib", times.calib},
                   {"capture", times.capture},

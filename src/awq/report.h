@@ -31,9 +31,10 @@ struct QuantizeReport {
   int64_t n_layers = 0;
   // Blocks taken from the resume stage of an interrupted run (resume.h), not searched again.
   int64_t resumed_blocks = 0;
-  // Calibration.
+  // Calibration (CalibBlocks): documents longer than the block were handled as calib_long says.
+  std::string calib_long;
   int64_t calib_blocks = 0, calib_seqlen = 0, calib_docs = 0, calib_docs_too_long = 0,
-          calib_tokens_dropped = 0;
+          calib_pieces = 0, calib_tokens_read = 0, calib_tokens_dropped = 0;
   std::vector<BlockResult> blocks;
   StageTimes times;
   double search_flops = 0;   // of the inspected forwards

@@ -21,7 +21,7 @@ using json = nlohmann::ordered_json;
 
 // A new field of QuantizeOptions must be added to resume_fingerprint (if it changes the output)
 // or named there as not mattering; this trips when the struct changes so that nobody forgets.
-static_assert(sizeof(QuantizeOptions) == 448,
+static_assert(sizeof(QuantizeOptions) == 456,
               "QuantizeOptions changed: update resume_fingerprint, then this size");
 
 namespace {
@@ -204,6 +204,7 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
   f["--moe-min-tokens"] = o.moe_min_tokens;
   f["--calib-samples"] = o.calib_samples;
   f["--calib-seqlen"] = o.calib_seqlen;
+  f["--calib-long"] = calib_long_name(o.calib_long);
   f["--shuffle"] = o.shuffle_seed ? json(*o.shuffle_seed) : json("off");
   f["--propagate"] = o.propagate_quantized ? "quantized" : "fp";
   f["--pad-intermediate"] = o.pad_intermediate;

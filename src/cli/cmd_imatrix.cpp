@@ -16,7 +16,7 @@ namespace awq::cli {
 namespace {
 
 struct ImatrixArgs {
-  std::string model, calib, out;
+  std::string model, calib, out, calib_long = "split";
   int64_t samples = 128, seqlen = 512, shuffle = -1;
   int threads = 0;
 };
@@ -32,7 +32,7 @@ void run(const ImatrixArgs& a) {
       docs.size(), a.shuffle >= 0 ? std::optional<uint64_t>(uint64_t(a.shuffle)) : std::nullopt);
   const CalibBlocks cb = build_calib_blocks(
       docs.size(), [&](size_t i) { return tok.encode(docs[order[i]], true); }, a.samples, a.seqlen,
-      a.calib);
+      parse_calib_long(a.calib_long), a.calib);
   std::vector<std::vector<int32_t>> chunks(static_cast<size_t>(cb.n_blocks));
   for (int64_t b = 0; b < cb.n_blocks; ++b)
     chunks[size_t(b)].assign(cb.tokens.begin() + b * cb.seqlen,
@@ -42,7 +42,7 @@ void run(const ImatrixArgs& a) {
                                                  [&](int64_t i) { prog.update(i + 1, "chunk"); });
   prog.finish();
   gguf::write_imatrix(a.out, im);
-  fmt::print("calibration  {}: {} documents, {} chunks of {} tokens\n", a.calib, cb.docs_taken,
+  fmt::print("calibration  {}: {} -> {} chunks of {} tokens\n", a.calib, describe_calibration(cb),
              cb.n_blocks, cb.seqlen);
   fmt::print("wrote {} ({} entries, {:.2f} s)\n", a.out, im.entries.size(), t.seconds());
 }
@@ -55,8 +55,13 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--calib", a->calib, "Calibration text: FILE, DIR or FILE.jsonl[:field]")
       ->required();
   sub->add_option("--out", a->out, "Output .dat file (written atomically)")->required();
-  sub->add_option("--calib-samples", a->samples, "Documents to take (default 128)");
+  sub->add_option("--calib-samples", a->samples,
+                  "Documents to take, each piece of a split one counted (default 128)");
   sub->add_option("--calib-seqlen", a->seqlen, "Tokens per chunk (default 512)");
+  sub->add_option("--calib-long", a->calib_long,
+                  "A document longer than --calib-seqlen: split (default) | skip | truncate, as "
+                  "for awq quantize")
+      ->check(CLI::IsMember({"split", "skip", "truncate"}));
   sub->add_option("--shuffle", a->shuffle, "Take documents in a random order with this seed");
   add_threads_option(sub, &a->threads);
   set_run(sub, [a] { run(*a); });

@@ -68,7 +68,7 @@ struct QuantizeArgs {
   QuantizeOptions opt;
   std::string scale_dtype = "auto";
   std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq",
-              scale_loss = "clipped";
+              scale_loss = "clipped", calib_long = "split";
   std::string clip_bounds = "asymmetric";
   bool symmetric = false, no_clip = false, no_resume = false, mpi = false;
   int64_t shuffle = -1;
@@ -145,9 +145,15 @@ Registration reg([](CLI::App& app) {
          "How scale candidates are scored: clipped (default: Q(clip(W·s))/s, the weights that are "
          "written) | plain (Q(W·s)/s, exactly AutoAWQ / llm-awq)")
       ->check(CLI::IsMember({"clipped", "plain"}));
-  sub->add_option("--calib-samples", a->opt.calib_samples, "Documents to take (default 128)");
+  sub->add_option("--calib-samples", a->opt.calib_samples,
+                  "Documents to take, each piece of a split one counted (default 128)");
   sub->add_option("--calib-seqlen", a->opt.calib_seqlen,
                   "Tokens per calibration block (default 512)");
+  sub->add_option("--calib-long", a->calib_long,
+                  "A document longer than --calib-seqlen: split (default: consecutive pieces of "
+                  "that length, each counted as a sample) | skip (AutoAWQ, llm-awq) | truncate "
+                  "(its first --calib-seqlen tokens, llm-compressor)")
+      ->check(CLI::IsMember({"split", "skip", "truncate"}));
   sub->add_option("--shuffle", a->shuffle,
                   "Take documents in a random order with this seed (default: file order)");
   sub->add_option("--propagate", a->propagate,
@@ -190,6 +196,7 @@ Registration reg([](CLI::App& app) {
     o.method = parse_method(a->method);
     o.scale_mode = parse_scale_mode(a->scale_mode);
     o.propagate_quantized = parse_propagate(a->propagate);
+    o.calib_long = parse_calib_long(a->calib_long);
     o.format = parse_output_format(a->format);
     o.spec.zero_point = !a->symmetric;
     o.spec.f16_scales =

@@ -17,9 +17,17 @@ std::vector<int32_t> toy_encode(const std::string& s) {
   return t;
 }
 
-CalibBlocks build(const std::vector<std::string>& docs, int64_t n, int64_t T) {
+// Skip unless told: the tests written before --calib-long pin AutoAWQ's behaviour.
+CalibBlocks build(const std::vector<std::string>& docs, int64_t n, int64_t T,
+                  CalibLong long_docs = CalibLong::Skip) {
   return build_calib_blocks(
-      docs.size(), [&](size_t i) { return toy_encode(docs[i]); }, n, T, "test");
+      docs.size(), [&](size_t i) { return toy_encode(docs[i]); }, n, T, long_docs, "test");
+}
+
+std::vector<int32_t> concat(std::initializer_list<std::vector<int32_t>> parts) {
+  std::vector<int32_t> v;
+  for (const auto& p : parts) v.insert(v.end(), p.begin(), p.end());
+  return v;
 }
 
 TEST(Calib, BosPerDocumentConcatenatedTailDropped) {
@@ -56,10 +64,119 @@ TEST(Calib, TooLittleTextIsAClearError) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find("not enough calibration text"), std::string::npos) << m;
-    EXPECT_NE(m.find("1 skipped"), std::string::npos) << m;
+    EXPECT_NE(m.find("test: not enough calibration text: 1 usable document (1 skipped as longer "
+                     "than 8 tokens) give 3 tokens, fewer than one block of 8 (use more text or a "
+                     "smaller --calib-seqlen, or --calib-long split to use the long documents)"),
+              std::string::npos)
+        << m;
   }
   EXPECT_THROW(build({}, 128, 8), Error);
+  // The same text split: the long document alone fills a block.
+  EXPECT_EQ(build({"ab", "toolongdocument"}, 128, 8, CalibLong::Split).n_blocks, 2);
+  // Truly too little, whatever the mode: no long document to blame, no --calib-long advice.
+  for (CalibLong mode : {CalibLong::Split, CalibLong::Skip, CalibLong::Truncate}) {
+    try {
+      build({"ab", "cd"}, 128, 8, mode);
+      FAIL() << "expected an error for " << calib_long_name(mode);
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "test: not enough calibration text: 2 usable documents give 6 tokens, fewer than "
+                "one block of 8 (use more text or a smaller --calib-seqlen)");
+    }
+  }
+}
+
+// A document longer than the block (T = 4): "ABCDEFGHIJKLM" is 14 tokens with BOS, between a
+// short one before (4 tokens) and one after (3).
+const std::vector<std::string> kWithLong{"abc", "ABCDEFGHIJKLM", "xy"};
+
+TEST(Calib, LongSkipIsAutoAwq) {
+  const auto c = build(kWithLong, 128, 4, CalibLong::Skip);
+  EXPECT_EQ(c.docs_taken, 2);
+  EXPECT_EQ(c.docs_too_long, 1);
+  EXPECT_EQ(c.samples, 2);
+  EXPECT_EQ(c.pieces, 0);
+  EXPECT_EQ(c.tokens_read, 21);
+  EXPECT_EQ(c.tokens_total, 7);
+  EXPECT_EQ(c.n_blocks, 1);
+  EXPECT_EQ(c.tokens_dropped, 3);
+  EXPECT_EQ(c.tokens, toy_encode("abc"));
+  EXPECT_EQ(describe_calibration(c),
+            "2 documents (1 skipped as longer than 4 tokens), 4 tokens used of 21 read");
+}
+
+TEST(Calib, LongSplitTakesEveryTokenInOrder) {
+  const auto c = build(kWithLong, 128, 4, CalibLong::Split);
+  // Pieces [1 A B C] [D E F G] [H I J K] [L M]: the last, short, is kept as a short document is.
+  EXPECT_EQ(c.docs_taken, 3);
+  EXPECT_EQ(c.docs_too_long, 1);
+  EXPECT_EQ(c.pieces, 4);
+  EXPECT_EQ(c.samples, 6);
+  EXPECT_EQ(c.tokens_read, 21);
+  EXPECT_EQ(c.tokens_total, 21);
+  EXPECT_EQ(c.n_blocks, 5);
+  EXPECT_EQ(c.tokens_dropped, 1);
+  // The stream is the three documents in order, no token added or lost but the tail ("y").
+  std::vector<int32_t> want = concat({toy_encode("abc"), toy_encode("ABCDEFGHIJKLM"), {1, 'x'}});
+  EXPECT_EQ(c.tokens, want);
+  EXPECT_EQ(describe_calibration(c),
+            "3 documents (1 longer than 4 tokens split into 4 pieces), 20 tokens used of 21 read");
+}
+
+TEST(Calib, LongTruncateKeepsTheFirstBlockOfTokens) {
+  const auto c = build(kWithLong, 128, 4, CalibLong::Truncate);
+  EXPECT_EQ(c.docs_taken, 3);
+  EXPECT_EQ(c.docs_too_long, 1);
+  EXPECT_EQ(c.samples, 3);
+  EXPECT_EQ(c.tokens_read, 21);
+  EXPECT_EQ(c.tokens_total, 11);
+  EXPECT_EQ(c.n_blocks, 2);
+  EXPECT_EQ(c.tokens_dropped, 3);
+  EXPECT_EQ(c.tokens, concat({toy_encode("abc"), {1, 'A', 'B', 'C'}}));
+  EXPECT_EQ(describe_calibration(c),
+            "3 documents (1 longer than 4 tokens truncated to their first "
+            "4), 8 tokens used of 21 read");
+}
+
+TEST(Calib, ShortDocumentsAreTheSameInEveryMode) {
+  const std::vector<std::string> docs{"abc", "de", "fghi", "j"};
+  const auto skip = build(docs, 3, 5, CalibLong::Skip);
+  for (CalibLong mode : {CalibLong::Split, CalibLong::Truncate}) {
+    const auto c = build(docs, 3, 5, mode);
+    EXPECT_EQ(c.tokens, skip.tokens) << calib_long_name(mode);
+    EXPECT_EQ(c.docs_taken, 3);
+    EXPECT_EQ(c.samples, 3);
+    EXPECT_EQ(c.tokens_dropped, skip.tokens_dropped);
+  }
+}
+
+TEST(Calib, SplitPiecesCountAsSamples) {
+  // n_samples bounds the tokens in every mode: 3 pieces of the 14-token document, the rest of it
+  // read but not used, and the next document never read.
+  const auto c = build({"ABCDEFGHIJKLM", "xy"}, 3, 4, CalibLong::Split);
+  EXPECT_EQ(c.docs_taken, 1);
+  EXPECT_EQ(c.pieces, 3);
+  EXPECT_EQ(c.samples, 3);
+  EXPECT_EQ(c.tokens_read, 14);
+  EXPECT_EQ(c.n_blocks, 3);
+  EXPECT_EQ(c.tokens_dropped, 0);
+  EXPECT_EQ(c.tokens,
+            (std::vector<int32_t>{1, 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K'}));
+  // A whole number of blocks leaves no empty last piece.
+  const auto even = build({"ABCDEFG"}, 128, 4, CalibLong::Split);
+  EXPECT_EQ(even.pieces, 2);
+  EXPECT_EQ(even.n_blocks, 2);
+  EXPECT_EQ(even.tokens_dropped, 0);
+}
+
+TEST(Calib, SummaryGroupsThousandsAndNamesTheMode) {
+  const auto c = build({std::string(2099, 'a')}, 128, 1000, CalibLong::Split);
+  EXPECT_EQ(describe_calibration(c),
+            "1 document (1 longer than 1000 tokens split into 3 pieces), 2,000 tokens used of "
+            "2,100 read");
+  EXPECT_EQ(parse_calib_long("truncate"), CalibLong::Truncate);
+  EXPECT_EQ(std::string(calib_long_name(parse_calib_long("skip"))), "skip");
+  EXPECT_THROW(parse_calib_long("chop"), Error);
 }
 
 TEST(Calib, SplitEndOfTextStripsAndDropsEmpty) {

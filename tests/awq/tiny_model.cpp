@@ -213,7 +213,8 @@ CalibBlocks random_calib(int64_t n_blocks, int64_t T, int64_t vocab, uint64_t se
   for (int64_t i = 0; i < n_blocks * T; ++i)
     c.tokens[size_t(i)] = (i % T == 0) ? 1 : int32_t(rng.next() % uint64_t(vocab));
   c.docs_taken = n_blocks;
-  c.tokens_total = n_blocks * T;
+  c.samples = n_blocks;
+  c.tokens_read = c.tokens_total = n_blocks * T;
   return c;
 }
 
