@@ -1,10 +1,14 @@
 #include "awq/gptq_block.h"
 
-#include <map>
+#include <fmt/format.h>
+
+#include <string>
 
 #include "awq/block_search.h"
 #include "awq/gram_loss.h"
+#include "awq/moe_search.h"
 #include "base/interrupt.h"
+#include "quant/quantize.h"
 
 namespace awq {
 
@@ -39,6 +43,48 @@ std::vector<QuantizedMatrix> gptq_block(const Architecture& arch, int64_t layer,
     res.damp = st.damp;
     res.dead = st.dead;
     stats.push_back(res);
+  }
+  return q;
+}
+
+std::vector<QuantizedMatrix> gptq_experts(const ModelConfig& cfg, const Architecture& arch,
+                                          int64_t layer, const BlockWeights& w,
+                                          const BlockCapture& cap, const QuantSpec& spec,
+                                          const GptqOptions& opts, int64_t min_tokens,
+                                          std::vector<GptqLinearResult>& stats) {
+  std::vector<QuantizedMatrix> q;
+  for (int e : experts_of(w)) {
+    ExpertInputs in;
+    expert_inputs(cfg, w, cap, e, min_tokens, in);
+    std::vector<double> gram_gate_up;
+    for (LinearRole r : {LinearRole::Gate, LinearRole::Up, LinearRole::Down}) {
+      throw_if_interrupted();
+      const Linear& l = moe_linear(w, e, r);
+      const Mat& x = r == LinearRole::Down ? *in.down : *in.gate_up;
+      const std::string name =
+          fmt::format("layer {} {} {}", layer, e == kSharedExpert ? "shared expert" : "expert",
+                      e == kSharedExpert ? std::string() : std::to_string(e)) +
+          " " + linear_role_name(r);
+      if (x.rows == 0) {
+        q.push_back(quantize(l.w.data.data(), l.out, l.in, spec, name));
+        continue;
+      }
+      std::vector<double> down_gram;
+      if (r != LinearRole::Down && gram_gate_up.empty()) gram_gate_up = input_gram_f64(x);
+      if (r == LinearRole::Down) down_gram = input_gram_f64(x);
+      GptqStats st;
+      q.push_back(gptq_quantize(l.w.data.data(), l.out, l.in,
+                                r == LinearRole::Down ? down_gram : gram_gate_up, spec, opts, name,
+                                &st));
+      GptqLinearResult res;
+      res.role = r;
+      res.expert = e;
+      res.rtn_loss = st.rtn_loss;
+      res.loss = st.loss;
+      res.damp = st.damp;
+      res.dead = st.dead;
+      stats.push_back(res);
+    }
   }
   return q;
 }

@@ -22,4 +22,14 @@ std::vector<QuantizedMatrix> gptq_block(const Architecture& arch, int64_t layer,
                                         const QuantSpec& spec, const GptqOptions& opts,
                                         std::vector<GptqLinearResult>& stats);
 
+// The experts of sparse block w (then its shared expert) rounded by GPTQ, in the pipeline's
+// expert_linears order (gate, up, down of each), each on the inputs the MoE search calibrates it
+// with (moe_search.h, expert_inputs: routed rows, or every row under min_tokens). An expert with
+// no calibration row at all (min_tokens 0) is rounded to nearest.
+std::vector<QuantizedMatrix> gptq_experts(const ModelConfig& cfg, const Architecture& arch,
+                                          int64_t layer, const BlockWeights& w,
+                                          const BlockCapture& cap, const QuantSpec& spec,
+                                          const GptqOptions& opts, int64_t min_tokens,
+                                          std::vector<GptqLinearResult>& stats);
+
 }  // namespace awq

@@ -44,6 +44,13 @@ std::vector<int64_t> expert_token_counts(const BlockCapture& cap, int64_t n_expe
   return n;
 }
 
+std::vector<int> experts_of(const BlockWeights& w) {
+  std::vector<int> v;
+  for (size_t e = 0; e < w.moe.experts.size(); ++e) v.push_back(int(e));
+  if (w.moe.shared.present()) v.push_back(kSharedExpert);
+  return v;
+}
+
 namespace {
 
 std::string expert_name(const Architecture& arch, int64_t layer, int expert, LinearRole r) {
@@ -52,13 +59,6 @@ std::string expert_name(const Architecture& arch, int64_t layer, int expert, Lin
 }
 
 // The feed-forwards a sparse block calibrates: every routed expert, then the shared one.
-std::vector<int> experts_of(const BlockWeights& w) {
-  std::vector<int> v;
-  for (size_t e = 0; e < w.moe.experts.size(); ++e) v.push_back(int(e));
-  if (w.moe.shared.present()) v.push_back(kSharedExpert);
-  return v;
-}
-
 const FfnWeights& ffn_of(const BlockWeights& w, int expert) {
   return expert == kSharedExpert ? w.moe.shared : w.moe.experts[size_t(expert)];
 }
@@ -133,6 +133,14 @@ ScaleSearchResult search_linear_scales(const Linear& l, const Mat& x, const MoeS
 }
 
 }  // namespace
+
+void expert_inputs(const ModelConfig& cfg, const BlockWeights& w, const BlockCapture& cap,
+                   int expert, int64_t min_tokens, ExpertInputs& in) {
+  const bool own_rows = expert != kSharedExpert && routed_enough(cap, expert, min_tokens);
+  if (own_rows) in.gate_up_own = gather_rows(cap.mlp_in, cap.moe.tokens[size_t(expert)]);
+  in.gate_up = own_rows ? &in.gate_up_own : &cap.mlp_in;
+  in.down = &down_input(cfg, w, cap, expert, min_tokens, in.down_own);
+}
 
 std::vector<GroupResult> search_moe_scales(const ModelConfig& cfg, const Architecture& arch,
                                            int64_t layer, const BlockWeights& w,
@@ -330,12 +338,10 @@ std::vector<ClipResult> search_moe_clips(const ModelConfig& cfg, const Architect
     throw_if_interrupted();
     // gate/up: the MoE input rows routed to the expert (all rows for the shared expert and for
     // experts under min_tokens); down: its down input.
-    Mat routed;
-    const bool own_rows = e != kSharedExpert && routed_enough(cap, e, min_tokens);
-    if (own_rows) routed = gather_rows(cap.mlp_in, cap.moe.tokens[size_t(e)]);
-    const Mat& xg = own_rows ? routed : cap.mlp_in;
-    Mat own_down;
-    const Mat& xd = down_input(cfg, w, cap, e, min_tokens, own_down);
+    ExpertInputs in;
+    expert_inputs(cfg, w, cap, e, min_tokens, in);
+    const Mat& xg = *in.gate_up;
+    const Mat& xd = *in.down;
     if (xg.rows == 0 || xd.rows == 0) continue;  // no calibration rows: plain rounding
     Mat sg, sd;
     const Mat& xgs = sample_rows(xg, clip_sample_tokens(clip_tokens, spec.group_for(xg.cols)), sg);

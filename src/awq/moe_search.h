@@ -52,6 +52,20 @@ std::vector<ClipResult> search_moe_clips(const ModelConfig& cfg, const Architect
 void apply_moe_clips(int64_t layer, BlockWeights& w, std::vector<ClipResult>& clips,
                      const QuantSpec& spec, int n_grid);
 
+// The calibration inputs of expert e (or kSharedExpert) as the MoE search and clip search use
+// them: gate/up read the MoE input rows routed to it (every row for the shared expert and for
+// experts under min_tokens), down its down input (recomputed on every row through the current
+// gate/up for experts under min_tokens). The pointers address `cap` or the owned copies.
+struct ExpertInputs {
+  Mat gate_up_own, down_own;
+  const Mat* gate_up = nullptr;
+  const Mat* down = nullptr;
+};
+void expert_inputs(const ModelConfig& cfg, const BlockWeights& w, const BlockCapture& cap,
+                   int expert, int64_t min_tokens, ExpertInputs& in);
+// The experts of sparse block w in storage order, then kSharedExpert if it has one.
+std::vector<int> experts_of(const BlockWeights& w);
+
 // The linear of a sparse block that a group or clip addresses (expert e or kSharedExpert; role
 // Gate, Up or Down).
 Linear& moe_linear(BlockWeights& w, int expert, LinearRole role);

@@ -37,7 +37,8 @@ OutputFormat parse_output_format(const std::string& s) {
 }
 
 QuantMethod parse_method(const std::string& s) {
-  for (QuantMethod m : {QuantMethod::Awq, QuantMethod::Rtn, QuantMethod::Gptq, QuantMethod::AwqGptq})
+  for (QuantMethod m :
+       {QuantMethod::Awq, QuantMethod::Rtn, QuantMethod::Gptq, QuantMethod::AwqGptq})
     if (s == method_name(m)) return m;
   fail("--method {}: expected awq, rtn, gptq or awq-gptq", s);
 }
@@ -615,7 +616,11 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
               quantize(l.w.data.data(), l.out, l.in, o.spec, arch.stored_linear_name(layer, r)));
         }
       }
-      if (!o.no_quantize) {
+      if (!o.no_quantize && gptq && w.is_moe()) {
+        Timer t_gptq;
+        qmoe = gptq_experts(qcfg, arch, layer, w, cap, o.spec, o.gptq, o.moe_min_tokens, br.gptq);
+        rep.times.gptq += t_gptq.seconds();
+      } else if (!o.no_quantize) {
         if (w.is_moe()) {
           const std::vector<const Linear*> ls = expert_linears(w);
           qmoe.resize(ls.size());

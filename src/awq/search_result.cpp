@@ -160,8 +160,8 @@ BlockResult block_from_json(const json& l, const SearchHeader& h, const Architec
       std::vector<uint8_t> index(digits.size());
       for (size_t i = 0; i < digits.size(); ++i) {
         const int v = from_digit36(digits[i]);
-        AWQ_CHECK(v >= 0 && v < h.clip_grid, "{}: layer {} {}: bad '{}' digit '{}'", path,
-                  b.layer, linear_role_name(c.role), key, digits[i]);
+        AWQ_CHECK(v >= 0 && v < h.clip_grid, "{}: layer {} {}: bad '{}' digit '{}'", path, b.layer,
+                  linear_role_name(c.role), key, digits[i]);
         index[i] = uint8_t(v);
       }
       return index;

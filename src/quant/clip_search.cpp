@@ -164,11 +164,11 @@ ClipChoice search_clip(const float* w, int64_t out, int64_t in, const ClipInputs
             "tensor '{}': clip inputs are for width {} in groups of {}, the weight is [{}, {}] in "
             "groups of {}",
             tensor, inputs.in, inputs.group, out, in, spec.group_for(in));
-  AWQ_CHECK(opts.n_grid >= 1 && opts.n_grid <= 36 && opts.max_shrink >= 0.0f &&
-                opts.max_shrink <= 1.0f,
-            "tensor '{}': clip search needs n_grid in [1, 36] and max_shrink in [0, 1], got {} "
-            "and {}",
-            tensor, opts.n_grid, opts.max_shrink);
+  AWQ_CHECK(
+      opts.n_grid >= 1 && opts.n_grid <= 36 && opts.max_shrink >= 0.0f && opts.max_shrink <= 1.0f,
+      "tensor '{}': clip search needs n_grid in [1, 36] and max_shrink in [0, 1], got {} "
+      "and {}",
+      tensor, opts.n_grid, opts.max_shrink);
   if (const int64_t i = first_nonfinite(w, out * in); i >= 0)
     fail("tensor '{}': weight at (row {}, col {}) is {}", tensor, i / in, i % in, w[i]);
 

@@ -181,8 +181,9 @@ TEST(Pipeline, LoadSearchReproducesTheSavedRun) {
   quantize_model(a);
   const auto sa = nlohmann::json::parse(read_text_file(a.save_search));
   EXPECT_TRUE(sa["layers"][0]["clips"][0].contains("shrink_lo"));
-  EXPECT_FALSE(nlohmann::json::parse(read_text_file(o.save_search))["layers"][0]["clips"][0].contains(
-      "shrink_lo"));
+  EXPECT_FALSE(
+      nlohmann::json::parse(read_text_file(o.save_search))["layers"][0]["clips"][0].contains(
+          "shrink_lo"));
   EXPECT_TRUE(test::file_bytes(f.root / "asym" / "model.safetensors") !=
               test::file_bytes(f.root / "searched" / "model.safetensors"));
   QuantizeOptions ar = options(f, "asym-replayed");

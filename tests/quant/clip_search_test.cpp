@@ -75,8 +75,8 @@ void check_against_brute_force(const Case& c, uint32_t seed) {
       for (int lo = 0; lo < n_lo; ++lo) {
         for (int hi = 0; hi < 10; ++hi) {
           const auto [a, b] = bounds_of(wg, g, c.asymmetric ? lo : -1, hi);
-          err.push_back(ref_clip_objective(wg, g, x.data() + k * g, c.t, c.in, a, b, c.bits,
-                                           c.zero_point));
+          err.push_back(
+              ref_clip_objective(wg, g, x.data() + k * g, c.t, c.in, a, b, c.bits, c.zero_point));
           if (hi == ch.hi[i] && (!c.asymmetric || lo == ch.lo[i])) chosen = int(err.size()) - 1;
           if (err.back() < err[size_t(best)]) best = int(err.size()) - 1;
         }
@@ -234,8 +234,8 @@ TEST(ClipSearch, AsymmetricClipsTheOutlyingSideAlone) {
   for (float& v : w) v = 0.1f * normal(rng);
   for (float& v : x) v = normal(rng);
   for (int64_t o = 0; o < out; ++o) {
-    w[size_t(o * in + 5)] = 3.0f;    // idle channel: clipping it is free
-    w[size_t(o * in + 9)] = -2.9f;   // busy channel: clipping it costs
+    w[size_t(o * in + 5)] = 3.0f;   // idle channel: clipping it is free
+    w[size_t(o * in + 9)] = -2.9f;  // busy channel: clipping it costs
   }
   for (int64_t i = 0; i < t; ++i) {
     x[size_t(i * in + 5)] = 0.0f;
@@ -247,8 +247,8 @@ TEST(ClipSearch, AsymmetricClipsTheOutlyingSideAlone) {
   const ClipChoice a = search_clip(w.data(), out, in, x.data(), t, spec, asym);
   const ClipChoice s = search_clip(w.data(), out, in, x.data(), t, spec);
   for (int64_t o = 0; o < out; ++o) {
-    EXPECT_GT(a.hi[size_t(o)], 0) << "row " << o;   // the idle +3 side shrinks
-    EXPECT_EQ(a.lo[size_t(o)], 0) << "row " << o;   // the busy -2.9 side does not
+    EXPECT_GT(a.hi[size_t(o)], 0) << "row " << o;  // the idle +3 side shrinks
+    EXPECT_EQ(a.lo[size_t(o)], 0) << "row " << o;  // the busy -2.9 side does not
     const float* wo = w.data() + o * in;
     const auto [alo, ahi] = bounds_of(wo, 128, a.lo[size_t(o)], a.hi[size_t(o)]);
     const auto [slo, shi] = bounds_of(wo, 128, -1, s.hi[size_t(o)]);
@@ -341,9 +341,9 @@ TEST(ClipSearch, ApplyClipClampsEachGroup) {
   w = {-4, 1, 2, -0.5f, 4, -4, 0.1f, 8};
   apply_clip(w.data(), 2, 4, ClipChoice{{3, 0}, {2, 1}}, -1, 4);
   EXPECT_EQ(w, (std::vector<float>{-2, 0.5f, 0.5f, -0.5f, 4, -3, 0.1f, 8}));
-  EXPECT_THROW(apply_clip(w.data(), 2, 4, ClipChoice{{1}, {}}, 2, 4), Error);         // too few
-  EXPECT_THROW(apply_clip(w.data(), 2, 4, ClipChoice{{1, 4}, {}}, -1, 4), Error);     // off grid
-  EXPECT_THROW(apply_clip(w.data(), 2, 4, ClipChoice{{1, 1}, {0}}, -1, 4), Error);    // lo size
+  EXPECT_THROW(apply_clip(w.data(), 2, 4, ClipChoice{{1}, {}}, 2, 4), Error);       // too few
+  EXPECT_THROW(apply_clip(w.data(), 2, 4, ClipChoice{{1, 4}, {}}, -1, 4), Error);   // off grid
+  EXPECT_THROW(apply_clip(w.data(), 2, 4, ClipChoice{{1, 1}, {0}}, -1, 4), Error);  // lo size
 }
 
 // After apply_clip, quantizing uses the clamped range: what the search evaluated.

@@ -100,8 +100,8 @@ float ref_code(float w, float s, float z, int bits) {
 }
 
 QuantizedMatrix reference_gptq(const std::vector<float>& w, int64_t out, int64_t in,
-                               const std::vector<double>& gram, const QuantSpec& spec,
-                               double damp, bool act_order) {
+                               const std::vector<double>& gram, const QuantSpec& spec, double damp,
+                               bool act_order) {
   const int g = spec.group_for(in);
   const int64_t ng = in / g;
   std::vector<int64_t> perm(static_cast<size_t>(in));
@@ -189,8 +189,8 @@ struct Case {
   int64_t out, in, t;
   QuantSpec spec;
   bool act_order = false;
-  int dead = 0;             // input channels that never fire
-  bool collinear = false;   // pairs of nearly equal channels and scales over 1e-3 .. 1e3
+  int dead = 0;            // input channels that never fire
+  bool collinear = false;  // pairs of nearly equal channels and scales over 1e-3 .. 1e3
 };
 
 std::vector<float> case_inputs(const Case& c, uint32_t seed) {
@@ -253,8 +253,8 @@ TEST(Gptq, IllConditionedAndDeadChannels) {
   // Fewer tokens than channels: G is singular and only the damping makes H invertible.
   check_against_reference({"rank-deficient", 24, 128, 60, QuantSpec{4, 32, true}}, 11);
   check_against_reference({"dead channels", 24, 128, 300, QuantSpec{4, 32, true}, false, 5}, 12);
-  check_against_reference(
-      {"near-collinear", 24, 128, 300, QuantSpec{4, 64, true}, false, 0, true}, 13);
+  check_against_reference({"near-collinear", 24, 128, 300, QuantSpec{4, 64, true}, false, 0, true},
+                          13);
 }
 
 TEST(Gptq, ActOrderWithStaticGroups) {
