@@ -23,7 +23,7 @@ trap 'rm -rf "$work"' EXIT
 [[ -f "$data/models/stories260K/stories260K.bin" ]] || { echo "shared data not found under $data" >&2; exit 1; }
 
 calib="$data/text/tinystories-train-head.txt"
-text="$data/text/tinystories-valid-a.txt"
+text="${TEXT:-$data/text/tinystories-valid-a.txt}"  # TEXT=FILE: evaluate on another text
 
 "$awq" convert llama2c --model "$data/models/stories260K/stories260K.bin" \
   --tokenizer "$data/models/stories260K/tok512.bin" --out "$work/fp" >/dev/null

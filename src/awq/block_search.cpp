@@ -458,6 +458,10 @@ void apply_linear_clip(Linear& l, ClipResult& c, const QuantSpec& spec, int n_gr
             "{}: clip table is [{}, {}], the weight needs [{}, {}]", name, c.out, c.n_groups, l.out,
             ng);
   apply_clip(l.w.data.data(), l.out, l.in, c.choice, int(g), n_grid, name);
+  fill_clip_stats(c, n_grid);
+}
+
+void fill_clip_stats(ClipResult& c, int n_grid) {
   double shrink_sum = 0;
   int64_t clipped = 0, sides = 0;
   for (const std::vector<uint8_t>* side : {&c.choice.hi, &c.choice.lo}) {

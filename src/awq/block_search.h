@@ -80,6 +80,8 @@ std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t lay
 // on the group's current weights); fills the clip statistics of `clips`.
 void apply_block_clips(BlockWeights& w, std::vector<ClipResult>& clips, const QuantSpec& spec,
                        int n_grid);
+// The statistics of a clip table (mean shrink, fraction of groups clipped) without applying it.
+void fill_clip_stats(ClipResult& c, int n_grid);
 
 // Building blocks the MoE search (moe_search.h) shares with the dense one.
 // A Linear that reads another's f32 weight without copying it.

@@ -11,10 +11,21 @@
 #include "quant/quantize.h"
 
 namespace awq {
+namespace {
+
+// The clip choice of (expert, role) in `clips`, as GPTQ takes it.
+GptqClip clip_for(const std::vector<ClipResult>& clips, int expert, LinearRole role, int n_grid) {
+  for (const ClipResult& c : clips)
+    if (c.role == role && c.expert == expert) return GptqClip{&c.choice, n_grid};
+  return {};
+}
+
+}  // namespace
 
 std::vector<QuantizedMatrix> gptq_block(const Architecture& arch, int64_t layer,
                                         const BlockWeights& w, const BlockCapture& cap,
                                         const QuantSpec& spec, const GptqOptions& opts,
+                                        const std::vector<ClipResult>& clips, int clip_grid,
                                         std::vector<GptqLinearResult>& stats) {
   std::vector<QuantizedMatrix> q;
   // One Gram matrix at a time (the widest, down_proj's, is intermediate^2 doubles): the roles
@@ -35,7 +46,8 @@ std::vector<QuantizedMatrix> gptq_block(const Architecture& arch, int64_t layer,
     }
     GptqStats st;
     q.push_back(gptq_quantize(l.w.data.data(), l.out, l.in, gram, spec, opts,
-                              arch.stored_linear_name(layer, r), &st));
+                              arch.stored_linear_name(layer, r), &st,
+                              clip_for(clips, kNoExpert, r, clip_grid)));
     GptqLinearResult res;
     res.role = r;
     res.rtn_loss = st.rtn_loss;
@@ -51,6 +63,7 @@ std::vector<QuantizedMatrix> gptq_experts(const ModelConfig& cfg, const Architec
                                           int64_t layer, const BlockWeights& w,
                                           const BlockCapture& cap, const QuantSpec& spec,
                                           const GptqOptions& opts, int64_t min_tokens,
+                                          const std::vector<ClipResult>& clips, int clip_grid,
                                           std::vector<GptqLinearResult>& stats) {
   std::vector<QuantizedMatrix> q;
   for (int e : experts_of(w)) {
@@ -65,7 +78,8 @@ std::vector<QuantizedMatrix> gptq_experts(const ModelConfig& cfg, const Architec
           fmt::format("layer {} {} {}", layer, e == kSharedExpert ? "shared expert" : "expert",
                       e == kSharedExpert ? std::string() : std::to_string(e)) +
           " " + linear_role_name(r);
-      if (x.rows == 0) {
+      const GptqClip clip = clip_for(clips, e, r, clip_grid);
+      if (x.rows == 0) {  // no clip search either (it skips such experts)
         q.push_back(quantize(l.w.data.data(), l.out, l.in, spec, name));
         continue;
       }
@@ -75,7 +89,7 @@ std::vector<QuantizedMatrix> gptq_experts(const ModelConfig& cfg, const Architec
       GptqStats st;
       q.push_back(gptq_quantize(l.w.data.data(), l.out, l.in,
                                 r == LinearRole::Down ? down_gram : gram_gate_up, spec, opts, name,
-                                &st));
+                                &st, clip));
       GptqLinearResult res;
       res.role = r;
       res.expert = e;

@@ -15,11 +15,13 @@ namespace awq {
 // layer's dense feed-forward roles). Each linear's Hessian is the Gram matrix of the input it
 // reads in `cap` (already divided by the AWQ scales when those were folded): one per distinct
 // input, built once in double and shared by the linears that read it (q, k, v; gate and up). The
-// weights are w's as they stand (scaled and clipped for awq-gptq). Appends one record per linear
-// to `stats`.
+// weights are w's as they stand (scaled for awq-gptq); a linear with an entry in `clips` (role;
+// expert for gptq_experts) takes its groups' ranges from it (GptqClip) instead of being clipped
+// first. Appends one record per linear to `stats`.
 std::vector<QuantizedMatrix> gptq_block(const Architecture& arch, int64_t layer,
                                         const BlockWeights& w, const BlockCapture& cap,
                                         const QuantSpec& spec, const GptqOptions& opts,
+                                        const std::vector<ClipResult>& clips, int clip_grid,
                                         std::vector<GptqLinearResult>& stats);
 
 // The experts of sparse block w (then its shared expert) rounded by GPTQ, in the pipeline's
@@ -30,6 +32,7 @@ std::vector<QuantizedMatrix> gptq_experts(const ModelConfig& cfg, const Architec
                                           int64_t layer, const BlockWeights& w,
                                           const BlockCapture& cap, const QuantSpec& spec,
                                           const GptqOptions& opts, int64_t min_tokens,
+                                          const std::vector<ClipResult>& clips, int clip_grid,
                                           std::vector<GptqLinearResult>& stats);
 
 }  // namespace awq

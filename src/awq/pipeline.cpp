@@ -596,14 +596,20 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
 
       step("quantize");
       t_stage.reset();
-      if (!br.clips.empty()) apply_block_clips(w, br.clips, o.spec, o.clip_opts.n_grid);
-      if (!br.moe_clips.empty())
+      // GPTQ takes the clips as its groups' ranges (GptqClip) and compensates their error; the
+      // others clamp the weights before rounding them.
+      if (!gptq && !br.clips.empty()) apply_block_clips(w, br.clips, o.spec, o.clip_opts.n_grid);
+      if (!gptq && !br.moe_clips.empty())
         apply_moe_clips(layer, w, br.moe_clips, o.spec, o.clip_opts.n_grid);
+      if (gptq) {
+        for (ClipResult& c : br.clips) fill_clip_stats(c, o.clip_opts.n_grid);
+        for (ClipResult& c : br.moe_clips) fill_clip_stats(c, o.clip_opts.n_grid);
+      }
       std::vector<QuantizedMatrix> q, qmoe;
       if (!o.no_quantize && gptq) {
         step("gptq");
         Timer t_gptq;
-        q = gptq_block(arch, layer, w, cap, o.spec, o.gptq, br.gptq);
+        q = gptq_block(arch, layer, w, cap, o.spec, o.gptq, br.clips, o.clip_opts.n_grid, br.gptq);
         rep.times.gptq += t_gptq.seconds();
       } else if (!o.no_quantize) {
         for (LinearRole r : kAllLinearRoles) {
@@ -618,7 +624,8 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       }
       if (!o.no_quantize && gptq && w.is_moe()) {
         Timer t_gptq;
-        qmoe = gptq_experts(qcfg, arch, layer, w, cap, o.spec, o.gptq, o.moe_min_tokens, br.gptq);
+        qmoe = gptq_experts(qcfg, arch, layer, w, cap, o.spec, o.gptq, o.moe_min_tokens,
+                            br.moe_clips, o.clip_opts.n_grid, br.gptq);
         rep.times.gptq += t_gptq.seconds();
       } else if (!o.no_quantize) {
         if (w.is_moe()) {

@@ -26,14 +26,31 @@ float code_of(float w, float s, float z, float maxq) {
   return std::clamp(std::nearbyint(y) + z, 0.0f, maxq);
 }
 
-// Scale and zero of the group of values p[0, n) (stride 1), as quantize() takes them.
-qk::GroupParams params_of(const double* p, int64_t n, const QuantSpec& spec) {
+// The range a group is quantized over: its min and max, or with clip index i of `clip` the clamp
+// interval that choice gives on them (the clamped min and max).
+struct Range {
+  float lo, hi;
+};
+Range range_of(const double* p, int64_t n, const GptqClip& clip, size_t i) {
   float mn = float(p[0]), mx = float(p[0]);
   for (int64_t j = 1; j < n; ++j) {
     mn = std::min(mn, float(p[j]));
     mx = std::max(mx, float(p[j]));
   }
-  return qk::group_params(mn, mx, spec.bits, spec.zero_point, spec.f16_scales);
+  if (!clip.choice) return {mn, mx};
+  const ClipChoice& c = *clip.choice;
+  const qk::ClipBounds b =
+      qk::clip_bounds(mn, mx, c.lo.empty() ? -1.0f : clip_shrink(c.lo[i], clip.n_grid),
+                      clip_shrink(c.hi[i], clip.n_grid));
+  return {std::min(std::max(mn, b.lo), b.hi), std::min(std::max(mx, b.lo), b.hi)};
+}
+
+// Scale and zero of the group of values p[0, n) (stride 1), as quantize() takes them from its
+// range.
+qk::GroupParams params_of(const double* p, int64_t n, const QuantSpec& spec, const GptqClip& clip,
+                          size_t i) {
+  const Range r = range_of(p, n, clip, i);
+  return qk::group_params(r.lo, r.hi, spec.bits, spec.zero_point, spec.f16_scales);
 }
 
 }  // namespace
@@ -57,7 +74,7 @@ int gptq_block(int block, int group) {
 QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
                               const std::vector<double>& gram, const QuantSpec& spec,
                               const GptqOptions& opts, const std::string& tensor,
-                              GptqStats* stats) {
+                              GptqStats* stats, const GptqClip& clip) {
   spec.validate(in, tensor);
   AWQ_CHECK(out >= 0, "tensor '{}': GPTQ on {} rows", tensor, out);
   AWQ_CHECK(int64_t(gram.size()) == in * in,
@@ -76,6 +93,15 @@ QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
   const int g = spec.group_for(in);
   const int64_t ng = in / g;
   const int block = gptq_block(opts.block, g);
+  if (clip.choice) {
+    const ClipChoice& c = *clip.choice;
+    AWQ_CHECK(int64_t(c.hi.size()) == out * ng && (c.lo.empty() || c.lo.size() == c.hi.size()),
+              "tensor '{}': {} clip choices for [{}, {}] groups", tensor, c.hi.size(), out, ng);
+    for (size_t i = 0; i < c.hi.size(); ++i)
+      AWQ_CHECK(c.hi[i] < clip.n_grid && (c.lo.empty() || c.lo[i] < clip.n_grid),
+                "tensor '{}': clip index at group {} is not below the grid's {}", tensor, i,
+                clip.n_grid);
+  }
   const float maxq = float((1 << spec.bits) - 1);
 
   // H in processing order, dead channels marked; then U with U^T U = (H + damp I)^-1.
@@ -142,7 +168,7 @@ QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
               const int64_t col = k * g + j;
               row[size_t(j)] = dead[size_t(col)] ? 0.0 : double(w[(r0 + r) * in + col]);
             }
-            gp[size_t(r * ng + k)] = params_of(row.data(), g, spec);
+            gp[size_t(r * ng + k)] = params_of(row.data(), g, spec, clip, size_t((r0 + r) * ng + k));
           }
       }
       err.assign(size_t(nr * block), 0.0);
@@ -155,7 +181,8 @@ QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
           for (int64_t r = 0; r < nr; ++r) {
             double* wr = wc.data() + r * in;
             qk::GroupParams& p = gp[size_t(r * ng + k)];
-            if (!opts.act_order && i % g == 0) p = params_of(wr + i, g, spec);
+            if (!opts.act_order && i % g == 0)
+              p = params_of(wr + i, g, spec, clip, size_t((r0 + r) * ng + k));
             AWQ_CHECK(p.scale <= 65504.0f,
                       "tensor '{}': row {} group {}: the scale exceeds the f16 range", tensor,
                       r0 + r, k);
@@ -195,16 +222,15 @@ QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
         const float* wr = w + r * in;
         for (int pass = 0; pass < 2; ++pass) {
           for (int64_t k = 0; k < ng; ++k) {
-            if (pass == 0) {  // plain rounding of the row with its own group ranges
-              float mn = wr[k * g], mx = wr[k * g];
-              for (int64_t j = 1; j < g; ++j) {
-                mn = std::min(mn, wr[k * g + j]);
-                mx = std::max(mx, wr[k * g + j]);
-              }
+            if (pass == 0) {  // plain rounding of each group over its range, clamped to it
+              std::vector<double> grp(wr + k * g, wr + (k + 1) * g);
+              const size_t gi = size_t(r * ng + k);
+              const Range rg = range_of(grp.data(), g, clip, gi);
               const qk::GroupParams p =
-                  qk::group_params(mn, mx, spec.bits, spec.zero_point, spec.f16_scales);
+                  qk::group_params(rg.lo, rg.hi, spec.bits, spec.zero_point, spec.f16_scales);
               for (int64_t j = 0; j < g; ++j) {
-                const float c = code_of(wr[k * g + j], p.scale, p.zero, maxq);
+                const float v = std::min(std::max(wr[k * g + j], rg.lo), rg.hi);
+                const float c = code_of(v, p.scale, p.zero, maxq);
                 d[size_t(k * g + j)] = double(wr[k * g + j]) - double((c - p.zero) * p.scale);
               }
             } else {

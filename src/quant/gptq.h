@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "quant/clip_search.h"
 #include "quant/quant_spec.h"
 #include "quant/quantized_matrix.h"
 
@@ -40,12 +41,23 @@ struct GptqStats {
   int64_t dead = 0;     // input channels with G_jj = 0
   double damp = 0;      // the damping used (raised x10 while H was not positive definite)
   int64_t rows = 0;     // rows the losses were measured on (every k-th row, at most kLossRows)
-  double rtn_loss = 0;  // mean over those rows of (w - q) G (w - q)^T: plain rounding
+  double rtn_loss = 0;  // mean over those rows of (w - q) G (w - q)^T: plain rounding (of the
+                        // clipped weights, over the same ranges, when clipping)
   double loss = 0;      // the same for GPTQ's codes
 };
 
 // Rows the loss statistics sample (evaluating them costs in^2 per row, as much as GPTQ itself).
 inline constexpr int64_t kGptqLossRows = 256;
+
+// Clipping inside GPTQ (awq-gptq): each group's range is the clamp interval its chosen clip
+// candidate (clip_search.h) gives on the group's weights when the group is entered, instead of
+// their min and max. The weights themselves are not clipped first: a weight outside the range
+// rounds to the nearest end, and that error, like every other, is compensated by the columns
+// after it.
+struct GptqClip {
+  const ClipChoice* choice = nullptr;  // [out, n_groups]
+  int n_grid = 20;
+};
 
 // w [out, in] row-major, gram [in, in] row-major (both triangles), spec as quantize(). Throws
 // awq::Error naming `tensor` for a bad spec, NaN/Inf in w or gram, a gram of the wrong size, or
@@ -53,7 +65,7 @@ inline constexpr int64_t kGptqLossRows = 256;
 QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
                               const std::vector<double>& gram, const QuantSpec& spec,
                               const GptqOptions& opts, const std::string& tensor,
-                              GptqStats* stats = nullptr);
+                              GptqStats* stats = nullptr, const GptqClip& clip = {});
 
 // The columns' processing order: identity, or with act_order the channels by decreasing G_jj
 // (ties by index).

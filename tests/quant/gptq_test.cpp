@@ -99,9 +99,11 @@ float ref_code(float w, float s, float z, int bits) {
   return std::clamp(std::nearbyint(y) + z, 0.0f, float((1 << bits) - 1));
 }
 
+// With `clip` (indices into the 20-point shrink grid per (row, group), lo empty: symmetric), a
+// group's range is the clamp interval of its choice on the group's values when entered.
 QuantizedMatrix reference_gptq(const std::vector<float>& w, int64_t out, int64_t in,
                                const std::vector<double>& gram, const QuantSpec& spec, double damp,
-                               bool act_order) {
+                               bool act_order, const ClipChoice* clip = nullptr) {
   const int g = spec.group_for(in);
   const int64_t ng = in / g;
   std::vector<int64_t> perm(static_cast<size_t>(in));
@@ -131,11 +133,22 @@ QuantizedMatrix reference_gptq(const std::vector<float>& w, int64_t out, int64_t
   q.codes.resize(size_t(out * in));
   q.scales.resize(size_t(out * ng));
   q.zeros.resize(size_t(out * ng));
-  auto params = [&](const std::vector<double>& vals) {
+  auto params = [&](const std::vector<double>& vals, size_t gi) {
     float mn = float(vals[0]), mx = float(vals[0]);
     for (double v : vals) {
       mn = std::min(mn, float(v));
       mx = std::max(mx, float(v));
+    }
+    if (clip) {
+      const float fh = float(1.0 - clip->hi[gi] / 20.0);
+      float lo = -std::max(mx, -mn) * fh, hi = std::max(mx, -mn) * fh;
+      if (!clip->lo.empty()) {
+        lo = mn * float(1.0 - clip->lo[gi] / 20.0);
+        hi = mx * fh;
+      }
+      const float cmn = std::min(std::max(mn, lo), hi), cmx = std::min(std::max(mx, lo), hi);
+      mn = cmn;
+      mx = cmx;
     }
     return ref_params(mn, mx, spec);
   };
@@ -151,12 +164,13 @@ QuantizedMatrix reference_gptq(const std::vector<float>& w, int64_t out, int64_t
         std::vector<double> vals;
         for (int64_t j = 0; j < g; ++j)
           vals.push_back(dead[size_t(k * g + j)] ? 0.0 : double(w[size_t(r * in + k * g + j)]));
-        gp[size_t(k)] = params(vals);
+        gp[size_t(k)] = params(vals, size_t(r * ng + k));
       }
     for (int64_t i = 0; i < in; ++i) {
       const int64_t col = perm[size_t(i)], k = col / g;
       if (!act_order && i % g == 0)
-        gp[size_t(k)] = params(std::vector<double>(row.begin() + i, row.begin() + i + g));
+        gp[size_t(k)] =
+            params(std::vector<double>(row.begin() + i, row.begin() + i + g), size_t(r * ng + k));
       const auto [s, z] = gp[size_t(k)];
       const float c = ref_code(float(row[size_t(i)]), s, z, spec.bits);
       q.codes[size_t(r * in + col)] = uint8_t(c);
@@ -265,6 +279,46 @@ TEST(Gptq, ActOrderWithStaticGroups) {
   const std::vector<double> g = {1, 0, 0, 0, 3, 0, 0, 0, 3};
   EXPECT_EQ(gptq_order(g, 3, true), (std::vector<int64_t>{1, 2, 0}));
   EXPECT_EQ(gptq_order(g, 3, false), (std::vector<int64_t>{0, 1, 2}));
+}
+
+// awq-gptq's clipping: every group quantized over the range its clip choice gives when the group
+// is entered (symmetric and asymmetric choices, dynamic and static groups), as the reference
+// computes it; and on the objective, better than clipping then rounding (what AWQ writes).
+TEST(Gptq, ClipChoicesAreTheGroupsRanges) {
+  const int64_t out = 24, in = 128, t = 300;
+  const QuantSpec spec{4, 32, true};
+  const std::vector<float> w = random_weights(out, in, 61);
+  const std::vector<double> gram = gram_of(random_inputs(t, in, 62), t, in);
+  std::mt19937 rng(63);
+  std::uniform_int_distribution<int> idx(0, 9);
+  for (const bool asymmetric : {false, true})
+    for (const bool act_order : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "asymmetric " << asymmetric << " act_order " << act_order);
+      ClipChoice c;
+      for (int64_t i = 0; i < out * (in / 32); ++i) {
+        c.hi.push_back(uint8_t(idx(rng)));
+        if (asymmetric) c.lo.push_back(uint8_t(idx(rng)));
+      }
+      GptqOptions opts;
+      opts.act_order = act_order;
+      GptqStats st;
+      const QuantizedMatrix q =
+          gptq_quantize(w.data(), out, in, gram, spec, opts, "w", &st, GptqClip{&c, 20});
+      const QuantizedMatrix ref = reference_gptq(w, out, in, gram, spec, 0.01, act_order, &c);
+      int64_t differ = 0;
+      for (size_t i = 0; i < q.codes.size(); ++i) differ += q.codes[i] != ref.codes[i];
+      EXPECT_LE(differ, int64_t(q.codes.size()) / 500);
+      EXPECT_EQ(q.scales, ref.scales);
+      EXPECT_EQ(q.zeros, ref.zeros);
+      EXPECT_LT(st.loss, st.rtn_loss);
+      // The ranges are not those of plain GPTQ: the clips took effect.
+      const QuantizedMatrix plain = gptq_quantize(w.data(), out, in, gram, spec, opts, "w");
+      EXPECT_NE(q.scales, plain.scales);
+    }
+  // A clip table of the wrong size is refused.
+  ClipChoice small{{1, 2}, {}};
+  EXPECT_THROW(gptq_quantize(w.data(), out, in, gram, spec, {}, "w", nullptr, GptqClip{&small, 20}),
+               Error);
 }
 
 TEST(Gptq, BlockWidthFitsTheGroups) {
