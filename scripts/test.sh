@@ -34,9 +34,10 @@ run_ctest build "$@"
 # synthetic checkpoints, the stories260K AWQ tables, the AWQ-halves-RTN quality runs: 13 of the
 # 20 minutes under ASan), the ~50 `awq quantize` runs of Resume.* and Shard.* (killed, resumed,
 # sharded: about a minute each under ASan; Pipeline.InterruptedRunResumes... and
-# Pipeline.ShardsMerge... take the same code through the sanitizers in process) and timing
-# benchmarks, all of which ran above.
-slow='EvalCli\.|Stories\.|Outliers\.|Resume\.|Shard\.|QuantSpeed|SpeedTest|Bench'
+# Pipeline.ShardsMerge... take the same code through the sanitizers in process), GptqCli.* (the
+# GptqPipeline.* and MoeAwq.* tests run GPTQ in process) and timing benchmarks, all of which ran
+# above.
+slow='EvalCli\.|Stories\.|Outliers\.|Resume\.|Shard\.|GptqCli\.|QuantSpeed|SpeedTest|Bench'
 cmake --preset asan
 cmake --build --preset asan -j "$jobs"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_ctest build-asan -E "$slow" "$@"

@@ -400,7 +400,6 @@ void apply_block_scales(const Architecture& arch, int64_t layer, BlockWeights& w
               layer, linear_role_name(r));
 }
 
-
 std::vector<ClipResult> search_block_clips(const Architecture& arch, int64_t layer,
                                            const BlockWeights& w, const BlockCapture& cap,
                                            const QuantSpec& spec, const ClipOptions& copt,

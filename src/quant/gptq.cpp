@@ -73,8 +73,8 @@ int gptq_block(int block, int group) {
 
 QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
                               const std::vector<double>& gram, const QuantSpec& spec,
-                              const GptqOptions& opts, const std::string& tensor,
-                              GptqStats* stats, const GptqClip& clip) {
+                              const GptqOptions& opts, const std::string& tensor, GptqStats* stats,
+                              const GptqClip& clip) {
   spec.validate(in, tensor);
   AWQ_CHECK(out >= 0, "tensor '{}': GPTQ on {} rows", tensor, out);
   AWQ_CHECK(int64_t(gram.size()) == in * in,
@@ -168,7 +168,8 @@ QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
               const int64_t col = k * g + j;
               row[size_t(j)] = dead[size_t(col)] ? 0.0 : double(w[(r0 + r) * in + col]);
             }
-            gp[size_t(r * ng + k)] = params_of(row.data(), g, spec, clip, size_t((r0 + r) * ng + k));
+            gp[size_t(r * ng + k)] =
+                params_of(row.data(), g, spec, clip, size_t((r0 + r) * ng + k));
           }
       }
       err.assign(size_t(nr * block), 0.0);
