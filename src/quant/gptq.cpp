@@ -104,28 +104,31 @@ QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
   }
   const float maxq = float((1 << spec.bits) - 1);
 
-  // H in processing order, dead channels marked; then U with U^T U = (H + damp I)^-1.
+  // H in processing order, dead channels marked; then, in the same array, U with
+  // U^T U = (H + damp I)^-1. Memory: the caller's Gram matrix and this one array.
   const std::vector<int64_t> perm = gptq_order(gram, in, opts.act_order);
   std::vector<uint8_t> dead(static_cast<size_t>(in), 0);
-  std::vector<double> h(static_cast<size_t>(in * in));
   double mean_diag = 0;
   GptqStats st;
   for (int64_t i = 0; i < in; ++i) {
-    for (int64_t j = 0; j < in; ++j)
-      h[size_t(i * in + j)] = gram[size_t(perm[size_t(i)] * in + perm[size_t(j)])];
-    if (h[size_t(i * in + i)] == 0.0) {
+    const double d = gram[size_t(perm[size_t(i)] * in + perm[size_t(i)])];
+    if (d == 0.0) {
       dead[size_t(perm[size_t(i)])] = 1;
-      h[size_t(i * in + i)] = 1.0;
       ++st.dead;
     }
-    mean_diag += h[size_t(i * in + i)];
+    mean_diag += d == 0.0 ? 1.0 : d;
   }
   mean_diag = in > 0 ? mean_diag / double(in) : 0.0;
-  std::vector<double> u;
+  std::vector<double> u(static_cast<size_t>(in * in));
   st.damp = opts.damp;
   for (int attempt = 0;; ++attempt) {
-    u = h;
-    for (int64_t i = 0; i < in; ++i) u[size_t(i * in + i)] += st.damp * mean_diag;
+    for (int64_t i = 0; i < in; ++i) {
+      double* ui = u.data() + i * in;
+      const double* gi = gram.data() + perm[size_t(i)] * in;
+      for (int64_t j = 0; j < in; ++j) ui[j] = gi[perm[size_t(j)]];
+      if (ui[i] == 0.0) ui[i] = 1.0;  // a dead channel
+      ui[i] += st.damp * mean_diag;
+    }
     if (kernels::inverse_cholesky_upper(u, in)) break;
     AWQ_CHECK(attempt < 4 && st.damp < 1.0,
               "tensor '{}': the calibration inputs' Gram matrix is not positive definite even "
