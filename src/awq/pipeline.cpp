@@ -437,15 +437,16 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   // The resume stage (a search only: that is where the hours go) and X, the activations entering
   // the first block to search: the embeddings, or those kept by an interrupted run.
   // What decides the output: the resume stage's key, and the one every shard of a command shares.
+  // A run that searches or rounds with GPTQ keeps a stage (GPTQ's with its quantized linears);
+  // one that replays a search is cheap to run again and keeps none.
+  const bool keep_stage = forward && !replay && !shard;
   const nlohmann::ordered_json fingerprint =
-      search ? resume_fingerprint(o, ck, &cb, skip_groups) : nlohmann::ordered_json();
+      search || keep_stage ? resume_fingerprint(o, ck, &cb, skip_groups) : nlohmann::ordered_json();
   std::optional<ResumeStage> stage;
   int64_t kept = 0;
   Mat x;
-  // GPTQ's results are not kept: a resumed block would need its inputs, which only the last one
-  // has; an interrupted GPTQ run starts over.
-  if (search && !shard && !gptq) {
-    stage.emplace(o.out_dir, fingerprint, header, arch, o.resume);
+  if (keep_stage) {
+    stage.emplace(o.out_dir, fingerprint, header, arch, o.resume, gptq);
     for (const auto& m : stage->messages()) fmt::print(stderr, "awq: {}\n", m);
     kept = stage->kept_blocks();
     if (kept == 0) {
@@ -606,12 +607,19 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         for (ClipResult& c : br.moe_clips) fill_clip_stats(c, o.clip_opts.n_grid);
       }
       std::vector<QuantizedMatrix> q, qmoe;
-      if (!o.no_quantize && gptq) {
+      if (o.no_quantize) {           // fake-quant --no-quantize: the writer takes the float weights
+      } else if (gptq && resumed) {  // GPTQ's kept linears (their calibration inputs are gone)
+        q = stage->quantized(layer);
+        qmoe = stage->quantized_experts(layer);
+      } else if (gptq) {
         step("gptq");
         Timer t_gptq;
         q = gptq_block(arch, layer, w, cap, o.spec, o.gptq, br.clips, o.clip_opts.n_grid, br.gptq);
+        if (w.is_moe())
+          qmoe = gptq_experts(qcfg, arch, layer, w, cap, o.spec, o.gptq, o.moe_min_tokens,
+                              br.moe_clips, o.clip_opts.n_grid, br.gptq);
         rep.times.gptq += t_gptq.seconds();
-      } else if (!o.no_quantize) {
+      } else {
         for (LinearRole r : kAllLinearRoles) {
           const Linear& l = w[r];
           if (l.out == 0) {  // a sparse layer's dense feed-forward roles: nothing to quantize
@@ -621,13 +629,6 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
           q.push_back(
               quantize(l.w.data.data(), l.out, l.in, o.spec, arch.stored_linear_name(layer, r)));
         }
-      }
-      if (!o.no_quantize && gptq && w.is_moe()) {
-        Timer t_gptq;
-        qmoe = gptq_experts(qcfg, arch, layer, w, cap, o.spec, o.gptq, o.moe_min_tokens,
-                            br.moe_clips, o.clip_opts.n_grid, br.gptq);
-        rep.times.gptq += t_gptq.seconds();
-      } else if (!o.no_quantize) {
         if (w.is_moe()) {
           const std::vector<const Linear*> ls = expert_linears(w);
           qmoe.resize(ls.size());
@@ -656,7 +657,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         x = std::move(x_next);
         if (stage) {
           const bool last = layer + 1 == cfg.num_hidden_layers;
-          stage->keep_block(br, last ? nullptr : &x);
+          stage->keep_block(br, last ? nullptr : &x, &q, &qmoe);
           kept_now = layer + 1;
           kill_point(fmt::format("kept:{}", layer));
         }

@@ -156,6 +156,80 @@ BlockResult read_block_file(const std::string& dir, int64_t layer, const SearchH
   }
 }
 
+std::string quantized_file_name(int64_t layer) {
+  return fmt::format("block-{:04}.q", layer);
+}
+
+// A list of quantized matrices: "awq-q\0\0\0", count, then per matrix out, in, group, bits,
+// zero_point, f16_scales (int64 each), codes (u8, out x in), scales (f32), zeros (u8).
+constexpr char kQuantMagic[8] = {'a', 'w', 'q', '-', 'q', 0, 0, 0};
+
+void append_pod(std::string& s, const void* p, size_t n) {
+  s.append(static_cast<const char*>(p), n);
+}
+
+std::string serialize_quantized(const std::vector<QuantizedMatrix>& a,
+                                const std::vector<QuantizedMatrix>& b) {
+  std::string s(kQuantMagic, 8);
+  for (const auto* list : {&a, &b}) {
+    const int64_t n = int64_t(list->size());
+    append_pod(s, &n, 8);
+    for (const QuantizedMatrix& m : *list) {
+      const int64_t head[6] = {
+          m.out, m.in, m.group, m.spec.bits, m.spec.zero_point, m.spec.f16_scales};
+      append_pod(s, head, sizeof head);
+      append_pod(s, m.codes.data(), m.codes.size());
+      append_pod(s, m.scales.data(), m.scales.size() * 4);
+      append_pod(s, m.zeros.data(), m.zeros.size());
+    }
+  }
+  return s;
+}
+
+void deserialize_quantized(const std::string& s, const std::string& path,
+                           std::vector<QuantizedMatrix>& a, std::vector<QuantizedMatrix>& b) {
+  size_t pos = 8;
+  const auto take = [&](void* dst, uint64_t n) {
+    AWQ_CHECK(n <= s.size() && pos <= s.size() - n, "{}: truncated at byte {}", path, pos);
+    std::memcpy(dst, s.data() + pos, n);
+    pos += n;
+  };
+  AWQ_CHECK(s.size() >= 8 && std::memcmp(s.data(), kQuantMagic, 8) == 0,
+            "{}: not a quantized-block file", path);
+  for (auto* list : {&a, &b}) {
+    int64_t n = 0;
+    take(&n, 8);
+    AWQ_CHECK(n >= 0 && n <= (int64_t(1) << 20), "{}: {} matrices", path, n);
+    list->resize(size_t(n));
+    for (QuantizedMatrix& m : *list) {
+      int64_t h[6];
+      take(h, sizeof h);
+      AWQ_CHECK(h[0] >= 0 && h[1] >= 0 && h[0] <= (int64_t(1) << 24) &&
+                    h[1] <= (int64_t(1) << 24) && h[2] >= 0 && h[2] <= h[1] && h[3] >= 2 &&
+                    h[3] <= 8 && (h[2] == 0 ? h[1] == 0 : h[1] % h[2] == 0),
+                "{}: a matrix of [{} x {}] in groups of {} at {} bits", path, h[0], h[1], h[2],
+                h[3]);
+      m.out = h[0];
+      m.in = h[1];
+      m.group = int(h[2]);
+      m.spec.bits = int(h[3]);
+      m.spec.group_size = m.group == m.in ? -1 : m.group;
+      m.spec.zero_point = h[4] != 0;
+      m.spec.f16_scales = h[5] != 0;
+      const uint64_t cells = uint64_t(m.out) * uint64_t(m.in);
+      const uint64_t groups = m.group > 0 ? uint64_t(m.out) * uint64_t(m.in / m.group) : 0;
+      AWQ_CHECK(cells <= s.size() && groups <= s.size(), "{}: truncated", path);
+      m.codes.resize(cells);
+      take(m.codes.data(), cells);
+      m.scales.resize(groups);
+      take(m.scales.data(), groups * 4);
+      m.zeros.resize(groups);
+      take(m.zeros.data(), groups);
+    }
+  }
+  AWQ_CHECK(pos == s.size(), "{}: {} bytes after the last matrix", path, s.size() - pos);
+}
+
 json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const CalibBlocks* calib,
                         const std::vector<std::string>& skipped_groups) {
   json f;
@@ -213,8 +287,9 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
 }
 
 ResumeStage::ResumeStage(const std::string& out_dir, const json& fingerprint,
-                         const SearchHeader& header, const Architecture& arch, bool resume)
-    : header_(header), arch_(arch) {
+                         const SearchHeader& header, const Architecture& arch, bool resume,
+                         bool keeps_quantized)
+    : header_(header), arch_(arch), keeps_quantized_(keeps_quantized) {
   std::string d = out_dir;
   while (d.size() > 1 && d.back() == '/') d.pop_back();
   dir_ = d + ".resume";
@@ -242,6 +317,8 @@ void ResumeStage::set_aside(const std::string& why) {
   fs::rename(dir_, stale, ec);
   AWQ_CHECK(!ec, "{}: cannot move the old resume stage aside to {}: {}", dir_, stale, ec.message());
   blocks_.clear();
+  quantized_.clear();
+  quantized_experts_.clear();
   activations_ = Mat();
   messages_.push_back(fmt::format("not resuming from {}: {}; moved it to {}", dir_, why, stale));
 }
@@ -267,12 +344,21 @@ bool ResumeStage::load(const json& fingerprint, std::string* why) {
     for (int64_t l = 0; l < header_.num_layers; ++l) {
       if (!fs::exists(dir / block_file_name(l))) break;
       blocks_.push_back(read_block_file(dir_, l, header_, arch_));
+      if (keeps_quantized_) {
+        const std::string qp = (dir / quantized_file_name(l)).string();
+        quantized_.emplace_back();
+        quantized_experts_.emplace_back();
+        deserialize_quantized(read_sealed_file(qp), qp, quantized_.back(),
+                              quantized_experts_.back());
+      }
     }
     const int64_t n = kept_blocks();
     if (n == header_.num_layers) return true;  // every block: no activations needed
     const fs::path ap = dir / "activations.bin";
     if (!fs::exists(ap)) {  // killed before the first block's activations were kept
       blocks_.clear();
+      quantized_.clear();
+      quantized_experts_.clear();
       return true;
     }
     // The activations: a 32-byte head (magic, layer, rows, cols), f32 data, the seal.
@@ -307,6 +393,10 @@ bool ResumeStage::load(const json& fingerprint, std::string* why) {
     AWQ_CHECK(bad.empty(), "{}: {}", path, bad);
     // Blocks after `layer` were finished but their activations were not kept: done again.
     blocks_.resize(size_t(layer));
+    if (keeps_quantized_) {
+      quantized_.resize(size_t(layer));
+      quantized_experts_.resize(size_t(layer));
+    }
     activations_ = std::move(x);
     return true;
   } catch (const json::exception& e) {
@@ -315,6 +405,8 @@ bool ResumeStage::load(const json& fingerprint, std::string* why) {
     *why = e.what();
   }
   blocks_.clear();
+  quantized_.clear();
+  quantized_experts_.clear();
   return false;
 }
 
@@ -323,8 +415,15 @@ Mat ResumeStage::take_activations() {
   return std::move(activations_);
 }
 
-void ResumeStage::keep_block(const BlockResult& b, const Mat* next_input) {
+void ResumeStage::keep_block(const BlockResult& b, const Mat* next_input,
+                             const std::vector<QuantizedMatrix>* q,
+                             const std::vector<QuantizedMatrix>* q_experts) {
   const fs::path dir(dir_);
+  if (keeps_quantized_) {
+    AWQ_CHECK(q && q_experts, "{}: layer {}: the quantized linears are not given", dir_, b.layer);
+    write_sealed_file((dir / quantized_file_name(b.layer)).string(),
+                      {serialize_quantized(*q, *q_experts)});
+  }
   write_block_file(dir_, b);
   if (next_input == nullptr) {  // the last block: no one needs activations any more
     std::error_code ec;

@@ -4,13 +4,16 @@
 //   fingerprint.json   everything that decides the output's bytes (resume_fingerprint)
 //   block-NNNN.json    block N's search result (scales, clips, and what the report shows)
 //   activations.bin    the calibration activations entering the next block (f32, [tokens, hidden])
+//   block-NNNN.q       GPTQ runs only: block N's quantized linears (codes, scales, zeros), which
+//                      cannot be rebuilt without that block's calibration inputs
 //
 // Each file is written atomically and sealed (a trailer with its length and a hash), so a kill at
 // any instant (SIGKILL, OOM, power loss: no clean-up code runs) leaves either the old file or the
 // new one, and a torn or damaged file is recognised. A re-run of the same command finds the
 // longest prefix of blocks it can trust, rebuilds their quantized tensors from the kept results
 // with the same code as --load-search (byte-identical, and far cheaper than a search; the
-// quantized tensors themselves are not kept, which would double the disk a large model needs),
+// quantized tensors themselves are not kept, which would double the disk a large model needs,
+// except for GPTQ, whose rounding needs the block's calibration inputs),
 // takes the activations and searches on from the first unfinished block. A stage made by a
 // different command, or damaged, is reported and moved aside to "<out>.resume.stale" (so an
 // accidental option change costs nothing: move it back), never mixed in. The stage is removed
@@ -23,6 +26,7 @@
 
 #include "awq/search_result.h"
 #include "base/mat.h"
+#include "quant/quantized_matrix.h"
 
 namespace awq {
 
@@ -48,8 +52,10 @@ class ResumeStage {
   // Opens the stage of `out_dir` (the caller holds the output's lock). With `resume` and a stage
   // of the same fingerprint, the trusted blocks are loaded; otherwise an existing stage is set
   // aside (the reason goes to messages()) and a fresh one is started.
+  // With `keeps_quantized` (GPTQ) every kept block also has its quantized linears.
   ResumeStage(const std::string& out_dir, const nlohmann::ordered_json& fingerprint,
-              const SearchHeader& header, const Architecture& arch, bool resume);
+              const SearchHeader& header, const Architecture& arch, bool resume,
+              bool keeps_quantized = false);
 
   // Blocks 0 .. kept_blocks() - 1 are finished; the search goes on from kept_blocks().
   int64_t kept_blocks() const { return int64_t(blocks_.size()); }
@@ -57,9 +63,21 @@ class ResumeStage {
   // The activations entering block kept_blocks() (0 < kept_blocks() < num_layers), moved out.
   Mat take_activations();
 
-  // Keeps block b.layer's result, then the activations entering the next block (null after the
-  // last block), each atomically.
-  void keep_block(const BlockResult& b, const Mat* next_input);
+  // A kept block's quantized linears (keeps_quantized): the dense ones in kAllLinearRoles order,
+  // then the experts'.
+  const std::vector<QuantizedMatrix>& quantized(int64_t layer) const {
+    return quantized_.at(size_t(layer));
+  }
+  const std::vector<QuantizedMatrix>& quantized_experts(int64_t layer) const {
+    return quantized_experts_.at(size_t(layer));
+  }
+
+  // Keeps block b.layer's quantized linears (keeps_quantized), its result, then the activations
+  // entering the next block (null after the last block), each atomically and in that order: a
+  // kept result means its linears are kept.
+  void keep_block(const BlockResult& b, const Mat* next_input,
+                  const std::vector<QuantizedMatrix>* q = nullptr,
+                  const std::vector<QuantizedMatrix>* q_experts = nullptr);
   void remove();  // the output is committed: the stage has served
 
   const std::string& dir() const { return dir_; }
@@ -75,6 +93,8 @@ class ResumeStage {
   SearchHeader header_;
   const Architecture& arch_;
   std::vector<BlockResult> blocks_;
+  bool keeps_quantized_ = false;
+  std::vector<std::vector<QuantizedMatrix>> quantized_, quantized_experts_;
   Mat activations_;
   std::vector<std::string> messages_;
 };

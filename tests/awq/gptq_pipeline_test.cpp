@@ -3,12 +3,15 @@
 // of every method, dense and MoE, is MoeAwq.AutoAwqDequantizesToTheFakeQuantWeights.)
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "awq/pipeline.h"
 #include "base/error.h"
 #include "base/files.h"
+#include "base/interrupt.h"
 #include "base/thread_pool.h"
 #include "test_util.h"
 #include "tiny_model.h"
@@ -119,6 +122,45 @@ TEST(GptqPipeline, LoadSearchWithGptqReproducesTheRun) {
         << e.what();
   }
   EXPECT_FALSE(fs::exists(f.root / "nocalib"));
+}
+
+// An interrupted GPTQ run keeps each finished block's quantized linears (their calibration inputs
+// are gone once the next block runs) and the re-run writes the bytes of an uninterrupted one; a
+// damaged kept file is detected and the run starts over.
+TEST(GptqPipeline, InterruptedRunResumesByteIdentical) {
+  const Fixture f = make("gptq_resume");
+  for (const QuantMethod m : {QuantMethod::Gptq, QuantMethod::AwqGptq}) {
+    const std::string tag = method_name(m);
+    SCOPED_TRACE(tag);
+    quantize_model(options(f, tag + "_full", m));
+    const QuantizeOptions o = options(f, tag, m);
+    const fs::path stage = o.out_dir + ".resume";
+    const auto interrupt_after = [&](const char* point) {
+      const InterruptScope scope;
+      ::setenv("AWQ_TEST_KILL_AT", point, 1);
+      ::setenv("AWQ_TEST_KILL_SIGNAL", "2", 1);  // SIGINT
+      EXPECT_THROW(quantize_model(o), Interrupted) << point;
+      ::unsetenv("AWQ_TEST_KILL_AT");
+      ::unsetenv("AWQ_TEST_KILL_SIGNAL");
+      EXPECT_FALSE(fs::exists(o.out_dir));
+    };
+    interrupt_after("kept:0");
+    ASSERT_TRUE(fs::exists(stage / "block-0000.q"));
+    const QuantizeReport resumed = quantize_model(o);
+    EXPECT_EQ(resumed.resumed_blocks, 1);
+    test::expect_same_dirs(f.root / (tag + "_full"), o.out_dir);
+    EXPECT_FALSE(fs::exists(stage));
+    // A flipped byte in a kept block's linears: set aside, started over, the same bytes.
+    fs::remove_all(o.out_dir);
+    interrupt_after("kept:0");
+    std::string q = test::file_bytes(stage / "block-0000.q");
+    q[q.size() / 2] ^= 1;
+    std::ofstream(stage / "block-0000.q", std::ios::binary | std::ios::trunc) << q;
+    const QuantizeReport restarted = quantize_model(o);
+    EXPECT_EQ(restarted.resumed_blocks, 0);
+    EXPECT_TRUE(fs::exists(stage.string() + ".stale"));
+    test::expect_same_dirs(f.root / (tag + "_full"), o.out_dir);
+  }
 }
 
 TEST(GptqPipeline, RefusedCombinationsNameTheOption) {
