@@ -218,39 +218,45 @@ QuantizedMatrix gptq_quantize(const float* w, int64_t out, int64_t in,
     std::vector<int64_t> rows;
     for (int64_t r = 0; r < out; r += stride) rows.push_back(r);
     st.rows = int64_t(rows.size());
-    std::vector<double> part(rows.size() * 2, 0.0);
+    // D: per sampled row, plain rounding's error (row 2i) and GPTQ's (row 2i + 1); then
+    // d G d^T for each row of D, as D·G in fixed chunks of rows (BLAS; the same bits for any
+    // thread count) dotted with D.
+    const int64_t nd = int64_t(rows.size()) * 2;
+    std::vector<double> dm(static_cast<size_t>(nd * in));
     parallel_for(int64_t(rows.size()), 1, [&](int64_t a, int64_t b) {
-      std::vector<double> d(static_cast<size_t>(in)), rtn(static_cast<size_t>(in));
       for (int64_t ri = a; ri < b; ++ri) {
         const int64_t r = rows[size_t(ri)];
         const float* wr = w + r * in;
-        for (int pass = 0; pass < 2; ++pass) {
-          for (int64_t k = 0; k < ng; ++k) {
-            if (pass == 0) {  // plain rounding of each group over its range, clamped to it
-              std::vector<double> grp(wr + k * g, wr + (k + 1) * g);
-              const size_t gi = size_t(r * ng + k);
-              const Range rg = range_of(grp.data(), g, clip, gi);
-              const qk::GroupParams p =
-                  qk::group_params(rg.lo, rg.hi, spec.bits, spec.zero_point, spec.f16_scales);
-              for (int64_t j = 0; j < g; ++j) {
-                const float v = std::min(std::max(wr[k * g + j], rg.lo), rg.hi);
-                const float c = code_of(v, p.scale, p.zero, maxq);
-                d[size_t(k * g + j)] = double(wr[k * g + j]) - double((c - p.zero) * p.scale);
-              }
-            } else {
-              for (int64_t j = 0; j < g; ++j)
-                d[size_t(k * g + j)] = double(wr[k * g + j]) - double(q.dequant(r, k * g + j));
-            }
+        double* d0 = dm.data() + (2 * ri) * in;
+        double* d1 = d0 + in;
+        for (int64_t k = 0; k < ng; ++k) {
+          // Plain rounding of each group over its range, clamped to it.
+          const std::vector<double> grp(wr + k * g, wr + (k + 1) * g);
+          const Range rg = range_of(grp.data(), g, clip, size_t(r * ng + k));
+          const qk::GroupParams p =
+              qk::group_params(rg.lo, rg.hi, spec.bits, spec.zero_point, spec.f16_scales);
+          for (int64_t j = 0; j < g; ++j) {
+            const float v = std::min(std::max(wr[k * g + j], rg.lo), rg.hi);
+            const float c = code_of(v, p.scale, p.zero, maxq);
+            d0[k * g + j] = double(wr[k * g + j]) - double((c - p.zero) * p.scale);
+            d1[k * g + j] = double(wr[k * g + j]) - double(q.dequant(r, k * g + j));
           }
-          double s = 0;
-          for (int64_t i = 0; i < in; ++i) {
-            if (d[size_t(i)] == 0.0) continue;
-            double gi = 0;
-            const double* gr = gram.data() + i * in;
-            for (int64_t j = 0; j < in; ++j) gi += gr[j] * d[size_t(j)];
-            s += gi * d[size_t(i)];
-          }
-          part[size_t(ri * 2 + pass)] = s;
+        }
+      }
+    });
+    std::vector<double> part(static_cast<size_t>(nd), 0.0);
+    const int64_t n_loss_chunks = (nd + kRowChunk - 1) / kRowChunk;
+    parallel_for(n_loss_chunks, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<double> pg(static_cast<size_t>(kRowChunk * in));
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t i0 = c * kRowChunk, n = std::min(kRowChunk, nd - i0);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(in), int(in), 1.0,
+                    dm.data() + i0 * in, int(in), gram.data(), int(in), 0.0, pg.data(), int(in));
+        for (int64_t i = 0; i < n; ++i) {
+          double sum = 0;
+          for (int64_t j = 0; j < in; ++j)
+            sum += pg[size_t(i * in + j)] * dm[size_t((i0 + i) * in + j)];
+          part[size_t(i0 + i)] = sum;
         }
       }
     });
