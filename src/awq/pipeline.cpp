@@ -141,10 +141,9 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
   AWQ_CHECK(o.pad_intermediate >= 0, "--pad-intermediate must be positive (got {})",
             o.pad_intermediate);
   if (o.shard_count > 0) {
-    AWQ_CHECK(o.method == QuantMethod::Awq && o.load_search.empty() && o.merge_shards.empty(),
-              "--shard splits an AWQ search; it cannot be combined with --method {}, "
-              "--load-search or merge",
-              o.method == QuantMethod::Awq ? "rtn" : method_name(o.method));
+    AWQ_CHECK(o.method != QuantMethod::Rtn && o.load_search.empty() && o.merge_shards.empty(),
+              "--shard splits an AWQ or GPTQ run; it cannot be combined with --method rtn, "
+              "--load-search or merge");
     AWQ_CHECK(!o.propagate_quantized,
               "--shard with --propagate quantized: each block would need the quantized output "
               "of the one before, so the blocks cannot be searched apart; use --propagate fp");
@@ -163,11 +162,10 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
               method_name(o.method));
   }
   if (uses_gptq(o.method)) {
-    AWQ_CHECK(!o.calib.empty() || o.calib_tokens,
+    AWQ_CHECK(!o.calib.empty() || o.calib_tokens || !o.merge_shards.empty(),
               "--calib is required for --method {}: GPTQ rounds with the calibration inputs' "
               "Gram matrices (with --load-search too)",
               method_name(o.method));
-    AWQ_CHECK(o.merge_shards.empty(), "awq merge replays AWQ searches; GPTQ needs a forward");
     AWQ_CHECK(!o.no_quantize, "--no-quantize keeps the weights unrounded: nothing for GPTQ");
   } else if (o.method == QuantMethod::Awq && o.load_search.empty() && o.merge_shards.empty()) {
     AWQ_CHECK(!o.calib.empty() || o.calib_tokens,
@@ -368,12 +366,16 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   const bool awq = uses_awq_scales(o.method);
   const bool gptq = uses_gptq(o.method);
   const bool merge = !o.merge_shards.empty();
-  const bool replay = awq && (!o.load_search.empty() || merge);
+  const bool replay = merge || (awq && !o.load_search.empty());
   const bool search = awq && !replay;
   // The calibration goes through the blocks (capturing each linear's inputs) for a search, and
-  // for GPTQ, whose rounding needs those inputs even when the scales are loaded.
-  const bool forward = search || gptq;
-  const bool shard = search && o.shard_count > 0;
+  // for GPTQ, whose rounding needs those inputs even when the scales are loaded (not in a merge:
+  // the shards kept GPTQ's results).
+  const bool forward = (search || gptq) && !merge;
+  const bool shard = forward && o.shard_count > 0;
+  const std::vector<std::string> shard_dirs =
+      merge && gptq ? shard_dir_of_layers(o.merge_shards, cfg.num_hidden_layers)
+                    : std::vector<std::string>();
   // A shard searches the layers of its range after forwarding the calibration through those
   // before it; the rest of the model is another shard's.
   const ShardRange range = shard ? shard_range(o.shard_index, o.shard_count, cfg.num_hidden_layers)
@@ -441,7 +443,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   // one that replays a search is cheap to run again and keeps none.
   const bool keep_stage = forward && !replay && !shard;
   const nlohmann::ordered_json fingerprint =
-      search || keep_stage ? resume_fingerprint(o, ck, &cb, skip_groups) : nlohmann::ordered_json();
+      forward ? resume_fingerprint(o, ck, &cb, skip_groups) : nlohmann::ordered_json();
   std::optional<ResumeStage> stage;
   int64_t kept = 0;
   Mat x;
@@ -571,7 +573,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         }
         rep.times.clip_search += t_stage.seconds();
         if (!gptq) cap = BlockCapture();  // the activations are no longer needed
-        if (shard) {
+        if (shard && !gptq) {
           write_block_file(staged.tmp().string(), br);
           x = std::move(x_next);
           rep.blocks.push_back(std::move(br));
@@ -581,7 +583,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         t_stage.reset();
         br = resumed ? stage->block(layer) : loaded[size_t(layer)];
         // GPTQ rounds with the inputs the scaled weights read: scale the capture too.
-        BlockCapture* scaled = gptq && !resumed ? &cap : nullptr;
+        BlockCapture* scaled = gptq && !resumed && !merge ? &cap : nullptr;
         apply_block_scales(arch, layer, w, scaled, br.groups);
         AWQ_CHECK(w.is_moe() || br.moe_groups.empty(),
                   "{}: layer {} is dense but the search has "
@@ -611,6 +613,8 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       } else if (gptq && resumed) {  // GPTQ's kept linears (their calibration inputs are gone)
         q = stage->quantized(layer);
         qmoe = stage->quantized_experts(layer);
+      } else if (gptq && merge) {  // the shard that ran the block kept them
+        read_quantized_file(shard_dirs[size_t(layer)], layer, q, qmoe);
       } else if (gptq) {
         step("gptq");
         Timer t_gptq;
@@ -651,7 +655,12 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
 
       step("write");
       t_stage.reset();
-      writer->add_block(layer, w, q, qmoe);
+      if (shard) {  // a GPTQ shard: its search result and quantized linears
+        write_block_file(staged.tmp().string(), br);
+        write_quantized_file(staged.tmp().string(), layer, q, qmoe);
+      } else {
+        writer->add_block(layer, w, q, qmoe);
+      }
       rep.times.write += t_stage.seconds();
       if (forward && !resumed) {
         x = std::move(x_next);

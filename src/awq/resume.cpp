@@ -230,6 +230,19 @@ void deserialize_quantized(const std::string& s, const std::string& path,
   AWQ_CHECK(pos == s.size(), "{}: {} bytes after the last matrix", path, s.size() - pos);
 }
 
+void write_quantized_file(const std::string& dir, int64_t layer,
+                          const std::vector<QuantizedMatrix>& q,
+                          const std::vector<QuantizedMatrix>& q_experts) {
+  write_sealed_file((fs::path(dir) / quantized_file_name(layer)).string(),
+                    {serialize_quantized(q, q_experts)});
+}
+
+void read_quantized_file(const std::string& dir, int64_t layer, std::vector<QuantizedMatrix>& q,
+                         std::vector<QuantizedMatrix>& q_experts) {
+  const std::string p = (fs::path(dir) / quantized_file_name(layer)).string();
+  deserialize_quantized(read_sealed_file(p), p, q, q_experts);
+}
+
 json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const CalibBlocks* calib,
                         const std::vector<std::string>& skipped_groups) {
   json f;
@@ -345,11 +358,9 @@ bool ResumeStage::load(const json& fingerprint, std::string* why) {
       if (!fs::exists(dir / block_file_name(l))) break;
       blocks_.push_back(read_block_file(dir_, l, header_, arch_));
       if (keeps_quantized_) {
-        const std::string qp = (dir / quantized_file_name(l)).string();
         quantized_.emplace_back();
         quantized_experts_.emplace_back();
-        deserialize_quantized(read_sealed_file(qp), qp, quantized_.back(),
-                              quantized_experts_.back());
+        read_quantized_file(dir_, l, quantized_.back(), quantized_experts_.back());
       }
     }
     const int64_t n = kept_blocks();
@@ -421,8 +432,7 @@ void ResumeStage::keep_block(const BlockResult& b, const Mat* next_input,
   const fs::path dir(dir_);
   if (keeps_quantized_) {
     AWQ_CHECK(q && q_experts, "{}: layer {}: the quantized linears are not given", dir_, b.layer);
-    write_sealed_file((dir / quantized_file_name(b.layer)).string(),
-                      {serialize_quantized(*q, *q_experts)});
+    write_quantized_file(dir_, b.layer, *q, *q_experts);
   }
   write_block_file(dir_, b);
   if (next_input == nullptr) {  // the last block: no one needs activations any more

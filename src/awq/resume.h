@@ -47,6 +47,14 @@ nlohmann::ordered_json resume_fingerprint(const QuantizeOptions& o, const Checkp
 std::string fingerprint_difference(const nlohmann::ordered_json& kept,
                                    const nlohmann::ordered_json& now);
 
+// A block's quantized linears (the dense ones in kAllLinearRoles order, then the experts') as
+// the resume stage and a GPTQ shard keep them: dir/block-NNNN.q, sealed.
+void write_quantized_file(const std::string& dir, int64_t layer,
+                          const std::vector<QuantizedMatrix>& q,
+                          const std::vector<QuantizedMatrix>& q_experts);
+void read_quantized_file(const std::string& dir, int64_t layer, std::vector<QuantizedMatrix>& q,
+                         std::vector<QuantizedMatrix>& q_experts);
+
 class ResumeStage {
  public:
   // Opens the stage of `out_dir` (the caller holds the output's lock). With `resume` and a stage

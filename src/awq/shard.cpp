@@ -90,12 +90,12 @@ QuantizeOptions merge_options(const std::vector<std::string>& shards, const std:
   o.model_dir = model_dir.empty() ? m.model_dir : model_dir;
   o.out_dir = out_dir;
   o.merge_shards = shards;
-  o.method = QuantMethod::Awq;
   // What the replay needs; the rest of the fingerprint (calibration, search settings) decided
   // the kept results and is compared between the shards only.
   const auto str = [&](const char* k) { return field(m, k).get<std::string>(); };
-  AWQ_CHECK(str("--method") == "awq" && str("--propagate") == "fp",
-            "{}: not a shard of an AWQ search", m.dir);
+  o.method = parse_method(str("--method"));
+  AWQ_CHECK(o.method != QuantMethod::Rtn && str("--propagate") == "fp",
+            "{}: not a shard of an AWQ or GPTQ run", m.dir);
   o.format = parse_output_format(str("--format"));
   o.no_quantize = field(m, "--no-quantize").get<bool>();
   o.spec.bits = field(m, "--bits").get<int>();
@@ -107,7 +107,21 @@ QuantizeOptions merge_options(const std::vector<std::string>& shards, const std:
   o.clip_opts.max_shrink = field(m, "clip max shrink").get<float>();
   o.clip_opts.asymmetric = str("--clip-bounds") == "asymmetric";
   o.pad_intermediate = field(m, "--pad-intermediate").get<int64_t>();
+  if (uses_gptq(o.method)) {  // recorded only; the merge takes the shards' GPTQ results
+    o.gptq.damp = field(m, "--gptq-damp").get<double>();
+    o.gptq.act_order = field(m, "--act-order").get<bool>();
+  }
   return o;
+}
+
+std::vector<std::string> shard_dir_of_layers(const std::vector<std::string>& shards,
+                                             int64_t num_layers) {
+  std::vector<std::string> dirs(static_cast<size_t>(num_layers));
+  for (const std::string& d : shards) {
+    const Manifest m = read_manifest(d);
+    for (int64_t l = m.range.first; l < m.range.end && l < num_layers; ++l) dirs[size_t(l)] = d;
+  }
+  return dirs;
 }
 
 std::vector<BlockResult> load_shards(const std::vector<std::string>& shards,

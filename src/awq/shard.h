@@ -6,6 +6,8 @@
 //
 //   shard.json        {"shard": K, "of": N, "layers": [first, end), "model": DIR, "fingerprint"}
 //   block-NNNN.json   the search result of each block of the range
+//   block-NNNN.q      GPTQ methods: each block's quantized linears (GPTQ needs the block's
+//                     calibration inputs, which only the shard had)
 //
 // `awq merge --out OUT SHARD...` checks that the shards come from one command (the same
 // fingerprint: tool, model files, calibration tokens, options), that together they hold every
@@ -45,5 +47,9 @@ QuantizeOptions merge_options(const std::vector<std::string>& shards, const std:
 std::vector<BlockResult> load_shards(const std::vector<std::string>& shards,
                                      const SearchHeader& header, const Architecture& arch,
                                      const nlohmann::ordered_json& now);
+
+// The shard directory holding each layer (after load_shards has checked them).
+std::vector<std::string> shard_dir_of_layers(const std::vector<std::string>& shards,
+                                             int64_t num_layers);
 
 }  // namespace awq

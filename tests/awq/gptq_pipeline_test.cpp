@@ -9,6 +9,7 @@
 #include <string>
 
 #include "awq/pipeline.h"
+#include "awq/shard.h"
 #include "base/error.h"
 #include "base/files.h"
 #include "base/interrupt.h"
@@ -163,6 +164,33 @@ TEST(GptqPipeline, InterruptedRunResumesByteIdentical) {
   }
 }
 
+// Shards of a GPTQ run keep their blocks' quantized linears; the merge writes the bytes of one run.
+TEST(GptqPipeline, ShardsMergeIntoTheBytesOfOneRun) {
+  const Fixture f = make("gptq_shards");
+  for (const QuantMethod m : {QuantMethod::Gptq, QuantMethod::AwqGptq}) {
+    const std::string tag = method_name(m);
+    SCOPED_TRACE(tag);
+    quantize_model(options(f, tag + "_full", m));
+    std::vector<std::string> shards;
+    for (int k = 1; k <= 2; ++k) {
+      QuantizeOptions o = options(f, tag + "_shard" + std::to_string(k), m);
+      o.shard_index = k;
+      o.shard_count = 2;
+      quantize_model(o);
+      shards.push_back(o.out_dir);
+    }
+    EXPECT_TRUE(fs::exists(fs::path(shards[1]) / "block-0001.q"));
+    EXPECT_FALSE(fs::exists(fs::path(shards[0]) / "block-0001.q"));
+    QuantizeOptions mo =
+        merge_options({shards[1], shards[0]}, "", (f.root / (tag + "_merged")).string());
+    mo.progress = false;
+    mo.quiet = true;
+    EXPECT_EQ(mo.method, m);
+    quantize_model(mo);
+    test::expect_same_dirs(f.root / (tag + "_full"), f.root / (tag + "_merged"));
+  }
+}
+
 TEST(GptqPipeline, RefusedCombinationsNameTheOption) {
   const Fixture f = make("gptq_bad");
   auto message = [&](QuantizeOptions o) {
@@ -173,12 +201,13 @@ TEST(GptqPipeline, RefusedCombinationsNameTheOption) {
     }
     return std::string("no error");
   };
-  QuantizeOptions a = options(f, "a", QuantMethod::Gptq);
+  QuantizeOptions a = options(f, "a", QuantMethod::Rtn);
+  a.calib_tokens = nullptr;
   a.shard_index = 1;
   a.shard_count = 2;
-  EXPECT_NE(
-      message(a).find("--shard splits an AWQ search; it cannot be combined with --method gptq"),
-      std::string::npos)
+  EXPECT_NE(message(a).find("--shard splits an AWQ or GPTQ run; it cannot be combined with "
+                            "--method rtn"),
+            std::string::npos)
       << message(a);
   QuantizeOptions b = options(f, "b", QuantMethod::Gptq);
   b.save_search = (f.root / "s.json").string();

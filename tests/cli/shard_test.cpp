@@ -66,7 +66,7 @@ TEST(Shard, ThreeShardsMergedInAnyOrderAreOneRunByteForByte) {
   expect_error(q + " --shard 2", "--shard 2: expected K/N");
   expect_error(q + " --shard 1/6", "--shard 1/6: the model has only 5 blocks to share out");
   expect_error(q + " --shard 1/2 --propagate quantized", "--shard with --propagate quantized");
-  expect_error(q + " --shard 1/2 --method rtn", "--shard splits an AWQ search");
+  expect_error(q + " --shard 1/2 --method rtn", "--shard splits an AWQ or GPTQ run");
   expect_error("merge " + at("s1") + " " + at("s2"), "shard 3/3 is missing (layers [3, 5))");
   expect_error("merge " + at("s1") + " " + at("s2") + " " + at("s2") + " " + at("s3"),
                "shard 2/3 is given twice");
