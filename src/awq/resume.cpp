@@ -191,6 +191,7 @@ void deserialize_quantized(const std::string& s, const std::string& path,
   size_t pos = 8;
   const auto take = [&](void* dst, uint64_t n) {
     AWQ_CHECK(n <= s.size() && pos <= s.size() - n, "{}: truncated at byte {}", path, pos);
+    if (n == 0) return;  // an empty matrix's vectors have no storage (memcpy needs non-null)
     std::memcpy(dst, s.data() + pos, n);
     pos += n;
   };
