@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,7 @@
 #include "awq/pipeline.h"
 #include "base/files.h"
 #include "base/half.h"
+#include "base/interrupt.h"
 #include "eval/perplexity.h"
 #include "formats/checkpoint.h"
 #include "model/block.h"
@@ -566,6 +568,39 @@ TEST(MoeAwq, AutoAwqDequantizesToTheFakeQuantWeights) {
     // Two sparse layers (attention 4, experts 4 × 3, shared expert 3, router) and a dense one.
     EXPECT_EQ(compared, 2 * (4 + 3 * 4 + 3 + 1) + 7);
   }
+  fs::remove_all(root);
+}
+
+// An interrupted AWQ-GPTQ run of a model with sparse and dense layers resumes from its stage,
+// whose kept linears include the experts' (and a sparse layer's empty dense slots), to the bytes
+// of an uninterrupted run.
+TEST(MoeAwq, GptqRunResumesByteIdentical) {
+  const fs::path root = test::scratch_dir("moe_gptq_resume");
+  SynthOptions so;
+  so.dtype = DType::F32;
+  so.seed = 6;
+  so.weight_std = 0.1f;
+  so.outlier_channels = 2;
+  so.outlier_gain = 8.0f;
+  const std::string model = synth(root, tiny_moe("qwen2_moe"), so);
+  const CalibBlocks calib = test::random_calib(4, 16, 300, 3);
+  QuantizeOptions full = quant_options(model, root / "full", &calib, 32);
+  full.method = QuantMethod::AwqGptq;
+  quantize_model(full);
+  QuantizeOptions o = full;
+  o.out_dir = (root / "q").string();
+  {
+    const InterruptScope scope;
+    ::setenv("AWQ_TEST_KILL_AT", "kept:1", 1);
+    ::setenv("AWQ_TEST_KILL_SIGNAL", "2", 1);
+    EXPECT_THROW(quantize_model(o), Interrupted);
+    ::unsetenv("AWQ_TEST_KILL_AT");
+    ::unsetenv("AWQ_TEST_KILL_SIGNAL");
+  }
+  ASSERT_TRUE(fs::exists(root / "q.resume" / "block-0001.q"));
+  const QuantizeReport r = quantize_model(o);
+  EXPECT_EQ(r.resumed_blocks, 2);
+  test::expect_same_dirs(root / "full", root / "q");
   fs::remove_all(root);
 }
 
