@@ -1,7 +1,5 @@
 #include "awq/gptq_block.h"
 
-#include <fmt/format.h>
-
 #include <string>
 
 #include "awq/block_search.h"
@@ -74,10 +72,8 @@ std::vector<QuantizedMatrix> gptq_experts(const ModelConfig& cfg, const Architec
       throw_if_interrupted();
       const Linear& l = moe_linear(w, e, r);
       const Mat& x = r == LinearRole::Down ? *in.down : *in.gate_up;
-      const std::string name =
-          fmt::format("layer {} {} {}", layer, e == kSharedExpert ? "shared expert" : "expert",
-                      e == kSharedExpert ? std::string() : std::to_string(e)) +
-          " " + linear_role_name(r);
+      const std::string name = e == kSharedExpert ? arch.shared_expert_linear_name(layer, r)
+                                                  : arch.expert_linear_name(layer, e, r);
       const GptqClip clip = clip_for(clips, e, r, clip_grid);
       if (x.rows == 0) {  // no clip search either (it skips such experts)
         q.push_back(quantize(l.w.data.data(), l.out, l.in, spec, name));

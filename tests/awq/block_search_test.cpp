@@ -289,7 +289,9 @@ TEST(Clip, IndicesReplayTheSearchedBounds) {
       clipped += c.frac_clipped > 0;
     }
     EXPECT_GT(clipped, 0);
-    if (asymmetric) EXPECT_GT(lopsided, 0);
+    if (asymmetric) {
+      EXPECT_GT(lopsided, 0);
+    }
   }
 }
 

@@ -68,7 +68,9 @@ void check_against_brute_force(const Case& c, uint32_t seed) {
     for (int64_t k = 0; k < ng; ++k) {
       const size_t i = size_t(o * ng + k);
       ASSERT_LT(ch.hi[i], 10);
-      if (c.asymmetric) ASSERT_LT(ch.lo[i], 10);
+      if (c.asymmetric) {
+        ASSERT_LT(ch.lo[i], 10);
+      }
       const float* wg = w.data() + o * c.in + k * g;
       std::vector<double> err;
       int chosen = -1, best = 0;
@@ -92,7 +94,9 @@ void check_against_brute_force(const Case& c, uint32_t seed) {
   // Near-ties may resolve either way under rounding, but not often.
   EXPECT_GE(exact_argmin, int(c.out * ng * 9 / 10));
   EXPECT_GT(clipped, 0);  // these weights have outliers: clipping must pay somewhere
-  if (c.asymmetric) EXPECT_GT(lopsided, 0);  // and the two sides do not always shrink alike
+  if (c.asymmetric) {
+    EXPECT_GT(lopsided, 0);  // and the two sides do not always shrink alike
+  }
 }
 
 TEST(ClipSearch, OptimalOnItsObjectiveGramPath) {
@@ -188,7 +192,9 @@ TEST(ClipSearch, NoSignalKeepsTheLargestClip) {
     int clipped = 0;
     for (int64_t o = 0; o < out; ++o) {
       EXPECT_EQ(c.hi[size_t(o * 2)], 0) << "row " << o;
-      if (asymmetric) EXPECT_EQ(c.lo[size_t(o * 2)], 0) << "row " << o;
+      if (asymmetric) {
+        EXPECT_EQ(c.lo[size_t(o * 2)], 0) << "row " << o;
+      }
       clipped += c.hi[size_t(o * 2 + 1)] > 0 || (asymmetric && c.lo[size_t(o * 2 + 1)] > 0);
     }
     EXPECT_GT(clipped, 0);
