@@ -71,6 +71,12 @@ int run_command(const std::string& cmd, std::string* out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+AwqRun run_awq(const std::string& args) {
+  AwqRun r;
+  r.rc = run_command(awq_binary() + " " + args + " 2>&1", &r.out);
+  return r;
+}
+
 std::string file_bytes(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

@@ -16,6 +16,12 @@ std::string awq_binary();                                    // path to the buil
 // Runs `cmd` through the shell; returns its exit status (-1 if it did not exit normally) and
 // appends its stdout to *out (stderr passes through unless the command redirects it).
 int run_command(const std::string& cmd, std::string* out);
+// `awq ARGS` with stdout and stderr together.
+struct AwqRun {
+  int rc = -1;
+  std::string out;
+};
+AwqRun run_awq(const std::string& args);
 // The bytes of a file ("" if it cannot be read: the comparison that follows then fails).
 std::string file_bytes(const std::filesystem::path& p);
 // Two directories hold the same file names with the same bytes (gtest failures name the file).

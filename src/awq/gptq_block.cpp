@@ -18,6 +18,17 @@ GptqClip clip_for(const std::vector<ClipResult>& clips, int expert, LinearRole r
   return {};
 }
 
+GptqLinearResult result_of(LinearRole role, int expert, const GptqStats& st) {
+  GptqLinearResult r;
+  r.role = role;
+  r.expert = expert;
+  r.rtn_loss = st.rtn_loss;
+  r.loss = st.loss;
+  r.damp = st.damp;
+  r.dead = st.dead;
+  return r;
+}
+
 }  // namespace
 
 std::vector<QuantizedMatrix> gptq_block(const Architecture& arch, int64_t layer,
@@ -46,13 +57,7 @@ std::vector<QuantizedMatrix> gptq_block(const Architecture& arch, int64_t layer,
     q.push_back(gptq_quantize(l.w.data.data(), l.out, l.in, gram, spec, opts,
                               arch.stored_linear_name(layer, r), &st,
                               clip_for(clips, kNoExpert, r, clip_grid)));
-    GptqLinearResult res;
-    res.role = r;
-    res.rtn_loss = st.rtn_loss;
-    res.loss = st.loss;
-    res.damp = st.damp;
-    res.dead = st.dead;
-    stats.push_back(res);
+    stats.push_back(result_of(r, kNoExpert, st));
   }
   return q;
 }
@@ -86,14 +91,7 @@ std::vector<QuantizedMatrix> gptq_experts(const ModelConfig& cfg, const Architec
       q.push_back(gptq_quantize(l.w.data.data(), l.out, l.in,
                                 r == LinearRole::Down ? down_gram : gram_gate_up, spec, opts, name,
                                 &st, clip));
-      GptqLinearResult res;
-      res.role = r;
-      res.expert = e;
-      res.rtn_loss = st.rtn_loss;
-      res.loss = st.loss;
-      res.damp = st.damp;
-      res.dead = st.dead;
-      stats.push_back(res);
+      stats.push_back(result_of(r, e, st));
     }
   }
   return q;

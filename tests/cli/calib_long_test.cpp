@@ -16,16 +16,9 @@ namespace awq {
 namespace {
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int rc = -1;
-  std::string out;  // stdout and stderr
-};
+using Outcome = test::AwqRun;
 
-Outcome awq(const std::string& args) {
-  Outcome r;
-  r.rc = test::run_command(test::awq_binary() + " " + args + " 2>&1", &r.out);
-  return r;
-}
+constexpr auto awq = test::run_awq;
 
 class CalibLongCli : public ::testing::Test {
  protected:

@@ -13,16 +13,9 @@ namespace awq {
 namespace {
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int rc = -1;
-  std::string out;  // stdout and stderr
-};
+using Outcome = test::AwqRun;
 
-Outcome awq(const std::string& args) {
-  Outcome r;
-  r.rc = test::run_command(test::awq_binary() + " " + args + " 2>&1", &r.out);
-  return r;
-}
+constexpr auto awq = test::run_awq;
 
 double json_number(const std::string& text, const std::string& key) {
   const size_t b = text.find('{');
@@ -39,7 +32,7 @@ TEST(GptqCli, EveryOutputOfEveryGptqMethod) {
                         test::data_path("tokenizers/llama2") + " --out " + model);
   ASSERT_EQ(s.rc, 0) << s.out;
   const std::string text = test::data_path("text/tinystories-valid-a.txt");
-  for (const std::string method : {"gptq", "awq-gptq"}) {
+  for (const char* method : {"gptq", "awq-gptq"}) {
     SCOPED_TRACE(method);
     const fs::path out = root / method;
     const std::string q = "quantize --model " + model + " --calib " +
@@ -61,7 +54,7 @@ TEST(GptqCli, EveryOutputOfEveryGptqMethod) {
     // The checkpoint, its fake-quant twin and the GGUF file compute the same perplexity.
     double ppl[3];
     int i = 0;
-    for (const std::string m : {out.string(), out.string() + "-fake", out.string() + ".gguf"}) {
+    for (const std::string& m : {out.string(), out.string() + "-fake", out.string() + ".gguf"}) {
       const Outcome e =
           awq("eval --model " + m + " --text " + text + " --ctx 128 --max-windows 8 --json");
       ASSERT_EQ(e.rc, 0) << e.out;
