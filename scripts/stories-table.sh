@@ -22,7 +22,8 @@ trap 'rm -rf "$work"' EXIT
 [[ -x "$awq" ]] || { echo "no awq binary at $awq (build first)" >&2; exit 1; }
 [[ -f "$data/models/stories260K/stories260K.bin" ]] || { echo "shared data not found under $data" >&2; exit 1; }
 
-calib="$data/text/tinystories-train-head.txt"
+calib="${CALIB:-$data/text/tinystories-train-head.txt}"  # CALIB=FILE: calibrate on another text
+calib_long="${CALIB_LONG:-skip}"  # CALIB_LONG=split|skip|truncate
 text="${TEXT:-$data/text/tinystories-valid-a.txt}"  # TEXT=FILE: evaluate on another text
 
 "$awq" convert llama2c --model "$data/models/stories260K/stories260K.bin" \
@@ -55,7 +56,7 @@ row() {
   local t0 t1
   t0=$(date +%s.%N)
   # --calib-long skip: AutoAWQ's calibration (13 of the 128 stories are longer than 512 tokens).
-  "$awq" quantize --model "$work/fp" --out "$work/awq" --calib "$calib" --calib-long skip --bits "$bits" \
+  "$awq" quantize --model "$work/fp" --out "$work/awq" --calib "$calib" --calib-long "$calib_long" --bits "$bits" \
     --group-size "$group" --format fake-quant "${padopt[@]}" --report "$work/report.json" "${extra[@]}" \
     >/dev/null
   t1=$(date +%s.%N)
