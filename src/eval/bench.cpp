@@ -621,7 +621,8 @@ std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double
   return parts;
 }
 
-BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandwidth_gbs) {
+BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandwidth_gbs,
+                     const std::function<void()>& before_decode_run) {
   AWQ_CHECK(opts.prompt >= 0 && opts.decode >= 0, "bench: -p and -n must not be negative");
   AWQ_CHECK(opts.repeats >= 1, "bench: --repeats must be at least 1 (got {})", opts.repeats);
   BenchRow row;
@@ -650,6 +651,7 @@ BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandw
   wall = 0;
   double cpu = 0;
   for (int r = 0; r < opts.repeats && opts.decode > 0; ++r) {
+    if (before_decode_run) before_decode_run();
     const double sec = time_decode(s, dtoks, opts.depth, &cpu);
     wall += sec;
     row.decode_runs.push_back(double(opts.decode) / sec);
@@ -696,8 +698,9 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   rep.cpu = cpu_name();
   rep.cores = int(std::thread::hardware_concurrency());
   rep.load_before = load_average_1m();
-  rep.bandwidth_before_gbs =
-      kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
+  const kernels::BandwidthProbe probe(rep.threads, opts.bandwidth_bytes);
+  rep.bandwidth_before_gbs = probe.measure();
+  rep.bandwidth_probes.push_back(rep.bandwidth_before_gbs);
   rep.bandwidth_gbs = rep.bandwidth_before_gbs;
   if (opts.progress)
     fmt::print(stderr, "memory bandwidth ({} threads): {:.1f} GB/s\n", rep.threads,
@@ -735,15 +738,16 @@ BenchReport run_bench(const BenchOptions& opts_in) {
                  bench_form_name(f), build_s, double(model.decode_bytes().total()) / 1e6,
                  double(model.resident_weight_bytes()) / 1e6);
     set_num_threads(rep.threads);
-    BenchRow row = bench_model(model, opts, rep.bandwidth_gbs);
+    BenchRow row = bench_model(model, opts, rep.bandwidth_gbs,
+                               [&] { rep.bandwidth_probes.push_back(probe.measure()); });
     row.build_seconds = build_s;
     row.resident_bytes = model.resident_weight_bytes();
     rep.rows.push_back(std::move(row));
   }
   rep.load_after = load_average_1m();
-  rep.bandwidth_after_gbs =
-      kernels::measure_memory_bandwidth_gbs(rep.threads, opts.bandwidth_bytes);
-  rep.bandwidth_gbs = std::max(rep.bandwidth_before_gbs, rep.bandwidth_after_gbs);
+  rep.bandwidth_after_gbs = probe.measure();
+  rep.bandwidth_probes.push_back(rep.bandwidth_after_gbs);
+  rep.bandwidth_gbs = median(rep.bandwidth_probes);
   for (BenchRow& row : rep.rows) set_roofline(row, rep.bandwidth_gbs);
   return rep;
 }
@@ -776,10 +780,13 @@ std::string format_bench_report(const BenchReport& r) {
   }
   s += fmt::format("machine:   {}, isa {}, {} thread{}\n", r.cpu, r.isa, r.threads,
                    r.threads == 1 ? "" : "s");
+  const auto [bw_min, bw_max] =
+      std::minmax_element(r.bandwidth_probes.begin(), r.bandwidth_probes.end());
   s += fmt::format(
-      "bandwidth: {:.1f} GB/s measured ({} threads; {:.1f} before the rows, {:.1f} after: the "
-      "roofline is the larger)\n",
-      r.bandwidth_gbs, r.threads, r.bandwidth_before_gbs, r.bandwidth_after_gbs);
+      "bandwidth: {:.1f} GB/s measured ({} threads; the median of {} probes taken before the "
+      "rows, before each decode run and after, {:.1f}-{:.1f})\n",
+      r.bandwidth_gbs, r.threads, r.bandwidth_probes.size(),
+      r.bandwidth_probes.empty() ? 0.0 : *bw_min, r.bandwidth_probes.empty() ? 0.0 : *bw_max);
   if (r.load_before >= 0)
     s += fmt::format(
         "load:      {:.2f} before, {:.2f} after (1-minute average, {} cores){}\n", r.load_before,
@@ -874,6 +881,7 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["bandwidth_gbs"] = r.bandwidth_gbs;
   j["bandwidth_before_gbs"] = r.bandwidth_before_gbs;
   j["bandwidth_after_gbs"] = r.bandwidth_after_gbs;
+  j["bandwidth_probes_gbs"] = r.bandwidth_probes;
   j["cores"] = r.cores;
   j["load_before"] = r.load_before;
   j["load_after"] = r.load_after;

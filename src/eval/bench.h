@@ -189,9 +189,12 @@ struct BenchReport {
   BenchOptions opts;
   int threads = 0;
   std::string isa, cpu;
-  // Measured with `threads` threads before the rows and again after them; the roofline is the
-  // larger (a VM's bandwidth drifts by ~10% within minutes: the higher reading cannot flatter).
+  // Measured with `threads` threads before the rows, before every decode run and after the rows
+  // (kernels::BandwidthProbe, 3 passes each); the roofline is the median of all of them. A VM's
+  // bandwidth moves by tens of percent within minutes: probes taken in the same minutes as the
+  // runs they judge, and their median, keep the fraction from moving with one unlucky reading.
   double bandwidth_gbs = 0, bandwidth_before_gbs = 0, bandwidth_after_gbs = 0;
+  std::vector<double> bandwidth_probes;      // every reading, in order
   double load_before = -1, load_after = -1;  // 1-minute load average (/proc/loadavg), -1 unknown
   int cores = 0;                             // std::thread::hardware_concurrency()
   std::vector<BenchRow> rows;
@@ -202,7 +205,10 @@ struct BenchReport {
 BenchReport run_bench(const BenchOptions& opts);
 
 // Measures one already-built model (the tests use this on a tiny shape).
-BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandwidth_gbs);
+// `before_decode_run`, when set, runs before each timed decode run (run_bench probes the
+// bandwidth there).
+BenchRow bench_model(const BenchModel& m, const BenchOptions& opts, double bandwidth_gbs,
+                     const std::function<void()>& before_decode_run = {});
 
 double median(std::vector<double> v);
 double load_average_1m();      // -1 when /proc/loadavg cannot be read

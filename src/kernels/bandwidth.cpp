@@ -20,47 +20,53 @@ namespace awq::kernels {
 // The probe runs its own threads instead of awq::parallel_for: it must use exactly `threads`
 // threads, whatever the size of the process-wide pool, and each thread must stream one long
 // contiguous slice (as a decode kernel does), not many small chunks.
-double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes) {
-  threads = std::max(1, threads);
+BandwidthProbe::BandwidthProbe(int threads, int64_t buffer_bytes) : threads_(std::max(1, threads)) {
   if (buffer_bytes <= 0) {
     const char* env = std::getenv("AWQ_BW_BYTES");
     buffer_bytes = env ? std::atoll(env) : (int64_t(1) << 30);
   }
-  const int64_t per_thread = std::max<int64_t>(buffer_bytes / threads / 4096, 1) * 1024;  // floats
-  const int64_t n = per_thread * threads;
+  per_thread_ = std::max<int64_t>(buffer_bytes / threads_ / 4096, 1) * 1024;  // floats
+  floats_ = per_thread_ * threads_;
   // The same kind of memory as the weights the decode kernels stream (huge pages where granted),
   // so that the roofline compares like with like.
-  const std::shared_ptr<uint8_t> buf = alloc_weight_bytes(size_t(n) * 4);
-  float* p = reinterpret_cast<float*>(buf.get());
-  const auto& k = detail::active_table();
+  buf_ = alloc_weight_bytes(size_t(floats_) * 4);
+  measure(1);  // faults the pages in: the first read of a fresh buffer is not a bandwidth
+}
 
+double BandwidthProbe::measure(int passes) const {
+  const float* p = reinterpret_cast<const float*>(buf_.get());
+  const auto& k = detail::active_table();
   std::vector<double> gbs;
   std::atomic<float> sink{0.0f};
-  for (int run = 0; run < 6; ++run) {
+  for (int run = 0; run < std::max(1, passes); ++run) {
     std::atomic<int> ready{0};
     std::atomic<bool> go{false};
     std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) {
+    for (int t = 0; t < threads_; ++t) {
       pool.emplace_back([&, t] {
-        float* slice = p + t * per_thread;
+        const float* slice = p + t * per_thread_;
         ready.fetch_add(1);
         while (!go.load(std::memory_order_acquire)) {
         }
-        const float s = k.sum_f32(slice, per_thread);
+        const float s = k.sum_f32(slice, per_thread_);
         float cur = sink.load();
         while (!sink.compare_exchange_weak(cur, cur + s)) {
         }
       });
     }
-    while (ready.load() < threads) std::this_thread::yield();
+    while (ready.load() < threads_) std::this_thread::yield();
     const auto t0 = std::chrono::steady_clock::now();
     go.store(true, std::memory_order_release);
     for (auto& th : pool) th.join();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (run > 0) gbs.push_back(double(n) * 4 / dt / 1e9);  // run 0 also faulted the pages in
+    gbs.push_back(double(floats_) * 4 / dt / 1e9);
   }
   std::sort(gbs.begin(), gbs.end());
   return gbs[gbs.size() / 2];
+}
+
+double measure_memory_bandwidth_gbs(int threads, int64_t buffer_bytes) {
+  return BandwidthProbe(threads, buffer_bytes).measure(5);
 }
 
 double measure_sgemm_gflops() {

@@ -147,7 +147,12 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
   EXPECT_EQ(r.rows[2].form, "w4a8");
   EXPECT_GT(r.bandwidth_before_gbs, 0.0);
   EXPECT_GT(r.bandwidth_after_gbs, 0.0);
-  EXPECT_EQ(r.bandwidth_gbs, std::max(r.bandwidth_before_gbs, r.bandwidth_after_gbs));
+  // One probe before the rows, one before each of the 3 rows x 3 decode runs, one after; the
+  // roofline is their median.
+  ASSERT_EQ(r.bandwidth_probes.size(), 11u);
+  EXPECT_EQ(r.bandwidth_probes.front(), r.bandwidth_before_gbs);
+  EXPECT_EQ(r.bandwidth_probes.back(), r.bandwidth_after_gbs);
+  EXPECT_EQ(r.bandwidth_gbs, median(r.bandwidth_probes));
   EXPECT_EQ(r.threads, 2);
   const BenchModel probe = make_synthetic_bench_model(r.cfg, BenchForm::F16, 128, 1);
   for (const BenchRow& w : r.rows) {
