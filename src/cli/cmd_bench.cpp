@@ -58,8 +58,9 @@ Registration reg([](CLI::App& app) {
   sub->add_option("-n,--decode", a->opt.decode, "Decoded tokens; 0 skips (default 128)");
   sub->add_option("-d,--depth", a->opt.depth,
                   "Decode after this many tokens of context (prefilled, not timed; default 0)");
-  sub->add_option("--weights", a->weights,
-                  "Forms to run, comma-separated: f16, f32, w4, w4a8 (default: f16,w4)")
+  sub->add_option(
+         "--weights", a->weights,
+         "Forms to run, comma-separated: f16, f32, w4 (W4A16, exact), w4a8 (default: f16,w4a8)")
       ->delimiter(',')
       ->check(CLI::IsMember({"f16", "f32", "w4", "w4a8"}));
   sub->add_option("--group-size", a->opt.group_size,

@@ -29,12 +29,11 @@ struct EvalArgs {
 void run(const EvalArgs& a) {
   apply_threads(a.threads);
   Timer load_timer;
-  const LoadOptions lo = gguf::is_gguf_file(a.model)
-                             ? parse_weight_form(a.weights == "auto" ? "native" : a.weights)
-                             : weight_form_for(a.model, a.weights);
+  const LoadOptions lo = gguf::weight_form_for_any(a.model, a.weights);
   const PplConvention conv = parse_ppl_convention(a.convention);
   const Model model = gguf::load_any_model(a.model, lo);
   std::optional<Model> base;
+  // The reference is full precision: its float linears as stored (LoadOptions{} is Native).
   if (!a.base.empty()) base.emplace(gguf::load_any_model(a.base, LoadOptions{}));
   const Tokenizer tok = gguf::is_gguf_file(a.model) ? gguf::load_gguf_tokenizer(a.model)
                                                     : load_model_tokenizer(a.model);
@@ -140,8 +139,10 @@ Registration reg([](CLI::App& app) {
                   "Tokens per forward pass (windows batched; default 2048)");
   sub->add_option("--base", a->base,
                   "Reference model directory: also report KL divergence and delta PPL");
-  sub->add_option("--weights", a->weights,
-                  "auto (default: w4 for AWQ checkpoints, else native) | f32 | native | w4 | w4a8")
+  sub->add_option(
+         "--weights", a->weights,
+         "auto (default: w4a8 for AWQ checkpoints and Q4_0/Q4_1 GGUF files, else native) | "
+         "f32 | native | w4 (W4A16, exact) | w4a8")
       ->check(CLI::IsMember({"auto", "f32", "native", "w4", "w4a8"}));
   sub->add_flag("--json", a->json, "Machine-readable output");
   add_threads_option(sub, &a->threads);

@@ -23,9 +23,7 @@ struct GenerateArgs {
 
 void run(const GenerateArgs& a) {
   apply_threads(a.threads);
-  const LoadOptions lo = gguf::is_gguf_file(a.model)
-                             ? parse_weight_form(a.weights == "auto" ? "native" : a.weights)
-                             : weight_form_for(a.model, a.weights);
+  const LoadOptions lo = gguf::weight_form_for_any(a.model, a.weights);
   const Model model = gguf::load_any_model(a.model, lo);
   const Tokenizer tok = gguf::is_gguf_file(a.model) ? gguf::load_gguf_tokenizer(a.model)
                                                     : load_model_tokenizer(a.model);
@@ -71,8 +69,10 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--top-p", a->top_p, "Nucleus sampling mass, (0, 1] (default 1)");
   sub->add_option("--seed", a->seed, "Sampling seed (default 0)");
   sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating after the end-of-sequence token");
-  sub->add_option("--weights", a->weights,
-                  "auto (default: w4 for AWQ checkpoints, else native) | f32 | native | w4 | w4a8")
+  sub->add_option(
+         "--weights", a->weights,
+         "auto (default: w4a8 for AWQ checkpoints and Q4_0/Q4_1 GGUF files, else native) | "
+         "f32 | native | w4 (W4A16, exact) | w4a8")
       ->check(CLI::IsMember({"auto", "f32", "native", "w4", "w4a8"}));
   add_threads_option(sub, &a->threads);
   set_run(sub, [a] { run(*a); });

@@ -676,7 +676,8 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   AWQ_CHECK(opts.model_dir.empty() != opts.shape.empty(),
             "bench: give exactly one of --model DIR and --shape NAME");
   const bool custom = bool(opts.build_model);
-  if (opts.forms.empty()) opts.forms = {BenchForm::F16, BenchForm::W4};
+  // The default: the f16 baseline and the default run-time form (W4A8, LoadOptions::fastest).
+  if (opts.forms.empty()) opts.forms = {BenchForm::F16, BenchForm::W4A8};
   if (const char* env = std::getenv("AWQ_FUSE"); env && std::string(env) == "0")
     opts.fuse_w4 = false;
   BenchReport rep;

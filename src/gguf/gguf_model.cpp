@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -576,6 +577,26 @@ Tokenizer load_gguf_tokenizer(const std::string& path) {
 
 Model load_any_model(const std::string& path, const LoadOptions& opts) {
   return is_gguf_file(path) ? load_gguf_model(path, opts) : Model::load(path, opts);
+}
+
+GgufLoad load_gguf(const std::string& path) {
+  return load_gguf(path, weight_form_for_any(path, "auto"));
+}
+Model load_gguf_model(const std::string& path) {
+  return load_gguf_model(path, weight_form_for_any(path, "auto"));
+}
+Model load_any_model(const std::string& path) {
+  return load_any_model(path, weight_form_for_any(path, "auto"));
+}
+
+LoadOptions weight_form_for_any(const std::string& path, const std::string& s) {
+  if (!is_gguf_file(path)) return weight_form_for(path, s);
+  if (s != "auto") return parse_weight_form(s);
+  const GgufFile f(path);
+  const bool q4 = std::any_of(f.tensors().begin(), f.tensors().end(), [](const GgufTensor& t) {
+    return t.type == GgmlType::Q4_0 || t.type == GgmlType::Q4_1;
+  });
+  return q4 ? LoadOptions::fastest() : LoadOptions{};
 }
 
 }  // namespace awq::gguf

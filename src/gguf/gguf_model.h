@@ -60,11 +60,19 @@ struct GgufLoad {
 // The whole model and its tokenizer. The embeddings, final norm and output matrix are staged in
 // a private temporary safetensors file (the model layer reads those from a Checkpoint), which is
 // unlinked as soon as it is mapped.
-GgufLoad load_gguf(const std::string& path, const LoadOptions& opts = {});
-Model load_gguf_model(const std::string& path, const LoadOptions& opts = {});
+GgufLoad load_gguf(const std::string& path, const LoadOptions& opts);
+Model load_gguf_model(const std::string& path, const LoadOptions& opts);
+// Without options: weight_form_for_any(path, "auto").
+GgufLoad load_gguf(const std::string& path);
+Model load_gguf_model(const std::string& path);
 Tokenizer load_gguf_tokenizer(const std::string& path);
 
 // A model from a path that is either a GGUF file or a Hugging Face directory (Model::load).
-Model load_any_model(const std::string& path, const LoadOptions& opts = {});
+Model load_any_model(const std::string& path, const LoadOptions& opts);
+Model load_any_model(const std::string& path);  // weight_form_for_any(path, "auto")
+// The weight form `s` (parse_weight_form's names, or "auto") for a GGUF file or a directory:
+// "auto" is LoadOptions::fastest() where the file or checkpoint holds 4-bit linears (GGUF Q4_0 /
+// Q4_1, an AWQ checkpoint), Native otherwise.
+LoadOptions weight_form_for_any(const std::string& path, const std::string& s);
 
 }  // namespace awq::gguf

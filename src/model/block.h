@@ -33,6 +33,13 @@ enum class WeightForm {
 struct LoadOptions {
   WeightForm weights = WeightForm::Native;
   bool w4a8 = false;  // with W4: quantize activations to 8 bits on the fly
+
+  // The run-time default for 4-bit models (awq eval / generate / bench, and Model::load /
+  // load_any_model without options, through weight_form_for): AWQ linears on the W4 kernels with
+  // activations in int8 (W4A8), float linears in place. W4A8 is the fastest path and costs <= 0.05%
+  // perplexity on stories260K and <= 0.1% on the families' outlier models (docs/benchmarks.md);
+  // `w4` (W4A16) is the exact one.
+  static LoadOptions fastest() { return {WeightForm::W4, true}; }
 };
 
 // A block's weights in working form. Every norm holds its effective multiplier (1 + w for Gemma's

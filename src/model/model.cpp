@@ -39,9 +39,7 @@ std::string weight_form_name(const LoadOptions& o) {
 
 LoadOptions weight_form_for(const std::string& model_dir, const std::string& s) {
   if (s != "auto") return parse_weight_form(s);
-  LoadOptions o;
-  o.weights = ModelConfig::load(model_dir).quant ? WeightForm::W4 : WeightForm::Native;
-  return o;
+  return ModelConfig::load(model_dir).quant ? LoadOptions::fastest() : LoadOptions{};
 }
 
 namespace {
@@ -73,6 +71,10 @@ void Model::load_shared(const LoadOptions&) {
               head->file, arch_->lm_head_name, dtype_name(head->dtype));
   }
   lm_head_ = linear_in_place(head->data, head->dtype, V, d);
+}
+
+Model Model::load(const std::string& dir) {
+  return load(dir, weight_form_for(dir, "auto"));
 }
 
 Model Model::load(const std::string& dir, const LoadOptions& opts) {

@@ -21,8 +21,8 @@ namespace awq {
 // "f32", "native", "w4", "w4a8" -> options; anything else is an awq::Error listing those.
 LoadOptions parse_weight_form(const std::string& s);
 std::string weight_form_name(const LoadOptions& o);
-// As parse_weight_form, plus "auto": W4 for an AWQ checkpoint (config.json has a
-// quantization_config), Native otherwise.
+// As parse_weight_form, plus "auto": LoadOptions::fastest() (W4A8) for an AWQ checkpoint
+// (config.json has a quantization_config), Native otherwise.
 LoadOptions weight_form_for(const std::string& model_dir, const std::string& s);
 
 // Rows of the embedding table `table` ([vocab, hidden], any float dtype) for n token ids,
@@ -34,7 +34,9 @@ void embed_rows(const TensorInfo& table, const ModelConfig& cfg, const int32_t* 
 
 class Model {
  public:
-  static Model load(const std::string& dir, const LoadOptions& opts = {});
+  static Model load(const std::string& dir, const LoadOptions& opts);
+  // The run-time default: weight_form_for(dir, "auto").
+  static Model load(const std::string& dir);
   // A model from parts already in memory (tests, tools): the checkpoint still provides embeddings,
   // the final norm and the lm_head.
   static Model from_blocks(std::shared_ptr<const Checkpoint> ck, ModelConfig cfg,
