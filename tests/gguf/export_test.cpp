@@ -337,6 +337,16 @@ TEST(ExportGguf, AnyModelLoaderDispatchesOnTheFile) {
   EXPECT_FALSE(is_gguf_file(e.dir + "/config.json"));
   const Model a = load_any_model(e.gguf), b = load_any_model(e.dir);
   EXPECT_EQ(a.config().hidden_size, b.config().hidden_size);
+  // "auto": a float GGUF file runs as stored, a Q4_0/Q4_1 one on the W4A8 kernels.
+  EXPECT_EQ(weight_form_for_any(e.gguf, "auto").weights, WeightForm::Native);
+  EXPECT_EQ(weight_form_for_any(e.dir, "auto").weights, WeightForm::Native);
+  EXPECT_TRUE(weight_form_for_any(e.gguf, "w4a8").w4a8);
+  test::SynthSpec qspec;
+  const Exported q = export_synthetic("export_dispatch_q4", qspec);
+  const LoadOptions qo = weight_form_for_any(q.gguf, "auto");
+  EXPECT_EQ(qo.weights, WeightForm::W4);
+  EXPECT_TRUE(qo.w4a8);
+  EXPECT_TRUE(load_any_model(q.gguf).block(0)[LinearRole::Q].w4a8);
 }
 
 }  // namespace

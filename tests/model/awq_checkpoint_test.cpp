@@ -88,8 +88,17 @@ TEST(AwqCheckpoint, LoadsInEveryFormAndTheFormsAgree) {
   const auto w = test::write_tiny_model(root / "fp", spec);
   const AwqModel am = write_awq_model(root / "fp", w, root / "awq", 32);
 
+  // The run-time default: W4A8 for an AWQ checkpoint (LoadOptions::fastest), the exact W4A16
+  // one flag away, full precision in place.
   EXPECT_EQ(weight_form_for(am.dir.string(), "auto").weights, WeightForm::W4);
+  EXPECT_TRUE(weight_form_for(am.dir.string(), "auto").w4a8);
+  EXPECT_FALSE(weight_form_for(am.dir.string(), "w4").w4a8);
   EXPECT_EQ(weight_form_for((root / "fp").string(), "auto").weights, WeightForm::Native);
+  {
+    const Model by_default = Model::load(am.dir.string());  // no options: auto
+    EXPECT_NE(by_default.block(0)[LinearRole::Q].w4, nullptr);
+    EXPECT_TRUE(by_default.block(0)[LinearRole::Q].w4a8);
+  }
   EXPECT_EQ(weight_form_for((root / "fp").string(), "f32").weights, WeightForm::F32);
   const Model f32 = Model::load(am.dir.string(), {WeightForm::F32});
   // The working form holds exactly the quantizer's (code - zero) * scale.
