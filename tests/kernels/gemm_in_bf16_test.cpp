@@ -11,6 +11,7 @@
 #include "base/sysinfo.h"
 #include "base/thread_pool.h"
 #include "kernel_test_util.h"
+#include "kernels/reference.h"
 
 namespace awq::kernels::test {
 namespace {
