@@ -51,12 +51,13 @@ bool group_applies(const ScalingGroup& g, const BlockWeights& w) {
 }
 
 // A Linear that reads another's f32 weight without copying it (Linear's w32 form).
-Linear borrow(const Linear& l) {
+Linear borrow(const Linear& l, bool bf16_products) {
   Linear b;
   b.in = l.in;
   b.out = l.out;
   b.bias = l.bias;
   b.w32 = l.w.data.data();
+  b.bf16_products = bf16_products;
   return b;
 }
 
@@ -189,12 +190,13 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     }
 
     // The inspected module's forward on `xin` (ns sequences) with some linears replaced; `sub`
-    // maps roles to weights.
+    // maps roles to weights. A candidate's forward (sub not empty) multiplies in bf16 when asked;
+    // the reference, as the captured one, in f32.
     using Sub = std::vector<std::pair<LinearRole, const Linear*>>;
     auto inspect = [&](const Sub& sub, const Mat& xin, int64_t ns, Mat& out) {
+      const bool bf16 = opt.bf16_products && !sub.empty();
       if (g.inspect == InspectKind::Linear) {
-        const Linear* l = sub.empty() ? &w[g.layers[0]] : sub[0].second;
-        l->forward(xin, out);
+        borrow(sub.empty() ? w[g.layers[0]] : *sub[0].second, bf16).forward(xin, out);
         return;
       }
       // Borrows every linear of the module (replaced ones from `sub`) and carries what else the
@@ -213,7 +215,7 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
         const Linear* src = &w[role];
         for (const auto& [sr, sl] : sub)
           if (sr == role) src = sl;
-        v[role] = borrow(*src);
+        v[role] = borrow(*src, bf16);
       }
       if (attn) {
         attention_forward(cfg, v, xin, ns, T, out);

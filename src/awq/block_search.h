@@ -52,6 +52,9 @@ struct ScaleSearchOptions {
   // Groups (by name) left unsearched and unscaled in every block: the architecture's groups that
   // are off by default and those the user turned off (QuantizeOptions::groups_off).
   std::vector<std::string> skip_groups;
+  // The candidates' forwards multiply in bfloat16 with f32 sums (--search-precision bf16, where
+  // kernels::bf16_products_available()); the reference output stays f32 (the captured one).
+  bool bf16_products = false;
 };
 
 // Searches the scales of every group of `arch` on the unmodified block `w` with the captured
@@ -84,8 +87,9 @@ void apply_block_clips(BlockWeights& w, std::vector<ClipResult>& clips, const Qu
 void fill_clip_stats(ClipResult& c, int n_grid);
 
 // Building blocks the MoE search (moe_search.h) shares with the dense one.
-// A Linear that reads another's f32 weight without copying it.
-Linear borrow(const Linear& l);
+// A Linear that reads another's f32 weight without copying it; with bf16_products, its products
+// round x and W to bfloat16 (Linear::bf16_products).
+Linear borrow(const Linear& l, bool bf16_products = false);
 // Q(W·s)/s from the untouched original; with `xs` (sampled inputs already divided by s) W·s is
 // first clipped as the clip search would clip it.
 Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const QuantSpec& spec,

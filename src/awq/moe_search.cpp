@@ -123,6 +123,7 @@ ScaleSearchResult search_linear_scales(const Linear& l, const Mat& x, const MoeS
       return gram_loss(gram, q.w);
     }
     Mat out;
+    q.bf16_products = opt.scale.bf16_products;
     q.forward(x, out);
     return mean_squared_error(ref.data.data(), out.data.data(), out.size());
   };
@@ -188,16 +189,18 @@ std::vector<GroupResult> search_moe_scales(const ModelConfig& cfg, const Archite
       for (int e : ffns) {
         const FfnWeights& f = ffn_of(w, e);
         FfnWeights& c = e == kSharedExpert ? v.shared : v.experts[size_t(e)];
-        c.down = borrow(f.down);
+        const bool bf16 = opt.scale.bf16_products;
+        c.down = borrow(f.down, bf16);
         if (e != kSharedExpert && cap.moe.tokens[size_t(e)].empty()) {
-          c.gate = borrow(f.gate);
-          c.up = borrow(f.up);
+          c.gate = borrow(f.gate, bf16);
+          c.up = borrow(f.up, bf16);
           continue;
         }
         c.gate = scaled_fake_quant(f.gate, s, spec, expert_name(arch, layer, e, LinearRole::Gate),
                                    nullptr, opt.scale.clip_opts);
         c.up = scaled_fake_quant(f.up, s, spec, expert_name(arch, layer, e, LinearRole::Up),
                                  nullptr, opt.scale.clip_opts);
+        c.gate.bf16_products = c.up.bf16_products = bf16;
       }
       return v;
     };

@@ -22,6 +22,7 @@
 #include "base/thread_pool.h"
 #include "formats/checkpoint.h"
 #include "kernels/bandwidth.h"
+#include "kernels/gemm.h"
 #include "model/block.h"
 #include "model/model.h"
 #include "quant/quantize.h"
@@ -69,6 +70,22 @@ bool parse_propagate(const std::string& s) {
   if (s == "fp") return false;
   if (s == "quantized") return true;
   fail("--propagate {}: expected fp or quantized", s);
+}
+
+SearchPrecision parse_search_precision(const std::string& s) {
+  if (s == "f32") return SearchPrecision::F32;
+  if (s == "bf16") return SearchPrecision::Bf16;
+  fail("--search-precision {}: expected f32 or bf16", s);
+}
+
+const char* search_precision_name(SearchPrecision p) {
+  return p == SearchPrecision::Bf16 ? "bf16" : "f32";
+}
+
+SearchPrecision effective_search_precision(SearchPrecision asked) {
+  return asked == SearchPrecision::Bf16 && kernels::bf16_products_available()
+             ? SearchPrecision::Bf16
+             : SearchPrecision::F32;
 }
 
 namespace {
@@ -182,6 +199,13 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
   AWQ_CHECK(o.scale_keep >= 0, "--scale-keep {}: expected 0 (off) or more", o.scale_keep);
   AWQ_CHECK(o.scale_grid >= 1 && o.scale_grid <= 1000, "--scale-grid {}: expected 1..1000",
             o.scale_grid);
+  // Never a silently different search across machines: the report's warnings and
+  // search_precision say which arithmetic ran.
+  if (uses_awq_scales(o.method) && o.load_search.empty() &&
+      o.search_precision != effective_search_precision(o.search_precision))
+    warnings.push_back(
+        "--search-precision bf16: this CPU lacks AVX512-BF16 (or AWQ_ISA is below avx512); the "
+        "scale search runs in f32");
   const int64_t seqlen = o.calib_tokens ? o.calib_tokens->seqlen : o.calib_seqlen;
   if (o.method != QuantMethod::Rtn && o.load_search.empty() && seqlen > cfg.max_position_embeddings)
     warnings.push_back(
@@ -496,7 +520,9 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   sopt.finalists = o.scale_finalists;
   sopt.keep = o.scale_keep;
   sopt.skip_groups = skip_groups;
+  sopt.bf16_products = effective_search_precision(o.search_precision) == SearchPrecision::Bf16;
   if (search) {
+    rep.search_precision = sopt.bf16_products ? "bf16" : "f32";
     rep.screen_seqs = sopt.screen_seqs;
     rep.finalists = sopt.screen_seqs > 0 ? sopt.finalists : 0;
     rep.keep = sopt.screen_seqs > 0 && sopt.keep < sopt.finalists ? sopt.keep : 0;

@@ -27,6 +27,13 @@ namespace awq {
 // clipping, then GPTQ's rounding of the scaled weights with the scaled inputs' Gram matrices.
 enum class QuantMethod { Awq, Rtn, Gptq, AwqGptq };
 enum class OutputFormat { AutoAwq, FakeQuant };
+// The arithmetic of the scale search's candidate forwards (--search-precision): f32, or x and W
+// rounded to bfloat16 with f32 sums (kernels::gemm_f32_in_bf16; AVX512-BF16 only).
+enum class SearchPrecision { F32, Bf16 };
+SearchPrecision parse_search_precision(const std::string& s);  // "f32" | "bf16"
+const char* search_precision_name(SearchPrecision p);
+// What a search asked for `asked` runs: bf16 needs kernels::bf16_products_available(), else f32.
+SearchPrecision effective_search_precision(SearchPrecision asked);
 
 struct QuantizeOptions {
   std::string model_dir, out_dir;
@@ -47,6 +54,9 @@ struct QuantizeOptions {
   // 1024 wide, 512 (the reference's number) for wider ones. See ScaleSearchOptions::clip_tokens.
   int64_t clip_tokens = 0;
   int scale_grid = 20;  // α grid points per scale mode
+  // f32 or bf16 products in the scale search's candidate forwards (only there: calibration, the
+  // reference outputs, the clip search, GPTQ and the written weights stay f32).
+  SearchPrecision search_precision = SearchPrecision::F32;
   // Two-stage scale search (ScaleSearchOptions::screen_seqs): every candidate is scored on this
   // fraction of the calibration sequences (at least 4, every k-th), the `scale_finalists` best and
   // the identity on more (see scale_keep). 1 scores every candidate on everything (the reference's

@@ -69,6 +69,7 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
   j["scale_search_gflop"] = search_flops / 1e9;
   j["scale_search_gflops"] = search_gflops;
   j["sgemm_gflops"] = sgemm_gflops;
+  j["search_precision"] = search_precision;
   j["peak_rss_bytes"] = peak_rss_bytes;
   j["output_bytes"] = output_bytes;
   j["warnings"] = warnings;
@@ -161,10 +162,9 @@ std::string QuantizeReport::format_table() const {
       times.gptq > 0 ? fmt::format(" (GPTQ {:.2f}s)", times.gptq) : "", times.write, times.total);
   if (search_flops > 0)
     s += fmt::format(
-        "scale search: {:.1f} GFLOP at {:.1f} GFLOP/s (sgemm 1024^3 on this machine: {:.1f} "
-        "GFLOP/s, "
-        "{} threads)\n",
-        search_flops / 1e9, search_gflops, sgemm_gflops, threads);
+        "scale search: {:.1f} GFLOP at {:.1f} GFLOP/s in {} (sgemm 1024^3 on this machine: {:.1f} "
+        "GFLOP/s, {} threads)\n",
+        search_flops / 1e9, search_gflops, search_precision, sgemm_gflops, threads);
   s += fmt::format("peak RSS {:.1f} MiB, output {:.1f} MiB\n", double(peak_rss_bytes) / (1 << 20),
                    double(output_bytes) / (1 << 20));
   return s;

@@ -40,6 +40,8 @@ struct QuantizeReport {
   double search_flops = 0;   // of the inspected forwards
   double search_gflops = 0;  // search_flops / scale_search seconds / 1e9
   double sgemm_gflops = 0;   // 1024³ gemm_f32 probe in the same run
+  // The candidate forwards' arithmetic that ran (--search-precision after the CPU check).
+  std::string search_precision = "f32";
   int threads = 1;
   int64_t peak_rss_bytes = 0;
   int64_t output_bytes = 0;

@@ -279,6 +279,8 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
   f["--scale-dtype"] = o.spec.f16_scales ? "f16" : "f32";
   f["--scale-mode"] = scale_mode_name(o.scale_mode);
   f["--scale-grid"] = o.scale_grid;
+  // What runs, not what was asked: a bf16 stage resumed where bf16 falls back to f32 starts over.
+  f["--search-precision"] = search_precision_name(effective_search_precision(o.search_precision));
   f["--scale-screen"] = o.scale_screen;
   f["--scale-finalists"] = o.scale_finalists;
   f["--scale-keep"] = o.scale_keep;

@@ -46,6 +46,10 @@ static CpuFeatures detect() {
     f.avx512vl = zmm && (b & bit_AVX512VL);
     f.avx512dq = zmm && (b & bit_AVX512DQ);
     f.avx512vnni = zmm && (c & bit_AVX512VNNI);
+    // Leaf 7 sub-leaf 1 exists when sub-leaf 0 reports it (eax = highest sub-leaf).
+    unsigned a1, b1, c1, d1;
+    if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1))
+      f.avx512bf16 = f.avx512f && (a1 & bit_AVX512BF16);
   }
   f.fma = f.fma && ymm;
   f.f16c = f.f16c && ymm;

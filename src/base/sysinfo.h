@@ -12,6 +12,8 @@ int64_t current_rss_bytes();  // VmRSS
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512bw = false, avx512vl = false,
        avx512vnni = false, avx512dq = false;
+  // AVX512_BF16 (vcvtne2ps2bf16, vdpbf16ps): Cooper Lake, Sapphire Rapids, Zen 4.
+  bool avx512bf16 = false;
 };
 const CpuFeatures& cpu_features();
 std::string cpu_name();

@@ -68,7 +68,7 @@ struct QuantizeArgs {
   QuantizeOptions opt;
   std::string scale_dtype = "auto";
   std::string method = "awq", scale_mode = "both", propagate = "fp", format = "autoawq",
-              scale_loss = "clipped", calib_long = "split";
+              scale_loss = "clipped", calib_long = "split", search_precision = "f32";
   std::string clip_bounds = "asymmetric";
   bool symmetric = false, no_clip = false, no_resume = false, mpi = false;
   int64_t shuffle = -1;
@@ -106,6 +106,10 @@ Registration reg([](CLI::App& app) {
   sub->add_option("--scale-mode", a->scale_mode,
                   "x (llm-awq) | duo (AutoAWQ) | both (default: both grids, the best of either)")
       ->check(CLI::IsMember({"x", "duo", "both"}));
+  sub->add_option("--search-precision", a->search_precision,
+                  "Products of the scale search's candidates: f32 (default) | bf16 (x and W "
+                  "rounded to bfloat16, f32 sums; needs AVX512-BF16, else f32 with a warning)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   sub->add_option("--scale-screen", a->opt.scale_screen,
                   "Score every scale candidate on this fraction of the calibration sequences "
                   "first (at least 4), then the best --scale-finalists and the identity on more "
@@ -195,6 +199,7 @@ Registration reg([](CLI::App& app) {
     QuantizeOptions& o = a->opt;
     o.method = parse_method(a->method);
     o.scale_mode = parse_scale_mode(a->scale_mode);
+    o.search_precision = parse_search_precision(a->search_precision);
     o.propagate_quantized = parse_propagate(a->propagate);
     o.calib_long = parse_calib_long(a->calib_long);
     o.format = parse_output_format(a->format);

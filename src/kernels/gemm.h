@@ -24,4 +24,14 @@ void gemm_f16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t
 void gemm_bf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in,
                const float* bias, float* y);
 
+// y = x · W^T (+ bias) with every element of x and W rounded to bfloat16 (to nearest even) and
+// the products summed in f32: the AWQ scale search's products with --search-precision bf16
+// (awq/pipeline.h). Needs bf16_products_available() (throws awq::Error otherwise): AVX512-BF16's
+// vdpbf16ps does twice the multiply-adds per instruction of an f32 FMA. Each output is one chain
+// over pairs of columns in order, so the result is bit-identical for any thread count.
+void gemm_f32_in_bf16(const float* x, int64_t n, const float* w, int64_t out, int64_t in,
+                      const float* bias, float* y);
+// True when the CPU has AVX512-BF16 and the active ISA (AWQ_ISA, force_isa) is avx512.
+bool bf16_products_available();
+
 }  // namespace awq::kernels

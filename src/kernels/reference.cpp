@@ -49,6 +49,16 @@ void gemm_bf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_
   gemm(x, n, row, out, in, bias, y);
 }
 
+void gemm_f32_in_bf16(const float* x, int64_t n, const float* w, int64_t out, int64_t in,
+                      const float* bias, float* y) {
+  std::vector<float> xr(size_t(n * in));
+  for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  auto row = [&](int64_t o, float* dst) {
+    for (int64_t i = 0; i < in; ++i) dst[i] = bf16_to_f32(f32_to_bf16(w[o * in + i]));
+  };
+  gemm(xr.data(), n, row, out, in, bias, y);
+}
+
 void gemm_w4a16(const float* x, int64_t n, const W4Matrix& w, const float* bias, float* y) {
   auto row = [&](int64_t o, float* dst) { w.dequantize_row(o, dst); };
   gemm(x, n, row, w.out(), w.in(), bias, y);

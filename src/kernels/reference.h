@@ -13,6 +13,10 @@ void gemm_f16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t
               const float* bias, float* y);
 void gemm_bf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in,
                const float* bias, float* y);
+// gemm_f32_in_bf16's promise: x and W rounded to bfloat16 (to nearest even), the products of the
+// rounded values summed in double.
+void gemm_f32_in_bf16(const float* x, int64_t n, const float* w, int64_t out, int64_t in,
+                      const float* bias, float* y);
 
 // Dequantize each row (W4Matrix::dequantize_row), then the f32 product.
 void gemm_w4a16(const float* x, int64_t n, const W4Matrix& w, const float* bias, float* y);

@@ -18,7 +18,9 @@ int64_t Linear::weight_bytes() const {
 
 void Linear::forward(const float* x, int64_t n, float* y) const {
   const float* b = bias.empty() ? nullptr : bias.data();
-  if (!w.empty()) {
+  if ((!w.empty() || w32) && bf16_products) {
+    model_detail::matmul_f32_in_bf16(x, n, w.empty() ? w32 : w.data.data(), out, in, b, y);
+  } else if (!w.empty()) {
     model_detail::matmul_f32(x, n, w.data.data(), out, in, b, y);
   } else if (w32) {
     model_detail::matmul_f32(x, n, w32, out, in, b, y);

@@ -37,6 +37,10 @@ struct Linear {
   // Set by fuse_w4: w4 is then a view of rows [fused_row0, fused_row0 + out) of fused->w4.
   std::shared_ptr<const W4Fused> fused;
   int64_t fused_row0 = 0;
+  // The AWQ scale search's candidates (--search-precision bf16): an f32 form (w, w32) multiplies
+  // with x and W rounded to bfloat16 and f32 sums (kernels::gemm_f32_in_bf16). Off everywhere
+  // else: calibration, the written weights and evaluation stay f32.
+  bool bf16_products = false;
 
   bool has_weight() const { return !w.empty() || w16 || w32 || w4; }
   // Bytes of weight the form reads per forward (for bandwidth reports).
