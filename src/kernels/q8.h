@@ -9,11 +9,15 @@
 // nearest) keeps |W / d| <= 127 where a subnormal half scale is coarse, and a block of tiny
 // weights gets the smallest half scale rather than 0.
 //
-// Why a scale per block of 32 and not per row: a per-row scale saves 0.5 bit per weight (8 bits
-// against 8.5, ~6% of the head's bytes) but lets one large weight coarsen its whole row. On the
-// stories260K head (docs/benchmarks.md, "int8 lm_head") the per-row scale moved perplexity by
-// more than the budget of the default fast path, the per-block one by much less. f16 scales (not
-// f32 as W4Matrix keeps) save another 0.5 bit per weight of the bytes decode streams.
+// Why a scale per block of 32 and not per row: a per-row scale would save 0.5 bit per weight
+// (~6% of the head's bytes, ~0.7% of a TinyLlama-shape W4A8 token's) but lets one large weight
+// coarsen its whole row. Measured on stories260K (tinystories-valid-a, ctx 512, paper convention;
+// docs/benchmarks.md), perplexity change against the float head, per block / per row:
+// native +0.007% / +0.063%, W4 +0.016% / +0.037%, W4A8 +0.026% / +0.048%. Both fit the 0.1%
+// budget there, but that head is only 64 wide (2 blocks per row); a 2048-wide head has 64 blocks
+// per row for one outlier to spoil, so the row scale's cost should grow with the width while the
+// block scale's does not (not measured: the data holds no real wide head). f16 scales (not f32 as
+// W4Matrix keeps) save another 0.5 bit per weight.
 //
 // Q8Matrix packs rows into the layout the kernels stream (see q8_layout.h): 16 rows interleaved so
 // that one 64-byte load feeds one AVX-512 VNNI instruction per 4 input columns.
