@@ -192,7 +192,7 @@ DecodeBytes BenchModel::decode_bytes() const {
 }
 
 int64_t BenchModel::resident_weight_bytes() const {
-  int64_t b = lm_head.weight_bytes();
+  int64_t b = lm_head.weight_bytes() + lm_head_source_bytes;
   if (embed != nullptr && !(lm_head.w16 && reinterpret_cast<const uint8_t*>(lm_head.w16) == embed))
     b += cfg.vocab_size * cfg.hidden_size * int64_t(dtype_size(embed_dtype));
   for (const auto& blk : blocks) {
@@ -246,6 +246,8 @@ void BenchModel::quantize_lm_head(int group_size) {
 }
 
 void BenchModel::lm_head_to_q8() {
+  const bool tied = lm_head.w16 && reinterpret_cast<const uint8_t*>(lm_head.w16) == embed;
+  if (!tied && !lm_head.q8) lm_head_source_bytes = lm_head.weight_bytes();
   lm_head = to_q8(lm_head, "lm_head");
 }
 

@@ -67,6 +67,8 @@ struct BenchModel {
   Linear lm_head;
   DType embed_dtype = DType::F16;
   const uint8_t* embed = nullptr;  // [vocab, hidden] of embed_dtype
+  // Untied float lm_head rows still held after lm_head_to_q8 (not read per token).
+  int64_t lm_head_source_bytes = 0;
   std::vector<std::shared_ptr<const void>> storage;
 
   DecodeBytes decode_bytes() const;

@@ -16,6 +16,7 @@
 #include "base/files.h"
 #include "eval/bench.h"
 #include "formats/checkpoint_writer.h"
+#include "kernels/q8.h"
 #include "model/model.h"
 #include "model/moe.h"
 #include "quant/awq_gemm_pack.h"
@@ -282,8 +283,11 @@ TEST(Bench, Q8LmHeadIsCountedAsItsInt8Bytes) {
     const std::vector<int32_t> toks = {5, 6, 7};
     const auto before = s.feed(toks);
     const uint8_t* embed = m.embed;
+    const int64_t held = m.resident_weight_bytes();
     m.lm_head_to_q8();
     ASSERT_TRUE(m.lm_head.q8);
+    // Tied: the f16 rows stay held as the embedding, the int8 copy comes on top.
+    EXPECT_EQ(m.resident_weight_bytes(), held + int64_t(m.lm_head.q8->bytes()));
     EXPECT_EQ(m.embed, embed);
     DecodeBytes want = expected_bytes(c, form, 128, false);
     want.lm_head = (c.vocab_size + 15) / 16 * ((17 * c.hidden_size + 63) / 64 * 64);
