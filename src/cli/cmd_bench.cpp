@@ -19,12 +19,14 @@ struct BenchArgs {
   std::vector<std::string> weights;
   bool json = false;
   bool quiet = false;
+  std::string lm_head = "f16";
 };
 
 void run(BenchArgs& a) {
   apply_threads(a.opt.threads);
   for (const auto& w : a.weights) a.opt.forms.push_back(parse_bench_form(w));
   a.opt.progress = !a.quiet;
+  a.opt.lm_head_q8 = a.lm_head == "q8";
   if (!a.opt.model_dir.empty() && gguf::is_gguf_file(a.opt.model_dir))
     gguf::set_gguf_bench_source(a.opt, a.opt.model_dir);
   const BenchReport r = run_bench(a.opt);
@@ -67,6 +69,10 @@ Registration reg([](CLI::App& app) {
                   "W4 group size for RTN quantization (default 128; -1 = one group per row)");
   sub->add_flag("--lm-head-w4", a->opt.lm_head_w4,
                 "W4 rows: quantize the lm_head too (a what-if; AWQ checkpoints keep it f16)");
+  sub->add_option("--lm-head", a->lm_head,
+                  "f16 (default: the rows as stored) | q8 (an int8 copy made at load, int8 "
+                  "activations: about half the head's bytes per token)")
+      ->check(CLI::IsMember({"f16", "q8"}));
   sub->add_option("-r,--repeats", a->opt.repeats,
                   "Runs per test; the median is reported (default 3)");
   sub->add_option("--seed", a->opt.seed, "Seed of the random weights (--shape)");

@@ -13,7 +13,7 @@ namespace awq::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, weights = "auto";
+  std::string model, prompt, weights = "auto", lm_head = "f16";
   int64_t n = 128;
   float temperature = 0.0f, top_p = 1.0f;
   uint64_t seed = 0;
@@ -23,7 +23,8 @@ struct GenerateArgs {
 
 void run(const GenerateArgs& a) {
   apply_threads(a.threads);
-  const LoadOptions lo = gguf::weight_form_for_any(a.model, a.weights);
+  LoadOptions lo = gguf::weight_form_for_any(a.model, a.weights);
+  lo.lm_head_q8 = a.lm_head == "q8";
   const Model model = gguf::load_any_model(a.model, lo);
   const Tokenizer tok = gguf::is_gguf_file(a.model) ? gguf::load_gguf_tokenizer(a.model)
                                                     : load_model_tokenizer(a.model);
@@ -74,6 +75,10 @@ Registration reg([](CLI::App& app) {
          "auto (default: w4a8 for AWQ checkpoints and Q4_0/Q4_1 GGUF files, else native) | "
          "f32 | native | w4 (W4A16, exact) | w4a8")
       ->check(CLI::IsMember({"auto", "f32", "native", "w4", "w4a8"}));
+  sub->add_option("--lm-head", a->lm_head,
+                  "f16 (default: the rows as stored) | q8 (an int8 copy made at load, int8 "
+                  "activations)")
+      ->check(CLI::IsMember({"f16", "q8"}));
   add_threads_option(sub, &a->threads);
   set_run(sub, [a] { run(*a); });
 });

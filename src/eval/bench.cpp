@@ -192,7 +192,7 @@ DecodeBytes BenchModel::decode_bytes() const {
 }
 
 int64_t BenchModel::resident_weight_bytes() const {
-  int64_t b = lm_head.weight_bytes();
+  int64_t b = lm_head.weight_bytes() + lm_head_source_bytes;
   if (embed != nullptr && !(lm_head.w16 && reinterpret_cast<const uint8_t*>(lm_head.w16) == embed))
     b += cfg.vocab_size * cfg.hidden_size * int64_t(dtype_size(embed_dtype));
   for (const auto& blk : blocks) {
@@ -243,6 +243,12 @@ void BenchModel::quantize_lm_head(int group_size) {
   Linear q = linear_in_form(lm_head.weight_f32(), form, group_size, "lm_head", storage);
   q.bias = std::move(lm_head.bias);
   lm_head = std::move(q);
+}
+
+void BenchModel::lm_head_to_q8() {
+  const bool tied = lm_head.w16 && reinterpret_cast<const uint8_t*>(lm_head.w16) == embed;
+  if (!tied && !lm_head.q8) lm_head_source_bytes = lm_head.weight_bytes();
+  lm_head = to_q8(lm_head, "lm_head");
 }
 
 int BenchModel::fuse_w4_groups() {
@@ -675,6 +681,8 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   BenchOptions opts = opts_in;
   AWQ_CHECK(opts.model_dir.empty() != opts.shape.empty(),
             "bench: give exactly one of --model DIR and --shape NAME");
+  AWQ_CHECK(!(opts.lm_head_w4 && opts.lm_head_q8),
+            "bench: --lm-head-w4 and --lm-head q8 are two forms of the lm_head; give one");
   const bool custom = bool(opts.build_model);
   // The default: the f16 baseline and the default run-time form (W4A8, LoadOptions::fastest).
   if (opts.forms.empty()) opts.forms = {BenchForm::F16, BenchForm::W4A8};
@@ -727,6 +735,7 @@ BenchReport run_bench(const BenchOptions& opts_in) {
               ? make_checkpoint_bench_model(opts.model_dir, f, opts.group_size)
               : make_synthetic_bench_model(rep.cfg, f, opts.group_size, opts.seed));
       if (is_w4(f) && opts.lm_head_w4) m->quantize_lm_head(opts.group_size);
+      if (opts.lm_head_q8) m->lm_head_to_q8();
       if (is_w4(f) && opts.fuse_w4) m->fuse_w4_groups();
       built = m.get();
       if (is_w4(f)) w4 = std::move(m);
@@ -804,6 +813,7 @@ std::string format_bench_report(const BenchReport& r) {
                          ? std::string("the checkpoint's codes")
                          : fmt::format("RTN g{} asymmetric", r.opts.group_size),
                      r.opts.lm_head_w4      ? "W4 too"
+                     : r.opts.lm_head_q8    ? "int8 (q8)"
                      : r.opts.shape.empty() ? "as stored"
                                             : "f16",
                      r.opts.fuse_w4 ? "q|k|v and gate|up fused" : "unfused");
@@ -892,6 +902,7 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["repeats"] = r.opts.repeats;
   j["group_size"] = r.opts.group_size;
   j["lm_head_w4"] = r.opts.lm_head_w4;
+  j["lm_head_q8"] = r.opts.lm_head_q8;
   j["fuse_w4"] = r.opts.fuse_w4;
   json rows = json::array();
   for (const BenchRow& w : r.rows) {

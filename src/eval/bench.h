@@ -17,8 +17,9 @@
 // memory (--shape, no files): linears drawn from a uniform distribution, then kept as f32, f16,
 // or quantized with RTN (4 bits, groups of g, asymmetric) and packed for the W4 kernels; MoE
 // experts and shared experts likewise, MoE routers f32 (as Model keeps them). Embeddings and
-// lm_head stay f16, as in an AWQ checkpoint. --layers N keeps the first N blocks of a shape, each
-// of its real size (a 48-layer MoE shape then fits in memory).
+// lm_head stay f16, as in an AWQ checkpoint (--lm-head q8: the lm_head as its int8 copy). --layers
+// N keeps the first N blocks of a shape, each of its real size (a 48-layer MoE shape then fits in
+// memory).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -66,6 +67,8 @@ struct BenchModel {
   Linear lm_head;
   DType embed_dtype = DType::F16;
   const uint8_t* embed = nullptr;  // [vocab, hidden] of embed_dtype
+  // Untied float lm_head rows still held after lm_head_to_q8 (not read per token).
+  int64_t lm_head_source_bytes = 0;
   std::vector<std::shared_ptr<const void>> storage;
 
   DecodeBytes decode_bytes() const;
@@ -82,6 +85,9 @@ struct BenchModel {
   // Replaces the lm_head by its RTN 4-bit form (groups of `group_size`, asymmetric), as a
   // what-if: AWQ checkpoints keep it f16, llama.cpp's Q4_0 files make it Q6_K.
   void quantize_lm_head(int group_size);
+  // Replaces the lm_head by its run-time int8 copy (to_q8: per-32 f16 scales, int8 activations),
+  // in any form; the embedding keeps reading its own rows.
+  void lm_head_to_q8();
   // Stacks each block's q|k|v and gate|up W4 matrices into one (fuse_w4), as Model::load does
   // for W4, and every MoE expert's (and shared expert's) gate|up: decode then runs one kernel
   // call per group. Returns the number of groups fused.
@@ -139,6 +145,7 @@ struct BenchOptions {
   std::vector<BenchForm> forms;  // empty: f16 and w4
   int group_size = 128;
   bool lm_head_w4 = false;  // W4 forms: lm_head quantized too (BenchModel::quantize_lm_head)
+  bool lm_head_q8 = false;  // every form: the lm_head as its int8 copy (BenchModel::lm_head_to_q8)
   int repeats = 3;
   uint64_t seed = 1;
   int64_t bandwidth_bytes = 0;  // probe buffer; 0: the probe's default (1 GiB or AWQ_BW_BYTES)

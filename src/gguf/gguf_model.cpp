@@ -563,7 +563,7 @@ GgufLoad load_gguf(const std::string& path, const LoadOptions& opts) {
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
     blocks.push_back(load_gguf_block(f, cfg, l, opts, &notes));
   auto ck = staged_checkpoint(f, cfg, arch);
-  Model m = Model::from_blocks(std::move(ck), std::move(cfg), std::move(blocks));
+  Model m = Model::from_blocks(std::move(ck), std::move(cfg), std::move(blocks), opts);
   return GgufLoad{std::move(m), std::move(tok), std::move(notes)};
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/isa.h"
+#include "kernels/q8_layout.h"
 #include "kernels/w4_layout.h"
 
 namespace awq::kernels::detail {
@@ -42,6 +43,8 @@ struct KernelTable {
   void (*bf16_to_f32)(const uint16_t* src, float* dst, int64_t count);
   // Sum of p[0..n) (p 64-byte aligned, any n): the bandwidth probe's inner loop.
   float (*sum_f32)(const float* p, int64_t n);
+  // Q8 weights x int8 activations (q8_layout.h); the kernels live in q8_*.cpp.
+  Q8A8Fn q8a8;
 };
 
 extern const KernelTable kScalarTable;

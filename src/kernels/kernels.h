@@ -5,4 +5,5 @@
 #include "kernels/bandwidth.h"
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
+#include "kernels/q8.h"
 #include "kernels/w4.h"

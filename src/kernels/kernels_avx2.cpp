@@ -506,6 +506,7 @@ const KernelTable kAvx2Table = {
     half_to_f32<false>,
     half_to_f32<true>,
     sum_f32,
+    q8a8_avx2,
 };
 
 }  // namespace awq::kernels::detail

@@ -584,6 +584,7 @@ const KernelTable kAvx512Table = {
     half_to_f32<false>,
     half_to_f32<true>,
     sum_f32,
+    q8a8_avx512,
 };
 
 }  // namespace awq::kernels::detail

@@ -158,6 +158,7 @@ const KernelTable kScalarTable = {
     half_to_f32<f16_to_f32>,
     half_to_f32<bf16_to_f32>,
     sum_f32,
+    q8a8_scalar,
 };
 
 }  // namespace awq::kernels::detail

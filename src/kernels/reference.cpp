@@ -105,4 +105,24 @@ void gemm_w4a8(const float* x, int64_t n, const W4Matrix& w, const float* bias, 
   }
 }
 
+void gemm_q8a8(const float* x, int64_t n, const Q8Matrix& w, const float* bias, float* y) {
+  const int64_t in = w.in(), blocks = in / 32;
+  std::vector<int8_t> q(static_cast<size_t>(in));
+  std::vector<float> d(static_cast<size_t>(blocks));
+  std::vector<int32_t> sums(static_cast<size_t>(blocks));
+  for (int64_t t = 0; t < n; ++t) {
+    quantize_row_q8(x + t * in, in, q.data(), d.data(), sums.data());
+    for (int64_t o = 0; o < w.out(); ++o) {
+      double acc = 0.0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        int64_t dot = 0;
+        for (int64_t k = b * 32; k < (b + 1) * 32; ++k) dot += int64_t(w.code(o, k)) * q[size_t(k)];
+        acc += double(w.scale(o, b)) * double(d[size_t(b)]) * double(dot);
+      }
+      if (bias) acc += bias[o];
+      y[t * w.out() + o] = float(acc);
+    }
+  }
+}
+
 }  // namespace awq::kernels::ref

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/q8.h"
 #include "kernels/w4.h"
 
 namespace awq::kernels::ref {
@@ -28,5 +29,9 @@ void quantize_row_q8(const float* x, int64_t in, int8_t* q, float* d, int32_t* s
 // w4a8 from its definition: y = sum over blocks b of s * d_b * sum_k (code_k - z) * q_k, with the
 // integer dot products exact and the rest in double.
 void gemm_w4a8(const float* x, int64_t n, const W4Matrix& w, const float* bias, float* y);
+
+// q8a8 from its definition: y = sum over blocks b of d_w[o][b] * d_x[b] * sum_k code_k * q_k, with
+// the integer dot products exact and the rest in double.
+void gemm_q8a8(const float* x, int64_t n, const Q8Matrix& w, const float* bias, float* y);
 
 }  // namespace awq::kernels::ref

@@ -33,6 +33,9 @@ enum class WeightForm {
 struct LoadOptions {
   WeightForm weights = WeightForm::Native;
   bool w4a8 = false;  // with W4: quantize activations to 8 bits on the fly
+  // The lm_head as a run-time int8 copy (kernels::Q8Matrix, int8 activations) instead of the
+  // checkpoint's float rows: ~half the bytes a decoded token reads for it (--lm-head q8).
+  bool lm_head_q8 = false;
 
   // The run-time default for 4-bit models (awq eval / generate / bench, and Model::load /
   // load_any_model without options, through weight_form_for): AWQ linears on the W4 kernels with

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "kernels/q8.h"
 #include "kernels/w4.h"
 #include "model/matmul.h"
 
@@ -13,6 +14,7 @@ int64_t Linear::weight_bytes() const {
   if (!w.empty() || w32) return in * out * 4;
   if (w16) return in * out * 2;
   if (w4) return int64_t(w4->bytes());
+  if (q8) return int64_t(q8->bytes());
   return 0;
 }
 
@@ -32,6 +34,8 @@ void Linear::forward(const float* x, int64_t n, float* y) const {
     } else {
       kernels::gemm_w4a16(x, n, *w4, b, y);
     }
+  } else if (q8) {
+    kernels::gemm_q8a8(x, n, *q8, b, y);
   } else {
     fail("Linear [{} x {}]: no weight loaded", out, in);
   }
@@ -60,6 +64,28 @@ Linear linear_in_place(const void* data, DType dtype, int64_t out, int64_t in) {
   return l;
 }
 
+Linear to_q8(const Linear& l, const std::string& name) {
+  const void* rows = nullptr;
+  kernels::Q8RowType type = kernels::Q8RowType::F32;
+  if (!l.w.empty()) {
+    rows = l.w.data.data();
+  } else if (l.w32) {
+    rows = l.w32;
+  } else if (l.w16) {
+    rows = l.w16;
+    type = l.w16_type == DType::BF16 ? kernels::Q8RowType::BF16 : kernels::Q8RowType::F16;
+  }
+  AWQ_CHECK(rows != nullptr, "int8 copy of '{}' [{} x {}]: the linear has no float rows ({})", name,
+            l.out, l.in, l.w4 ? "it is W4" : "no weight loaded");
+  Linear q;
+  q.out = l.out;
+  q.in = l.in;
+  q.bias = l.bias;
+  q.q8 = std::make_shared<const kernels::Q8Matrix>(
+      kernels::Q8Matrix::pack(rows, type, l.out, l.in, name));
+  return q;
+}
+
 Mat Linear::weight_f32() const {
   Mat m(out, in);
   if (!w.empty()) {
@@ -70,6 +96,8 @@ Mat Linear::weight_f32() const {
     convert_to_f32(w16_type, w16, out * in, m.data.data());
   } else if (w4) {
     for (int64_t o = 0; o < out; ++o) w4->dequantize_row(o, m.row(o));
+  } else if (q8) {
+    for (int64_t o = 0; o < out; ++o) q8->dequantize_row(o, m.row(o));
   } else {
     fail("Linear [{} x {}]: no weight loaded", out, in);
   }

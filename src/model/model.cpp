@@ -50,7 +50,7 @@ bool is_float(DType t) {
 
 }  // namespace
 
-void Model::load_shared(const LoadOptions&) {
+void Model::load_shared(const LoadOptions& opts) {
   arch_ = find_architecture(cfg_.model_type);
   AWQ_CHECK(arch_ != nullptr, "{}: unsupported model_type '{}' (supported: {})", dir_,
             cfg_.model_type, supported_model_types());
@@ -71,6 +71,8 @@ void Model::load_shared(const LoadOptions&) {
               head->file, arch_->lm_head_name, dtype_name(head->dtype));
   }
   lm_head_ = linear_in_place(head->data, head->dtype, V, d);
+  // Tied or not, the int8 copy is its own allocation: embed() keeps reading the float rows.
+  if (opts.lm_head_q8) lm_head_ = to_q8(lm_head_, head->file + ": " + head->name);
 }
 
 Model Model::load(const std::string& dir) {
@@ -95,14 +97,14 @@ Model Model::load(const std::string& dir, const LoadOptions& opts) {
 }
 
 Model Model::from_blocks(std::shared_ptr<const Checkpoint> ck, ModelConfig cfg,
-                         std::vector<BlockWeights> blocks) {
+                         std::vector<BlockWeights> blocks, const LoadOptions& opts) {
   AWQ_CHECK(int64_t(blocks.size()) == cfg.num_hidden_layers,
             "Model::from_blocks: {} blocks, config has {}", blocks.size(), cfg.num_hidden_layers);
   Model m;
   m.dir_ = ck->dir();
   m.cfg_ = std::move(cfg);
   m.ck_ = std::move(ck);
-  m.load_shared({});
+  m.load_shared(opts);
   m.blocks_ = std::move(blocks);
   return m;
 }

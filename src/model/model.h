@@ -38,9 +38,9 @@ class Model {
   // The run-time default: weight_form_for(dir, "auto").
   static Model load(const std::string& dir);
   // A model from parts already in memory (tests, tools): the checkpoint still provides embeddings,
-  // the final norm and the lm_head.
+  // the final norm and the lm_head (opts: only its lm_head_q8 is read here).
   static Model from_blocks(std::shared_ptr<const Checkpoint> ck, ModelConfig cfg,
-                           std::vector<BlockWeights> blocks);
+                           std::vector<BlockWeights> blocks, const LoadOptions& opts = {});
 
   const ModelConfig& config() const { return cfg_; }
   const Architecture& arch() const { return *arch_; }

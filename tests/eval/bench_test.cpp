@@ -16,6 +16,7 @@
 #include "base/files.h"
 #include "eval/bench.h"
 #include "formats/checkpoint_writer.h"
+#include "kernels/q8.h"
 #include "model/model.h"
 #include "model/moe.h"
 #include "quant/awq_gemm_pack.h"
@@ -269,6 +270,36 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
     bb += double(b[i]) * b[i];
   }
   return ab / std::sqrt(aa * bb);
+}
+
+// The int8 lm_head: counted at its packed size (kernels/q8_layout.h: tiles of 16 rows, 1 byte
+// per weight plus an f16 scale per 32, 64-byte padded), close to the f16 head, in every form;
+// the embedding (tied in "tiny") keeps its f16 rows.
+TEST(Bench, Q8LmHeadIsCountedAsItsInt8Bytes) {
+  const ModelConfig c = synth_preset("tiny");
+  for (BenchForm form : {BenchForm::F16, BenchForm::W4A8}) {
+    BenchModel m = make_synthetic_bench_model(c, form, 128, 2);
+    BenchSession s(m, 8);
+    const std::vector<int32_t> toks = {5, 6, 7};
+    const auto before = s.feed(toks);
+    const uint8_t* embed = m.embed;
+    const int64_t held = m.resident_weight_bytes();
+    m.lm_head_to_q8();
+    ASSERT_TRUE(m.lm_head.q8);
+    // Tied: the f16 rows stay held as the embedding, the int8 copy comes on top.
+    EXPECT_EQ(m.resident_weight_bytes(), held + int64_t(m.lm_head.q8->bytes()));
+    EXPECT_EQ(m.embed, embed);
+    DecodeBytes want = expected_bytes(c, form, 128, false);
+    want.lm_head = (c.vocab_size + 15) / 16 * ((17 * c.hidden_size + 63) / 64 * 64);
+    expect_bytes_eq(m.decode_bytes(), want, bench_form_name(form));
+    s.reset();
+    EXPECT_GT(cosine(s.feed(toks), before), 0.999) << bench_form_name(form);
+  }
+  BenchOptions o;
+  o.shape = "tiny";
+  o.lm_head_w4 = true;
+  o.lm_head_q8 = true;
+  EXPECT_THROW(run_bench(o), Error);
 }
 
 TEST(Bench, FormsOfOneSeedAreOneModel) {

@@ -17,6 +17,7 @@ TEST(Determinism, OneAndTwoThreadsGiveIdenticalBits) {
   const W4Data d = random_w4(rng, out, in, 128, false);
   const W4Matrix m = W4Matrix::pack(d.source());
   const std::vector<float> wf = random_floats(rng, size_t(out * in), 0.05f);
+  const Q8Matrix m8 = Q8Matrix::pack(wf.data(), Q8RowType::F32, out, in, "w");
   std::vector<uint16_t> wh(wf.size()), wb(wf.size());
   for (size_t i = 0; i < wf.size(); ++i) {
     wh[i] = f32_to_f16(wf[i]);
@@ -28,12 +29,13 @@ TEST(Determinism, OneAndTwoThreadsGiveIdenticalBits) {
     for (int64_t n : {1, 4, 33}) {
       const std::vector<float> x = random_floats(rng, size_t(n * in));
       auto run_all = [&] {
-        std::vector<float> y(size_t(5 * n * out));
+        std::vector<float> y(size_t(6 * n * out));
         gemm_f32(x.data(), n, wf.data(), out, in, bias.data(), y.data());
         gemm_f16(x.data(), n, wh.data(), out, in, bias.data(), y.data() + n * out);
         gemm_bf16(x.data(), n, wb.data(), out, in, bias.data(), y.data() + 2 * n * out);
         gemm_w4a16(x.data(), n, m, bias.data(), y.data() + 3 * n * out);
         gemm_w4a8(x.data(), n, m, bias.data(), y.data() + 4 * n * out);
+        gemm_q8a8(x.data(), n, m8, bias.data(), y.data() + 5 * n * out);
         return y;
       };
       set_num_threads(1);
