@@ -40,7 +40,7 @@ struct Linear {
   // Set by fuse_w4: w4 is then a view of rows [fused_row0, fused_row0 + out) of fused->w4.
   std::shared_ptr<const W4Fused> fused;
   int64_t fused_row0 = 0;
-  std::shared_ptr<const kernels::Q8Matrix> q8;
+  std::shared_ptr<const kernels::Q8Matrix> q8;  // int8 rows (an lm_head under --lm-head q8)
   // The AWQ scale search's candidates (--search-precision bf16): an f32 form (w, w32) multiplies
   // with x and W rounded to bfloat16 and f32 sums (kernels::gemm_f32_in_bf16). Off everywhere
   // else: calibration, the written weights and evaluation stay f32.
