@@ -19,14 +19,16 @@ struct BenchArgs {
   std::vector<std::string> weights;
   bool json = false;
   bool quiet = false;
-  std::string lm_head = "f16";
+  std::string lm_head = "auto";
 };
 
 void run(BenchArgs& a) {
   apply_threads(a.opt.threads);
   for (const auto& w : a.weights) a.opt.forms.push_back(parse_bench_form(w));
   a.opt.progress = !a.quiet;
-  a.opt.lm_head_q8 = a.lm_head == "q8";
+  a.opt.lm_head_q8 = a.lm_head == "q8"    ? BenchOptions::HeadQ8::Always
+                     : a.lm_head == "f16" ? BenchOptions::HeadQ8::Never
+                                          : BenchOptions::HeadQ8::WithW4A8;
   if (!a.opt.model_dir.empty() && gguf::is_gguf_file(a.opt.model_dir))
     gguf::set_gguf_bench_source(a.opt, a.opt.model_dir);
   const BenchReport r = run_bench(a.opt);
@@ -70,9 +72,9 @@ Registration reg([](CLI::App& app) {
   sub->add_flag("--lm-head-w4", a->opt.lm_head_w4,
                 "W4 rows: quantize the lm_head too (a what-if; AWQ checkpoints keep it f16)");
   sub->add_option("--lm-head", a->lm_head,
-                  "f16 (default: the rows as stored) | q8 (an int8 copy made at load, int8 "
-                  "activations: about half the head's bytes per token)")
-      ->check(CLI::IsMember({"f16", "q8"}));
+                  "auto (default: the w4a8 rows read an int8 copy, as awq eval/generate do; "
+                  "other rows the rows as stored) | f16 (as stored everywhere) | q8 (every row)")
+      ->check(CLI::IsMember({"auto", "f16", "q8"}));
   sub->add_option("-r,--repeats", a->opt.repeats,
                   "Runs per test; the median is reported (default 3)");
   sub->add_option("--seed", a->opt.seed, "Seed of the random weights (--shape)");

@@ -20,7 +20,7 @@ namespace awq::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, text, base, convention = "paper", weights = "auto", lm_head = "f16";
+  std::string model, text, base, convention = "paper", weights = "auto", lm_head = "auto";
   int64_t ctx = 0, max_windows = -1, batch_tokens = 2048;
   bool json = false;
   int threads = 0;
@@ -30,7 +30,7 @@ void run(const EvalArgs& a) {
   apply_threads(a.threads);
   Timer load_timer;
   LoadOptions lo = gguf::weight_form_for_any(a.model, a.weights);
-  lo.lm_head_q8 = a.lm_head == "q8";
+  if (a.lm_head != "auto") lo.lm_head_q8 = a.lm_head == "q8";  // auto: q8 with w4a8
   const PplConvention conv = parse_ppl_convention(a.convention);
   const Model model = gguf::load_any_model(a.model, lo);
   std::optional<Model> base;
@@ -68,7 +68,7 @@ void run(const EvalArgs& a) {
   if (a.json) {
     nlohmann::ordered_json j = {{"model", a.model},
                                 {"weights", weight_form_name(lo)},
-                                {"lm_head", a.lm_head},
+                                {"lm_head", lo.lm_head_q8 ? "q8" : "as stored"},
                                 {"text", a.text},
                                 {"convention", ppl_convention_name(conv)},
                                 {"ctx", r.ctx},
@@ -98,7 +98,8 @@ void run(const EvalArgs& a) {
     fmt::print("{}\n", j.dump(2));
     return;
   }
-  fmt::print("model       {} (weights {}, lm_head {})\n", a.model, weight_form_name(lo), a.lm_head);
+  fmt::print("model       {} (weights {}, lm_head {})\n", a.model, weight_form_name(lo),
+             lo.lm_head_q8 ? "q8" : "as stored");
   fmt::print("text        {}: {} tokens (tokenized in {:.2f} s)\n", a.text, r.n_tokens, tok_s);
   fmt::print("convention  {}, ctx {}: {} windows, {} predictions scored\n",
              ppl_convention_name(conv), r.ctx, r.n_windows, r.n_scored);
@@ -147,9 +148,9 @@ Registration reg([](CLI::App& app) {
          "f32 | native | w4 (W4A16, exact) | w4a8")
       ->check(CLI::IsMember({"auto", "f32", "native", "w4", "w4a8"}));
   sub->add_option("--lm-head", a->lm_head,
-                  "f16 (default: the rows as stored) | q8 (an int8 copy made at load, int8 "
-                  "activations)")
-      ->check(CLI::IsMember({"f16", "q8"}));
+                  "auto (default: q8 with w4a8, else as stored) | f16 (the rows as stored) | q8 "
+                  "(an int8 copy made at load, int8 activations)")
+      ->check(CLI::IsMember({"auto", "f16", "q8"}));
   sub->add_flag("--json", a->json, "Machine-readable output");
   add_threads_option(sub, &a->threads);
   set_run(sub, [a] { run(*a); });

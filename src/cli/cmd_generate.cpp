@@ -13,7 +13,7 @@ namespace awq::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, weights = "auto", lm_head = "f16";
+  std::string model, prompt, weights = "auto", lm_head = "auto";
   int64_t n = 128;
   float temperature = 0.0f, top_p = 1.0f;
   uint64_t seed = 0;
@@ -24,7 +24,7 @@ struct GenerateArgs {
 void run(const GenerateArgs& a) {
   apply_threads(a.threads);
   LoadOptions lo = gguf::weight_form_for_any(a.model, a.weights);
-  lo.lm_head_q8 = a.lm_head == "q8";
+  if (a.lm_head != "auto") lo.lm_head_q8 = a.lm_head == "q8";  // auto: q8 with w4a8
   const Model model = gguf::load_any_model(a.model, lo);
   const Tokenizer tok = gguf::is_gguf_file(a.model) ? gguf::load_gguf_tokenizer(a.model)
                                                     : load_model_tokenizer(a.model);
@@ -76,9 +76,9 @@ Registration reg([](CLI::App& app) {
          "f32 | native | w4 (W4A16, exact) | w4a8")
       ->check(CLI::IsMember({"auto", "f32", "native", "w4", "w4a8"}));
   sub->add_option("--lm-head", a->lm_head,
-                  "f16 (default: the rows as stored) | q8 (an int8 copy made at load, int8 "
-                  "activations)")
-      ->check(CLI::IsMember({"f16", "q8"}));
+                  "auto (default: q8 with w4a8, else as stored) | f16 (the rows as stored) | q8 "
+                  "(an int8 copy made at load, int8 activations)")
+      ->check(CLI::IsMember({"auto", "f16", "q8"}));
   add_threads_option(sub, &a->threads);
   set_run(sub, [a] { run(*a); });
 });

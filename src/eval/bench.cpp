@@ -681,7 +681,7 @@ BenchReport run_bench(const BenchOptions& opts_in) {
   BenchOptions opts = opts_in;
   AWQ_CHECK(opts.model_dir.empty() != opts.shape.empty(),
             "bench: give exactly one of --model DIR and --shape NAME");
-  AWQ_CHECK(!(opts.lm_head_w4 && opts.lm_head_q8),
+  AWQ_CHECK(!(opts.lm_head_w4 && opts.lm_head_q8 == BenchOptions::HeadQ8::Always),
             "bench: --lm-head-w4 and --lm-head q8 are two forms of the lm_head; give one");
   const bool custom = bool(opts.build_model);
   // The default: the f16 baseline and the default run-time form (W4A8, LoadOptions::fastest).
@@ -725,8 +725,13 @@ BenchReport run_bench(const BenchOptions& opts_in) {
     set_num_threads(build_threads);  // building is not what is measured: use every core
     std::unique_ptr<BenchModel> m;
     const BenchModel* built = nullptr;
+    const bool q8_head = opts.lm_head_q8 == BenchOptions::HeadQ8::Always ||
+                         (opts.lm_head_q8 == BenchOptions::HeadQ8::WithW4A8 &&
+                          f == BenchForm::W4A8 && !opts.lm_head_w4);
     if (is_w4(f) && w4) {
       w4->set_w4a8(f == BenchForm::W4A8);
+      // w4 ran first with the stored head; w4a8 takes the int8 copy (rows run in that order).
+      if (q8_head && !w4->lm_head.q8) w4->lm_head_to_q8();
       built = w4.get();
     } else {
       m = std::make_unique<BenchModel>(
@@ -735,7 +740,7 @@ BenchReport run_bench(const BenchOptions& opts_in) {
               ? make_checkpoint_bench_model(opts.model_dir, f, opts.group_size)
               : make_synthetic_bench_model(rep.cfg, f, opts.group_size, opts.seed));
       if (is_w4(f) && opts.lm_head_w4) m->quantize_lm_head(opts.group_size);
-      if (opts.lm_head_q8) m->lm_head_to_q8();
+      if (q8_head) m->lm_head_to_q8();
       if (is_w4(f) && opts.fuse_w4) m->fuse_w4_groups();
       built = m.get();
       if (is_w4(f)) w4 = std::move(m);
@@ -751,6 +756,7 @@ BenchReport run_bench(const BenchOptions& opts_in) {
     BenchRow row = bench_model(model, opts, rep.bandwidth_gbs,
                                [&] { rep.bandwidth_probes.push_back(probe.measure()); });
     row.build_seconds = build_s;
+    row.lm_head = model.lm_head.q8 ? "q8" : model.lm_head.w4 ? "w4" : "as stored";
     row.resident_bytes = model.resident_weight_bytes();
     rep.rows.push_back(std::move(row));
   }
@@ -812,10 +818,11 @@ std::string format_bench_report(const BenchReport& r) {
                      : r.cfg.quant && r.opts.shape.empty()
                          ? std::string("the checkpoint's codes")
                          : fmt::format("RTN g{} asymmetric", r.opts.group_size),
-                     r.opts.lm_head_w4      ? "W4 too"
-                     : r.opts.lm_head_q8    ? "int8 (q8)"
-                     : r.opts.shape.empty() ? "as stored"
-                                            : "f16",
+                     r.opts.lm_head_w4                                   ? "W4 too"
+                     : r.opts.lm_head_q8 == BenchOptions::HeadQ8::Always ? "int8 (q8)"
+                     : r.opts.lm_head_q8 == BenchOptions::HeadQ8::WithW4A8
+                         ? "int8 (q8) on w4a8 rows, else as stored"
+                         : "as stored",
                      r.opts.fuse_w4 ? "q|k|v and gate|up fused" : "unfused");
   s += "\n\n";
   s += fmt::format("| {:<7} | {:>9} | {:>13} | {:>13} | {:>14} | {:>6} | {:>12} | {:>14} |\n",
@@ -902,11 +909,14 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["repeats"] = r.opts.repeats;
   j["group_size"] = r.opts.group_size;
   j["lm_head_w4"] = r.opts.lm_head_w4;
-  j["lm_head_q8"] = r.opts.lm_head_q8;
+  j["lm_head_q8"] = r.opts.lm_head_q8 == BenchOptions::HeadQ8::Always     ? "always"
+                    : r.opts.lm_head_q8 == BenchOptions::HeadQ8::WithW4A8 ? "with w4a8"
+                                                                          : "never";
   j["fuse_w4"] = r.opts.fuse_w4;
   json rows = json::array();
   for (const BenchRow& w : r.rows) {
     rows.push_back({{"weights", w.form},
+                    {"lm_head", w.lm_head},
                     {"bytes_per_token",
                      {{"total", w.bytes.total()},
                       {"linears", w.bytes.linears},

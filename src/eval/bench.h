@@ -145,7 +145,9 @@ struct BenchOptions {
   std::vector<BenchForm> forms;  // empty: f16 and w4
   int group_size = 128;
   bool lm_head_w4 = false;  // W4 forms: lm_head quantized too (BenchModel::quantize_lm_head)
-  bool lm_head_q8 = false;  // every form: the lm_head as its int8 copy (BenchModel::lm_head_to_q8)
+  // The lm_head as its int8 copy (BenchModel::lm_head_to_q8): on the w4a8 rows only (the run-time
+  // default, LoadOptions::fastest: the default), on every row, or on none.
+  enum class HeadQ8 { WithW4A8, Always, Never } lm_head_q8 = HeadQ8::WithW4A8;
   int repeats = 3;
   uint64_t seed = 1;
   int64_t bandwidth_bytes = 0;  // probe buffer; 0: the probe's default (1 GiB or AWQ_BW_BYTES)
@@ -174,6 +176,7 @@ std::vector<DecodePart> decode_breakdown(const BenchModel& m, int sweeps, double
 
 struct BenchRow {
   std::string form;
+  std::string lm_head;  // "f16" (or the stored type), "q8" or "w4": what this row's head read
   DecodeBytes bytes;
   double build_seconds = 0;
   std::vector<double> prompt_runs, decode_runs;  // tokens/s of each repeat

@@ -17,8 +17,7 @@ LoadOptions parse_weight_form(const std::string& s) {
   } else if (s == "w4") {
     o.weights = WeightForm::W4;
   } else if (s == "w4a8") {
-    o.weights = WeightForm::W4;
-    o.w4a8 = true;
+    o = LoadOptions::fastest();
   } else {
     fail("unknown weight form '{}' (expected f32, native, w4 or w4a8)", s);
   }

@@ -146,6 +146,10 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
   EXPECT_EQ(r.rows[0].form, "f16");  // f16 first, then w4 and w4a8 from one packed model
   EXPECT_EQ(r.rows[1].form, "w4");
   EXPECT_EQ(r.rows[2].form, "w4a8");
+  // The default head: the w4a8 row reads the int8 copy (the run-time default), the others f16.
+  EXPECT_EQ(r.rows[0].lm_head, "as stored");
+  EXPECT_EQ(r.rows[1].lm_head, "as stored");
+  EXPECT_EQ(r.rows[2].lm_head, "q8");
   EXPECT_GT(r.bandwidth_before_gbs, 0.0);
   EXPECT_GT(r.bandwidth_after_gbs, 0.0);
   // One probe before the rows, one before each of the 3 rows x 3 decode runs, one after; the
@@ -160,6 +164,9 @@ TEST(Bench, TinyRunReportsGbsAsBytesTimesTokensPerSecond) {
     SCOPED_TRACE(w.form);
     const BenchForm f = parse_bench_form(w.form);
     DecodeBytes want = expected_bytes(r.cfg, f, 128, false);
+    if (f ==
+        BenchForm::W4A8)  // the int8 head: 16-row tiles of 32 bytes of codes + 2 of scale per 32
+      want.lm_head = (r.cfg.vocab_size + 15) / 16 * ((17 * r.cfg.hidden_size + 63) / 64 * 64);
     // 8 tokens from an empty context read 1..8 positions of keys and values: 4.5 on average.
     want.kv_cache = r.cfg.num_hidden_layers * 2 * r.cfg.kv_dim() * 4 * 9 / 2;
     expect_bytes_eq(w.bytes, want, w.form);
@@ -298,7 +305,7 @@ TEST(Bench, Q8LmHeadIsCountedAsItsInt8Bytes) {
   BenchOptions o;
   o.shape = "tiny";
   o.lm_head_w4 = true;
-  o.lm_head_q8 = true;
+  o.lm_head_q8 = BenchOptions::HeadQ8::Always;
   EXPECT_THROW(run_bench(o), Error);
 }
 
