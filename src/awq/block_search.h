@@ -52,6 +52,9 @@ struct ScaleSearchOptions {
   // Groups (by name) left unsearched and unscaled in every block: the architecture's groups that
   // are off by default and those the user turned off (QuantizeOptions::groups_off).
   std::vector<std::string> skip_groups;
+  // The searched group's per-channel mean |x| when computed elsewhere: from the f32 input before
+  // it was rounded to 16 bits (kept_capture.h). Null: from the captured input.
+  const std::vector<float>* x_mean = nullptr;
 };
 
 // Searches the scales of every group of `arch` on the unmodified block `w` with the captured

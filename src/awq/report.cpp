@@ -69,6 +69,8 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
   j["scale_search_gflop"] = search_flops / 1e9;
   j["scale_search_gflops"] = search_gflops;
   j["sgemm_gflops"] = sgemm_gflops;
+  j["act_dtype"] = act_dtype;
+  j["act_bytes"] = act_bytes;
   j["peak_rss_bytes"] = peak_rss_bytes;
   j["output_bytes"] = output_bytes;
   j["warnings"] = warnings;
@@ -165,8 +167,9 @@ std::string QuantizeReport::format_table() const {
         "GFLOP/s, "
         "{} threads)\n",
         search_flops / 1e9, search_gflops, sgemm_gflops, threads);
-  s += fmt::format("peak RSS {:.1f} MiB, output {:.1f} MiB\n", double(peak_rss_bytes) / (1 << 20),
-                   double(output_bytes) / (1 << 20));
+  s += fmt::format("peak RSS {:.1f} MiB, output {:.1f} MiB, kept activations {:.1f} MiB ({})\n",
+                   double(peak_rss_bytes) / (1 << 20), double(output_bytes) / (1 << 20),
+                   double(act_bytes) / (1 << 20), act_dtype);
   return s;
 }
 
