@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What --act-dtype bf16/f16 changes against f32: the fraction of scaling groups whose chosen
 # scale (mode and α) is the f32 run's, and perplexity / KL divergence to the unquantized model, on
-# stories260K (the README's AWQ setting: W4 g64, --calib-long skip, fake-quant) and on a synthetic
+# stories260K (the README's W4 g64 row: pad 192, --calib-long skip, fake-quant) and on a synthetic
 # qwen3-0.6b-shaped model with activation outliers in both norms' and down_proj's inputs.
 #   scripts/act-dtype-table.sh [BUILD_DIR]      (WORK=DIR keeps the models there; default: a temp dir)
 set -euo pipefail
@@ -15,8 +15,8 @@ field() { grep -o "\"$1\": *[-0-9.e+]*" <<<"$2" | head -1 | sed 's/.*: *//'; }
 # agree A.json B.json -> "same/applied" over every applied group of every layer
 agree() {
   jq -rn --slurpfile a "$1" --slurpfile b "$2" '
-    [$a[0].layers, $b[0].layers] | transpose | map(transpose[] | select(.[0].applied))
-    | "\(map(select(.[0].choice == .[1].choice)) | length)/\(length)"'
+    [$a[0].layers, $b[0].layers] | transpose | map([.[0].groups, .[1].groups] | transpose[])
+    | map(select(.[0].applied)) | "\(map(select(.[0].choice == .[1].choice)) | length)/\(length)"'
 }
 
 echo "| model | act dtype | same choice as f32 | PPL | KLD | quantize s | peak RSS MiB | kept activations MiB |"
@@ -44,7 +44,7 @@ table() {
 "$awq" convert llama2c --model "$data/models/stories260K/stories260K.bin" \
   --tokenizer "$data/models/stories260K/tok512.bin" --out "$work/stories-fp" >/dev/null
 table stories260K "$work/stories-fp" \
-  "--calib $data/text/tinystories-train-head.txt --calib-long skip --bits 4 --group-size 64 --format fake-quant" \
+  "--calib $data/text/tinystories-train-head.txt --calib-long skip --bits 4 --group-size 64 --pad-intermediate 64 --format fake-quant" \
   "--text $data/text/tinystories-valid-a.txt --ctx 512 --convention paper"
 
 head -c 400000 "$data/text/tinystories-valid-a.txt" >"$work/eval.txt"
