@@ -181,7 +181,7 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     }
     r.applied = true;
     const Mat& x = capture_input(cap, g.layers[0]);
-    const std::vector<float> x_mean = mean_abs_columns(x);
+    const std::vector<float> x_mean = opt.x_mean ? *opt.x_mean : mean_abs_columns(x);
     std::vector<float> w_mean;
     if (opt.mode != ScaleMode::X) {
       std::vector<const Mat*> ws;

@@ -55,6 +55,9 @@ struct ScaleSearchOptions {
   // The candidates' forwards multiply in bfloat16 with f32 sums (--search-precision bf16, where
   // kernels::bf16_products_available()); the reference output stays f32 (the captured one).
   bool bf16_products = false;
+  // The searched group's per-channel mean |x| when computed elsewhere: from the f32 input before
+  // it was rounded to 16 bits (kept_capture.h). Null: from the captured input.
+  const std::vector<float>* x_mean = nullptr;
 };
 
 // Searches the scales of every group of `arch` on the unmodified block `w` with the captured

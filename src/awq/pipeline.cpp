@@ -10,6 +10,7 @@
 
 #include "awq/block_search.h"
 #include "awq/gptq_block.h"
+#include "awq/kept_capture.h"
 #include "awq/moe_search.h"
 #include "awq/resume.h"
 #include "awq/shard.h"
@@ -177,6 +178,15 @@ std::vector<std::string> validate(const QuantizeOptions& o, const ModelConfig& c
               method_name(o.method));
     AWQ_CHECK(o.save_search.empty(), "--save-search: --method {} searches no scales",
               method_name(o.method));
+  }
+  if (o.act_dtype != ActDtype::F32) {
+    // GPTQ's Gram matrices and the MoE search read every capture at once: no memory to save.
+    AWQ_CHECK(!uses_gptq(o.method),
+              "--act-dtype {}: 16-bit activations are for --method awq (GPTQ reads the f32 "
+              "captures)",
+              act_dtype_name(o.act_dtype));
+    AWQ_CHECK(!cfg.is_moe(), "--act-dtype {}: not supported for MoE models yet (model_type '{}')",
+              act_dtype_name(o.act_dtype), cfg.model_type);
   }
   if (uses_gptq(o.method)) {
     AWQ_CHECK(!o.calib.empty() || o.calib_tokens || !o.merge_shards.empty(),
@@ -418,6 +428,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   rep.scale_loss = o.clip && o.clip_aware_search ? "clipped" : "plain";
   rep.n_layers = cfg.num_hidden_layers;
   rep.threads = num_threads();
+  rep.act_dtype = act_dtype_name(o.act_dtype);
 
   SearchHeader header;
   header.model_type = cfg.model_type;
@@ -470,22 +481,25 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       forward ? resume_fingerprint(o, ck, &cb, skip_groups) : nlohmann::ordered_json();
   std::optional<ResumeStage> stage;
   int64_t kept = 0;
-  Mat x;
+  // The input of the next block, between blocks (f32 or 16 bits: --act-dtype).
+  ActMat x(o.act_dtype);
+  const bool compact = o.act_dtype != ActDtype::F32;
   if (keep_stage) {
     stage.emplace(o.out_dir, fingerprint, header, arch, o.resume, gptq);
     for (const auto& m : stage->messages()) fmt::print(stderr, "awq: {}\n", m);
     kept = stage->kept_blocks();
     if (kept == 0) {
-      x = embed_tokens(ck, cfg, arch, cb.tokens);
+      x.put(embed_tokens(ck, cfg, arch, cb.tokens), "the embeddings");
     } else if (kept < cfg.num_hidden_layers) {
-      x = stage->take_activations();
-      AWQ_CHECK(x.rows == n_seq * T && x.cols == qcfg.hidden_size,
-                "{}: kept activations [{} x {}], this run needs [{} x {}]", stage->dir(), x.rows,
-                x.cols, n_seq * T, qcfg.hidden_size);
+      Mat xk = stage->take_activations();
+      AWQ_CHECK(xk.rows == n_seq * T && xk.cols == qcfg.hidden_size,
+                "{}: kept activations [{} x {}], this run needs [{} x {}]", stage->dir(), xk.rows,
+                xk.cols, n_seq * T, qcfg.hidden_size);
+      x.put(std::move(xk), fmt::format("{}: the kept activations", stage->dir()));
     }
     rep.resumed_blocks = kept;
   } else if (forward) {
-    x = embed_tokens(ck, cfg, arch, cb.tokens);
+    x.put(embed_tokens(ck, cfg, arch, cb.tokens), "the embeddings");
   }
   cb = CalibBlocks();  // the tokens are in X now
   rep.times.calib = t_stage.seconds();
@@ -561,23 +575,39 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       if (qcfg.intermediate_size != cfg.intermediate_size)
         pad_intermediate(w, qcfg.intermediate_size);
       BlockCapture cap;
-      Mat x_next;
+      KeptCapture kept_cap(o.act_dtype);  // cap's inputs, when kept in 16 bits
+      Mat x_in, x_next;                   // the block's input and output in f32
       if (forward && !resumed) {
         step("capture");
-        block_forward(qcfg, w, x, n_seq, T, x_next, forward_only ? nullptr : &cap);
+        x_in = x.take();
+        if (compact && !forward_only) keep_capture(cap, kept_cap, layer);
+        block_forward(qcfg, w, x_in, n_seq, T, x_next, forward_only ? nullptr : &cap);
+        // The output is rounded (in 16 bits) from f32; the input is needed again only to
+        // propagate the quantized block's output.
+        if (!o.propagate_quantized) {
+          x_in = Mat();
+          x.put(std::move(x_next), fmt::format("layer {} output", layer));
+        }
+        size_t bytes = x.bytes() + kept_cap.bytes();
+        for (const Mat* m :
+             {&cap.attn_in, &cap.o_in, &cap.mlp_in, &cap.down_in, &cap.attn_out, &cap.mlp_out})
+          bytes += m->data.size() * sizeof(float);
+        rep.act_bytes = std::max(rep.act_bytes, int64_t(bytes));
       }
       rep.times.capture += t_stage.seconds();
-      if (forward_only) {
-        x = std::move(x_next);
-        continue;
-      }
+      if (forward_only) continue;  // x holds the output (a shard propagates fp)
 
       if (search && !resumed) {
         step("scale search");
         t_stage.reset();
-        br.groups = search_block_scales(qcfg, arch, layer, w, cap, n_seq, T, sopt);
+        br.groups = compact ? search_kept_scales(qcfg, arch, layer, w, kept_cap, n_seq, T, sopt)
+                            : search_block_scales(qcfg, arch, layer, w, cap, n_seq, T, sopt);
         for (const auto& g : br.groups) rep.search_flops += g.flops;
-        apply_block_scales(arch, layer, w, &cap, br.groups);
+        if (compact) {
+          apply_kept_scales(arch, layer, w, kept_cap, br.groups);
+        } else {
+          apply_block_scales(arch, layer, w, &cap, br.groups);
+        }
         if (w.is_moe()) {
           br.expert_tokens = expert_token_counts(cap, cfg.num_experts);
           MoeSearchOptions mopt;
@@ -592,16 +622,21 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         t_stage.reset();
         if (o.clip) {
           step("clip search");
-          br.clips = search_block_clips(arch, layer, w, cap, o.spec, o.clip_opts, o.clip_tokens);
+          br.clips =
+              compact
+                  ? search_kept_clips(arch, layer, w, kept_cap, o.spec, o.clip_opts, o.clip_tokens)
+                  : search_block_clips(arch, layer, w, cap, o.spec, o.clip_opts, o.clip_tokens);
           if (w.is_moe())
             br.moe_clips = search_moe_clips(qcfg, arch, layer, w, cap, o.spec, o.clip_opts,
                                             o.moe_min_tokens, o.clip_tokens);
         }
         rep.times.clip_search += t_stage.seconds();
-        if (!gptq) cap = BlockCapture();  // the activations are no longer needed
+        if (!gptq) {  // the activations are no longer needed
+          cap = BlockCapture();
+          kept_cap = KeptCapture(o.act_dtype);
+        }
         if (shard && !gptq) {
           write_block_file(staged.tmp().string(), br);
-          x = std::move(x_next);
           rep.blocks.push_back(std::move(br));
           continue;
         }
@@ -673,9 +708,12 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         }
       }
       cap = BlockCapture();
+      kept_cap = KeptCapture(o.act_dtype);
       if (forward && !resumed && o.propagate_quantized) {
         const BlockWeights wq = output_weights(w, q, fake, float_dtype, arch.norm_offset());
-        block_forward(qcfg, wq, x, n_seq, T, x_next);
+        block_forward(qcfg, wq, x_in, n_seq, T, x_next);
+        x_in = Mat();
+        x.put(std::move(x_next), fmt::format("layer {} quantized output", layer));
       }
       rep.times.quantize += t_stage.seconds();
 
@@ -689,10 +727,13 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       }
       rep.times.write += t_stage.seconds();
       if (forward && !resumed) {
-        x = std::move(x_next);
         if (stage) {
+          // The stage keeps the next input in f32 (its values, when rounded to 16 bits, come
+          // back exactly); taking it out of x costs a conversion in 16-bit mode, a move in f32.
           const bool last = layer + 1 == cfg.num_hidden_layers;
-          stage->keep_block(br, last ? nullptr : &x, &q, &qmoe);
+          Mat xs = last ? Mat() : x.take();
+          stage->keep_block(br, last ? nullptr : &xs, &q, &qmoe);
+          if (!last) x.put(std::move(xs), fmt::format("layer {} output", layer));
           kept_now = layer + 1;
           kill_point(fmt::format("kept:{}", layer));
         }

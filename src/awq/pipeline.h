@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "awq/act_store.h"
 #include "awq/calib.h"
 #include "awq/report.h"
 #include "awq/scales.h"
@@ -78,6 +79,9 @@ struct QuantizeOptions {
   CalibLong calib_long = CalibLong::Split;
   std::optional<uint64_t> shuffle_seed;
   bool propagate_quantized = false;
+  // Storage of the activations kept between steps (the next block's input, the captured linear
+  // inputs): f32, or rounded to bf16/f16 to halve a large block's memory (act_store.h).
+  ActDtype act_dtype = ActDtype::F32;
   OutputFormat format = OutputFormat::AutoAwq;
   bool no_quantize = false;  // fake-quant only: fold scales and clipping, keep weights unrounded
   int64_t pad_intermediate = 0;  // 0: off; else pad the MLP width up to a multiple of this

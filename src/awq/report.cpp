@@ -70,6 +70,8 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
   j["scale_search_gflops"] = search_gflops;
   j["sgemm_gflops"] = sgemm_gflops;
   j["search_precision"] = search_precision;
+  j["act_dtype"] = act_dtype;
+  j["act_bytes"] = act_bytes;
   j["peak_rss_bytes"] = peak_rss_bytes;
   j["output_bytes"] = output_bytes;
   j["warnings"] = warnings;
@@ -165,8 +167,9 @@ std::string QuantizeReport::format_table() const {
         "scale search: {:.1f} GFLOP at {:.1f} GFLOP/s in {} (sgemm 1024^3 on this machine: {:.1f} "
         "GFLOP/s, {} threads)\n",
         search_flops / 1e9, search_gflops, search_precision, sgemm_gflops, threads);
-  s += fmt::format("peak RSS {:.1f} MiB, output {:.1f} MiB\n", double(peak_rss_bytes) / (1 << 20),
-                   double(output_bytes) / (1 << 20));
+  s += fmt::format("peak RSS {:.1f} MiB, output {:.1f} MiB, kept activations {:.1f} MiB ({})\n",
+                   double(peak_rss_bytes) / (1 << 20), double(output_bytes) / (1 << 20),
+                   double(act_bytes) / (1 << 20), act_dtype);
   return s;
 }
 

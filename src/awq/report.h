@@ -44,6 +44,10 @@ struct QuantizeReport {
   std::string search_precision = "f32";
   int threads = 1;
   int64_t peak_rss_bytes = 0;
+  // --act-dtype, and the most bytes the kept activations took after a block's capture: the next
+  // block's input and the capture (in f32 also the captured outputs, which 16 bits recompute).
+  std::string act_dtype = "f32";
+  int64_t act_bytes = 0;
   int64_t output_bytes = 0;
   std::vector<std::string> warnings;
 

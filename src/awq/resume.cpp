@@ -297,6 +297,7 @@ json resume_fingerprint(const QuantizeOptions& o, const Checkpoint& ck, const Ca
   f["--calib-long"] = calib_long_name(o.calib_long);
   f["--shuffle"] = o.shuffle_seed ? json(*o.shuffle_seed) : json("off");
   f["--propagate"] = o.propagate_quantized ? "quantized" : "fp";
+  f["--act-dtype"] = act_dtype_name(o.act_dtype);
   f["--pad-intermediate"] = o.pad_intermediate;
   f["--load-search"] = o.load_search.empty() ? "" : file_hash(o.load_search);
   return f;

@@ -373,7 +373,11 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   rmsnorm(x, w.attn_norm, c.rms_norm_eps, xn);
   Mat a;
   attend(xn, a, cap ? &cap->o_in : nullptr);
-  if (cap) cap->attn_in = std::move(xn);
+  if (cap) {
+    cap->attn_in = std::move(xn);
+    cap->captured(cap->o_in);
+    cap->captured(cap->attn_in);
+  }
   Mat h = x;  // x may alias out: read it fully before out is written
   if (!w.post_attn_norm.empty()) {
     Mat an;
@@ -388,6 +392,7 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   Mat m;
   if (cap) {
     cap->attn_out = std::move(a);
+    cap->captured(cap->attn_out);
   } else {
     m = std::move(a);
   }
@@ -395,8 +400,12 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
     moe_forward(c, w.moe, hn, m, cap ? &cap->moe : nullptr);
   } else {
     mlp_forward(c, w, hn, m, cap ? &cap->down_in : nullptr);
+    if (cap) cap->captured(cap->down_in);
   }
-  if (cap) cap->mlp_in = std::move(hn);
+  if (cap) {
+    cap->mlp_in = std::move(hn);
+    cap->captured(cap->mlp_in);
+  }
   if (!w.post_mlp_norm.empty()) {
     Mat mn;
     rmsnorm(m, w.post_mlp_norm, c.rms_norm_eps, mn);
@@ -404,7 +413,10 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   } else {
     add_inplace(h, m);
   }
-  if (cap) cap->mlp_out = std::move(m);
+  if (cap) {
+    cap->mlp_out = std::move(m);
+    cap->captured(cap->mlp_out);
+  }
   out = std::move(h);
 }
 

@@ -4,6 +4,7 @@
 // generation (Model, which adds the KV-cache variant block_forward_cached).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -98,6 +99,13 @@ struct BlockCapture {
   // The attention's output (after o_proj) and the MLP's, before the residual adds: the scale
   // search's reference outputs, so it need not recompute them.
   Mat attn_out, mlp_out;
+  // Optional: called with each of the six matrices above as soon as the forward has finished it
+  // (dense blocks), so that a caller can keep it in a compact form and release it while the rest
+  // of the block runs (awq/kept_capture.h: 16-bit captures of a 70B-shaped block).
+  std::function<void(Mat&)> on_captured;
+  void captured(Mat& m) const {
+    if (on_captured) on_captured(m);
+  }
 };
 
 // x: [n_seq*T, hidden] holding n_seq independent sequences of T tokens at positions 0..T-1

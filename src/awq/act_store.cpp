@@ -1,0 +1,89 @@
+#include "awq/act_store.h"
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#include "base/error.h"
+#include "base/half.h"
+#include "base/thread_pool.h"
+#include "kernels/kernel_table.h"
+
+namespace awq {
+
+ActDtype parse_act_dtype(const std::string& s) {
+  for (ActDtype d : {ActDtype::F32, ActDtype::Bf16, ActDtype::F16})
+    if (s == act_dtype_name(d)) return d;
+  fail("--act-dtype {}: expected f32, bf16 or f16", s);
+}
+
+const char* act_dtype_name(ActDtype d) {
+  switch (d) {
+    case ActDtype::F32:
+      return "f32";
+    case ActDtype::Bf16:
+      return "bf16";
+    case ActDtype::F16:
+      return "f16";
+  }
+  return "?";
+}
+
+namespace {
+// Elements per conversion task: large enough that a task's overhead is noise, small enough that
+// both threads of a 2-core machine get many.
+constexpr int64_t kConvertChunk = int64_t(1) << 16;
+}  // namespace
+
+void ActMat::put(Mat&& m, const std::string& what) {
+  rows_ = m.rows;
+  cols_ = m.cols;
+  if (dtype_ == ActDtype::F32) {
+    f32_ = std::move(m);
+    return;
+  }
+  half_.resize(size_t(m.size()));
+  std::atomic<bool> overflow{false};
+  const float* src = m.data.data();
+  uint16_t* dst = half_.data();
+  const bool bf16 = dtype_ == ActDtype::Bf16;
+  parallel_for(m.size(), kConvertChunk, [&](int64_t i0, int64_t i1) {
+    if (bf16) {
+      for (int64_t i = i0; i < i1; ++i) dst[i] = f32_to_bf16(src[i]);
+      return;
+    }
+    bool over = false;
+    for (int64_t i = i0; i < i1; ++i) {
+      dst[i] = f32_to_f16(src[i]);
+      // An f16 infinity (exponent all ones, no mantissa) from a finite value: out of range.
+      over |= (dst[i] & 0x7fff) == 0x7c00 && std::abs(src[i]) <= std::numeric_limits<float>::max();
+    }
+    if (over) overflow.store(true, std::memory_order_relaxed);
+  });
+  m = Mat();
+  if (overflow.load()) {
+    *this = ActMat(dtype_);
+    fail("{}: an activation exceeds f16's range (65504); use --act-dtype bf16 or f32", what);
+  }
+}
+
+Mat ActMat::take() {
+  Mat m;
+  if (dtype_ == ActDtype::F32) {
+    m = std::move(f32_);
+  } else {
+    m.resize_for_overwrite(rows_, cols_);
+    const kernels::detail::KernelTable& k = kernels::detail::active_table();
+    const auto convert = dtype_ == ActDtype::Bf16 ? k.bf16_to_f32 : k.f16_to_f32;
+    const uint16_t* src = half_.data();
+    float* dst = m.data.data();
+    parallel_for(m.size(), kConvertChunk,
+                 [&](int64_t i0, int64_t i1) { convert(src + i0, dst + i0, i1 - i0); });
+    half_ = std::vector<uint16_t>();  // release, not just clear
+  }
+  f32_ = Mat();
+  rows_ = cols_ = 0;
+  return m;
+}
+
+}  // namespace awq
