@@ -33,7 +33,8 @@ for p in "${presets[@]}"; do
   start=$(date +%s.%N)
   "$awq" quantize --model "$m" "${q[@]}" --out "$m-awq" --report "$m-awq.json" >/dev/null
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
-  ev=(--text "$work/eval.txt" --ctx 256 --max-windows 64 --base "$m" --json)
+  # --weights w4: the exact W4A16 path (the quantization is measured, not the run-time default).
+  ev=(--weights w4 --text "$work/eval.txt" --ctx 256 --max-windows 64 --base "$m" --json)
   r=$("$awq" eval --model "$m-rtn" "${ev[@]}")
   a=$("$awq" eval --model "$m-awq" "${ev[@]}")
   field() { echo "$1" | grep -o "\"$2\": *[0-9.e+-]*" | head -1 | sed 's/.*: *//'; }

@@ -50,7 +50,8 @@ q=(--pad-intermediate 64 --group-size 32 -t "$threads")
 
 # awq_ppl MODEL CONVENTION -> perplexity from awq eval --json
 awq_ppl() {
-  "$awq" eval --model "$1" --text "$text" --ctx 512 --convention "$2" -t "$threads" --json |
+  # native: the dequantized weights, exactly what the file holds (the default w4a8 rounds activations).
+  "$awq" eval --model "$1" --weights native --text "$text" --ctx 512 --convention "$2" -t "$threads" --json |
     grep -o '"perplexity": *[-0-9.e+]*' | head -1 | sed 's/.*: *//' | xargs printf '%.4f'
 }
 
