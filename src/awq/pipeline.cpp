@@ -553,6 +553,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
   }
 
   Progress progress("quantize", range.end);
+  const Timer t_blocks;
   int64_t kept_now = kept;  // blocks in the resume stage
   try {
     for (int64_t layer = 0; layer < range.end; ++layer) {
@@ -562,6 +563,11 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
       const bool resumed = layer < kept;
       // A shard's layer before its range: forwarded only, to compute the range's input.
       const bool forward_only = layer < range.first;
+      // The ETA extrapolates from the blocks this run searches, not the cheap ones before them.
+      if (layer == std::max(kept, range.first)) progress.restart_rate(layer);
+      const auto block_done = [&] {
+        rep.block_times.push_back({layer, t_blocks.seconds(), progress.eta(layer + 1)});
+      };
       const auto step = [&](const char* s) {
         throw_if_interrupted();
         if (o.progress)
@@ -638,6 +644,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         if (shard && !gptq) {
           write_block_file(staged.tmp().string(), br);
           rep.blocks.push_back(std::move(br));
+          block_done();
           continue;
         }
       } else if (replay || resumed) {
@@ -739,6 +746,7 @@ QuantizeReport quantize_model(const QuantizeOptions& o) {
         }
       }
       rep.blocks.push_back(std::move(br));
+      block_done();
     }
     progress.update(range.end, "finishing");
     t_stage.reset();

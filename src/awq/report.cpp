@@ -66,6 +66,10 @@ nlohmann::ordered_json QuantizeReport::to_json() const {
                   {"gptq", times.gptq},
                   {"write", times.write},
                   {"total", times.total}};
+  json bt = json::array();
+  for (const auto& b : block_times)
+    bt.push_back({{"layer", b.layer}, {"done_s", b.done_s}, {"eta_s", b.eta_s}});
+  j["block_times"] = std::move(bt);
   j["scale_search_gflop"] = search_flops / 1e9;
   j["scale_search_gflops"] = search_gflops;
   j["sgemm_gflops"] = sgemm_gflops;

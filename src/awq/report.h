@@ -36,6 +36,13 @@ struct QuantizeReport {
   int64_t calib_blocks = 0, calib_seqlen = 0, calib_docs = 0, calib_docs_too_long = 0,
           calib_pieces = 0, calib_tokens_read = 0, calib_tokens_dropped = 0;
   std::vector<BlockResult> blocks;
+  // When each block processed here finished (seconds since the first block began) and the time
+  // the progress bar then gave for the rest: how right the ETA was is checkable afterwards.
+  struct BlockTime {
+    int64_t layer = 0;
+    double done_s = 0, eta_s = -1;
+  };
+  std::vector<BlockTime> block_times;
   StageTimes times;
   double search_flops = 0;   // of the inspected forwards
   double search_gflops = 0;  // search_flops / scale_search seconds / 1e9

@@ -30,11 +30,22 @@ void Progress::update(int64_t done, const std::string& stage) {
   const double frac = total_ > 0 ? double(done) / double(total_) : 1.0;
   const int width = 30;
   const int filled = int(frac * width);
-  const double eta = done > 0 ? now / double(done) * double(total_ - done) : -1;
+  const double eta = this->eta(done);
   fmt::print(stderr, "\r{} [{}{}] {}/{} {:5.1f}% elapsed {} eta {} {}\033[K", label_,
              std::string(size_t(filled), '#'), std::string(size_t(width - filled), '.'), done,
              total_, 100.0 * frac, format_secs(now), format_secs(eta), stage);
   std::fflush(stderr);
+}
+
+void Progress::restart_rate(int64_t done) {
+  rate_t0_ = timer_.seconds();
+  rate_done0_ = done;
+}
+
+double Progress::eta(int64_t done) const {
+  const int64_t measured = done - rate_done0_;
+  if (measured <= 0) return -1;
+  return (timer_.seconds() - rate_t0_) / double(measured) * double(total_ - done);
 }
 
 void Progress::finish() {

@@ -389,6 +389,20 @@ TEST(Pipeline, ShardsMergeIntoTheBytesOfOneRun) {
     o.shard_count = 2;
     const QuantizeReport r = quantize_model(o);
     EXPECT_EQ(r.blocks.size(), 2u);
+    // The ETA counts only the shard's own blocks (shard 2 forwards blocks 0-1 first, cheaply):
+    // after its first block, one block's time for the one left; after the last, nothing.
+    ASSERT_EQ(r.block_times.size(), 2u);
+    const auto& b = r.block_times;
+    EXPECT_EQ(b[0].layer, 2 * k - 2);
+    EXPECT_EQ(b[1].layer, 2 * k - 1);
+    EXPECT_GT(b[0].eta_s, 0);
+    EXPECT_EQ(b[1].eta_s, 0);
+    EXPECT_GT(b[1].done_s, b[0].done_s);
+    // Shard 2's first block finishes after two cheap forwards; counting them as blocks done
+    // would predict a third of the time elapsed.
+    if (k == 2) {
+      EXPECT_GT(b[0].eta_s, 0.5 * b[0].done_s);
+    }
     shards.push_back(o.out_dir);
   }
   EXPECT_FALSE(fs::exists(f.root / "shard1" / "block-0002.json"));
