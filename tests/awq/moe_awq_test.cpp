@@ -340,7 +340,8 @@ TEST(MoeAwq, ExpertsWithoutTokensFallBackToAllTokens) {
 
 struct OutlierCase {
   std::string family;
-  int mlp_outliers = 0;  // also this many outlier rows in every up projection (down_proj inputs)
+  int mlp_outliers = 0;    // also this many outlier rows in every up projection (down_proj inputs)
+  double max_ratio = 0.5;  // AWQ's KL divergence / RTN's
 };
 
 void PrintTo(const OutlierCase& c, std::ostream* os) {
@@ -385,16 +386,15 @@ class MoeOutliers : public ::testing::TestWithParam<OutlierCase> {};
 // all experts' gate/up and the shared expert see them), W4 g128, 3 blocks, 8 × 64 calibration
 // tokens; AWQ's KL divergence to the full-precision model must be at most half of RTN's.
 //
-// Measured (see the printed lines): the MoE groups do their part as in dense models (moe.gate_up
-// loss 0.33-0.40 of RTN's, experts' moe.down 0.75-0.86 without and 0.2-0.55 with up-projection
-// outliers; folding alone moves the KL by ~3e-8), but the ratio lands at 0.47-0.61 where dense
-// families of the same width reach 0.36-0.45: W4 noise flips 6-19% of the top-2 choices of this
-// random model's soft router, and the KL those flips cause falls only with the noise's amplitude
-// (AWQ cuts the flips to ~0.65×), not with its square. With one expert, or top-8 of 8 (no flip
-// possible), the same model reaches 0.45. A router 10× larger (decisive routing) does not help:
-// the flips follow the hidden state's relative error, not the logits' scale (0.38-0.61 with std
-// 0.2, measured). So the bound here is 0.65, not the dense models' 0.5 (the target, met by
-// mixtral and qwen2_moe, missed by qwen3_moe: 0.49-0.61 and with up-projection outliers).
+// Measured (see the printed lines; asymmetric clipping, the default): KL ratio 0.381 (mixtral),
+// 0.337 (qwen2_moe), 0.470 (qwen3_moe), 0.504 (qwen3_moe with up-projection outliers). The MoE
+// groups do their part as in dense models (moe.gate_up loss 0.34-0.38 of RTN's, experts' moe.down
+// 0.79-0.82 without and 0.38 with up-projection outliers), but W4 noise flips 13-18% of this
+// random model's top-2 choices (8-11% with AWQ), and the KL a flip causes falls with the noise's
+// amplitude, not with its square (with symmetric clipping, one expert or top-8 of 8 — no flip
+// possible — brought the same models from 0.47-0.61 to 0.45). So the issue's
+// bound, 0.5, holds for the norm outliers; the extra up-projection case, where down_proj's
+// outliers add to the routing noise, is held to 0.55.
 TEST_P(MoeOutliers, AwqHalvesRtnKld) {
   const OutlierCase& c = GetParam();
   const fs::path root =
@@ -472,13 +472,14 @@ TEST_P(MoeOutliers, AwqHalvesRtnKld) {
   EXPECT_LT(gate_up / double(n_gate_up), 0.5);  // the outliers are where moe.gate_up acts
   EXPECT_LT(flips_awq, flips_rtn);              // routing moves less with AWQ
   EXPECT_GT(rtn, 0.0);
-  EXPECT_LE(awq, 0.65 * rtn);
+  EXPECT_LE(awq, c.max_ratio * rtn);
   fs::remove_all(root);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, MoeOutliers,
                          ::testing::Values(OutlierCase{"mixtral"}, OutlierCase{"qwen2_moe"},
-                                           OutlierCase{"qwen3_moe"}, OutlierCase{"qwen3_moe", 4}),
+                                           OutlierCase{"qwen3_moe"},
+                                           OutlierCase{"qwen3_moe", 4, 0.55}),
                          [](const ::testing::TestParamInfo<OutlierCase>& i) {
                            return i.param.family + (i.param.mlp_outliers ? "_mlp" : "");
                          });
