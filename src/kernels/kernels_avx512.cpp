@@ -7,39 +7,16 @@
 // w4a16 keeps 4 partial sums per token per group (to hide the 4-cycle FMA latency when one token
 // is all there is), so 4 tokens use 16 + 4.
 
-// GCC 12 flags "__Y = __Y" inside its own _mm512_undefined_*() helpers, which intrinsics such as
-// _mm512_cvtph_ps use as a don't-care source: a known false positive (GCC bug 105593). Silenced
-// for this file only, before the header is read.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-#include <immintrin.h>
+#include "kernels/avx512_intrinsics.h"
 
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/decode_stream.h"
 #include "kernels/kernel_table.h"
 
 namespace awq::kernels::detail {
 namespace {
-
-// Decode streams weights from DRAM faster than the hardware prefetchers alone fetch them: the
-// kernels issue a software prefetch for every 64 bytes they read. With NT row tiles read side by
-// side (NT streams one tile_stride apart), the prefetch goes to the same offset of the tile NT
-// ahead (the one this stream reads next) plus 4 KiB: w4a8 decode on the 2-core Xeon (huge pages)
-// measured ~17-18 GB/s on one core with that, against ~15.5-16.5 for a fixed 32 KiB (mostly
-// into other streams' tiles). decode_tiles() picks NT so that one round of NT tiles is ~64-96 KiB:
-// 4 tiles of 2048 inputs, 2 of 5632 (4 x 48 KiB, prefetching 190 KiB ahead, measured slower).
-// Only when few tokens are in flight: with more, the kernel is compute-bound.
-constexpr int64_t kPrefetchExtra = 4096;
-constexpr int64_t kDecodeRoundBytes = 96 * 1024;
-
-inline int decode_tiles(int64_t tile_stride) {
-  const int64_t nt = kDecodeRoundBytes / tile_stride;
-  return nt >= 4 ? 4 : nt >= 2 ? 2 : 1;
-}
 
 inline int64_t min64(int64_t a, int64_t b) {
   return a < b ? a : b;

@@ -7,12 +7,7 @@
 // the multiply-adds of one vfmadd231ps per instruction at the same issue rate on Zen 4 (two
 // 256-bit halves per zmm either way), so the same register-blocked panel kernel as panel32
 // (kernels_avx512.cpp) with pairs of k in place of k does twice the work per cycle.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-#include <immintrin.h>
+#include "kernels/avx512_intrinsics.h"
 
 #include <cstdint>
 

@@ -2,34 +2,16 @@
 // *_avx512.cpp) and only called after dispatch (isa.cpp) has checked the CPU. See the ODR note in
 // isa.cpp: this file uses intrinsics and its own static helpers only.
 
-// GCC 12's false -Wuninitialized inside _mm512_cvtph_ps's own don't-care source (GCC bug 105593;
-// see kernels_avx512.cpp). Silenced for this file only, before the header is read.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-#include <immintrin.h>
+#include "kernels/avx512_intrinsics.h"
 
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/decode_stream.h"
 #include "kernels/q8_layout.h"
 
 namespace awq::kernels::detail {
 namespace {
-
-// Decode streams from DRAM: NT tiles side by side are NT read streams, each prefetching the same
-// offset of the tile NT ahead (the one it reads next) plus 4 KiB, and one round of NT tiles is
-// kept to ~64-96 KiB, as the W4 decode kernel does (kernels_avx512.cpp has the measurements).
-// A 2048-wide Q8 tile is 34 KiB: 2 streams.
-constexpr int64_t kPrefetchExtra = 4096;
-constexpr int64_t kDecodeRoundBytes = 96 * 1024;
-
-int decode_tiles(int64_t tile_stride) {
-  const int64_t nt = kDecodeRoundBytes / tile_stride;
-  return nt >= 4 ? 4 : nt >= 2 ? 2 : 1;
-}
 
 int32_t load_i32(const int8_t* p) {
   int32_t v;
