@@ -1,5 +1,6 @@
 #include "awq/act_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -84,6 +85,59 @@ Mat ActMat::take() {
   f32_ = Mat();
   rows_ = cols_ = 0;
   return m;
+}
+
+void ActMat::read_rows(int64_t r0, int64_t n, float* dst) const {
+  AWQ_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows_, "activation rows [{}, {}) of {}", r0, r0 + n,
+            rows_);
+  const int64_t off = r0 * cols_, count = n * cols_;
+  if (dtype_ == ActDtype::F32) {
+    std::copy(f32_.data.data() + off, f32_.data.data() + off + count, dst);
+    return;
+  }
+  const kernels::detail::KernelTable& k = kernels::detail::active_table();
+  const auto convert = dtype_ == ActDtype::Bf16 ? k.bf16_to_f32 : k.f16_to_f32;
+  const uint16_t* src = half_.data() + off;
+  parallel_for(count, kConvertChunk,
+               [&](int64_t i0, int64_t i1) { convert(src + i0, dst + i0, i1 - i0); });
+}
+
+RowSource ActMat::rows_source() const {
+  RowSource s;
+  s.rows = rows_;
+  s.cols = cols_;
+  s.read = [this](int64_t r0, int64_t n, float* dst) { read_rows(r0, n, dst); };
+  return s;
+}
+
+void ActMat::divide_columns(const std::vector<float>& s, const std::string& what) {
+  AWQ_CHECK(int64_t(s.size()) == cols_, "{}: {} scales for {} columns", what, s.size(), cols_);
+  if (dtype_ == ActDtype::F32) {
+    parallel_for(rows_, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        float* p = f32_.row(r);
+        for (int64_t j = 0; j < cols_; ++j) p[j] /= s[size_t(j)];
+      }
+    });
+    return;
+  }
+  std::atomic<bool> overflow{false};
+  const bool bf16 = dtype_ == ActDtype::Bf16;
+  parallel_for(rows_, 16, [&](int64_t r0, int64_t r1) {
+    bool over = false;
+    for (int64_t r = r0; r < r1; ++r) {
+      uint16_t* h = half_.data() + r * cols_;
+      for (int64_t j = 0; j < cols_; ++j) {
+        const float x = (bf16 ? bf16_to_f32(h[j]) : f16_to_f32(h[j])) / s[size_t(j)];
+        h[j] = bf16 ? f32_to_bf16(x) : f32_to_f16(x);
+        over |=
+            !bf16 && (h[j] & 0x7fff) == 0x7c00 && std::abs(x) <= std::numeric_limits<float>::max();
+      }
+    }
+    if (over) overflow.store(true, std::memory_order_relaxed);
+  });
+  if (overflow.load())
+    fail("{}: an activation exceeds f16's range (65504); use --act-dtype bf16 or f32", what);
 }
 
 }  // namespace awq

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/mat.h"
+#include "base/row_source.h"
 
 namespace awq {
 
@@ -31,6 +32,14 @@ class ActMat {
   void put(Mat&& m, const std::string& what);
   // The f32 form, handed out (this is empty afterwards): moved in f32, converted otherwise.
   Mat take();
+  // Rows [r0, r0 + n) in f32 into dst ([n, cols]), the matrix staying as it is.
+  void read_rows(int64_t r0, int64_t n, float* dst) const;
+  // A RowSource over this matrix (which must outlive it and stay unchanged while it is read).
+  RowSource rows_source() const;
+  // Divides column j by s[j] in place, a chunk of rows at a time (no whole f32 copy): in 16 bits
+  // each value is converted, divided and rounded again, exactly as take / divide / put. An f16
+  // overflow is an awq::Error naming `what`.
+  void divide_columns(const std::vector<float>& s, const std::string& what);
 
   bool empty() const { return rows_ == 0 && cols_ == 0; }
   int64_t rows() const { return rows_; }

@@ -83,6 +83,20 @@ const Mat& sample_rows(const Mat& x, int64_t n_tokens, Mat& storage) {
   return storage;
 }
 
+ClipInputs prepare_clip_rows(const RowSource& x, int64_t n_tokens, const QuantSpec& spec,
+                             const std::string& tensor, Mat& storage) {
+  const int64_t stride = n_tokens <= 0 ? 1 : std::max<int64_t>(1, x.rows / n_tokens);
+  if (stride > 1) {
+    const int64_t t = (x.rows + stride - 1) / stride;
+    storage.resize_for_overwrite(t, x.cols);
+    for (int64_t i = 0; i < t; ++i) x.read(i * stride, 1, storage.row(i));
+    return prepare_clip_inputs(storage.data.data(), storage.rows, storage.cols, spec, tensor);
+  }
+  if (clip_inputs_factored(x.rows, x.cols, spec)) return prepare_clip_inputs(x, spec, tensor);
+  x.read_into(0, x.rows, storage);  // X itself is the objective's matrix: few tokens
+  return prepare_clip_inputs(storage.data.data(), storage.rows, storage.cols, spec, tensor);
+}
+
 // Q(W·s)/s from the untouched original (AutoAWQ: weight.mul_(s); pseudo_quantize(weight) / s).
 // With `xs` (the sampled inputs already divided by s), W·s is first clipped as the clip search
 // would clip it.
@@ -181,6 +195,11 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     }
     r.applied = true;
     const Mat& x = capture_input(cap, g.layers[0]);
+    // Streamed: the input is read a few sequences at a time, never whole in f32 (kept_capture.h).
+    const RowSource* stream = x.empty() && opt.input != nullptr ? opt.input : nullptr;
+    AWQ_CHECK(stream == nullptr || opt.x_mean != nullptr,
+              "layer {} group {}: a streamed input needs its mean |x|", layer, g.name);
+    const int64_t x_rows = stream ? stream->rows : x.rows, x_cols = stream ? stream->cols : x.cols;
     const std::vector<float> x_mean = opt.x_mean ? *opt.x_mean : mean_abs_columns(x);
     std::vector<float> w_mean;
     if (opt.mode != ScaleMode::X) {
@@ -238,9 +257,13 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
     Mat xs_storage;
     ClipInputs clip_in;
     if (any_clipped) {
-      const Mat& xs = sample_rows(
-          x, clip_sample_tokens(opt.clip_tokens, opt.spec.group_for(x.cols)), xs_storage);
-      clip_in = prepare_clip_inputs(xs.data.data(), xs.rows, xs.cols, opt.spec, what);
+      const int64_t n_tokens = clip_sample_tokens(opt.clip_tokens, opt.spec.group_for(x_cols));
+      if (stream) {
+        clip_in = prepare_clip_rows(*stream, n_tokens, opt.spec, what, xs_storage);
+      } else {
+        const Mat& xs = sample_rows(x, n_tokens, xs_storage);
+        clip_in = prepare_clip_inputs(xs.data.data(), xs.rows, xs.cols, opt.spec, what);
+      }
     }
     // The group's weights for scales s: Q(W·s)/s per linear (clipped first when clip-aware).
     // They do not depend on the inputs the loss is measured on.
@@ -270,11 +293,11 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
         screen ? double(opt.finalists + 1) + double(n_cand * opt.screen_seqs) / double(n_seq)
                : double(n_cand);
     const bool by_gram = g.inspect == InspectKind::Linear && g.layers.size() == 1 &&
-                         gram_search_cost(x.rows, x.cols, first.out, n_cand) <
-                             direct_search_cost(x.rows, x.cols, first.out, direct_evals);
+                         gram_search_cost(x_rows, x_cols, first.out, n_cand) <
+                             direct_search_cost(x_rows, x_cols, first.out, direct_evals);
     ScaleSearchResult sr;
     if (by_gram) {
-      const InputGram gram = input_gram(x);
+      const InputGram gram = stream ? input_gram(*stream) : input_gram(x);
       const ScaleLoss gram_loss_of = [&](const std::vector<float>& s) {
         std::vector<Linear> q = candidate_weights(s);
         Mat& d = q[0].w;  // W' - W
@@ -283,11 +306,25 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       };
       sr = search_scales_screened(x_mean, w_mean, opt.mode, gram_loss_of, nullptr, 0, true, what,
                                   opt.n_grid);
-      r.flops = 2 * gram_search_cost(x.rows, x.cols, first.out, n_cand);
+      r.flops = 2 * gram_search_cost(x_rows, x_cols, first.out, n_cand);
     } else {
+      // A streamed input is read in chunks of whole sequences, ~stream_chunk_bytes of f32 each.
+      const int64_t chunk_seqs =
+          std::max<int64_t>(1, opt.stream_chunk_bytes / std::max<int64_t>(1, T * x_cols * 4));
       Mat ref_own;
-      const Mat* ref_cap = captured_output(cap, g, x.rows);
-      if (!ref_cap) inspect({}, x, n_seq, ref_own);
+      const Mat* ref_cap = stream ? nullptr : captured_output(cap, g, x.rows);
+      if (stream) {
+        Mat xc, oc;
+        for (int64_t c0 = 0; c0 < n_seq; c0 += chunk_seqs) {
+          const int64_t cn = std::min(chunk_seqs, n_seq - c0);
+          stream->read_into(c0 * T, cn * T, xc);
+          inspect({}, xc, cn, oc);
+          if (c0 == 0) ref_own.resize_for_overwrite(x_rows, oc.cols);
+          std::copy(oc.data.begin(), oc.data.end(), ref_own.row(c0 * T));
+        }
+      } else if (!ref_cap) {
+        inspect({}, x, n_seq, ref_own);
+      }
       const Mat& ref = ref_cap ? *ref_cap : ref_own;
       // The loss of scales s on inputs xin (ns sequences) against the unmodified output (its
       // rows from ref_out on).
@@ -300,8 +337,28 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
         inspect(sub, xin, ns, out);
         return mean_squared_error(ref_out, out.data.data(), out.size());
       };
+      // The loss on sequences [s0, s0 + ns) of a streamed input, chunk by chunk: the mean of the
+      // chunks' squared errors weighted by their sizes.
+      auto loss_streamed = [&](const std::vector<float>& s, int64_t s0, int64_t ns) {
+        const std::vector<Linear> q = candidate_weights(s);
+        Sub sub;
+        for (size_t i = 0; i < g.layers.size(); ++i) sub.emplace_back(g.layers[i], &q[i]);
+        double sum = 0, mse = 0;
+        int64_t n = 0;
+        Mat xc, out;
+        for (int64_t c0 = s0; c0 < s0 + ns; c0 += chunk_seqs) {
+          const int64_t cn = std::min(chunk_seqs, s0 + ns - c0);
+          stream->read_into(c0 * T, cn * T, xc);
+          inspect(sub, xc, cn, out);
+          mse = mean_squared_error(ref.row(c0 * T), out.data.data(), out.size());
+          sum += mse * double(out.size());
+          n += out.size();
+        }
+        // One chunk: the unstreamed loss's bits.
+        return ns <= chunk_seqs ? mse : n > 0 ? sum / double(n) : 0.0;
+      };
       const ScaleLoss loss_of = [&](const std::vector<float>& s) {
-        return loss_on(s, x, n_seq, ref.data.data());
+        return stream ? loss_streamed(s, 0, n_seq) : loss_on(s, x, n_seq, ref.data.data());
       };
       // Screening subset: every k-th sequence, and the reference output on it (its rows of the
       // full reference: sequences are independent).
@@ -310,10 +367,14 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       if (screen) {
         const int64_t stride = n_seq / opt.screen_seqs;
         n_sub = opt.screen_seqs;
-        x_sub.resize_for_overwrite(n_sub * T, x.cols);
+        x_sub.resize_for_overwrite(n_sub * T, x_cols);
         ref_sub.resize_for_overwrite(n_sub * T, ref.cols);
         for (int64_t i = 0; i < n_sub; ++i) {
-          std::copy(x.row(i * stride * T), x.row(i * stride * T + T), x_sub.row(i * T));
+          if (stream) {
+            stream->read(i * stride * T, T, x_sub.row(i * T));
+          } else {
+            std::copy(x.row(i * stride * T), x.row(i * stride * T + T), x_sub.row(i * T));
+          }
           std::copy(ref.row(i * stride * T), ref.row(i * stride * T + T), ref_sub.row(i * T));
         }
       }
@@ -328,6 +389,7 @@ std::vector<GroupResult> search_block_scales(const ModelConfig& cfg, const Archi
       int part_loaded = -1;
       auto part_loss = [&](const std::vector<float>& s, int part) {
         const int64_t s0 = part == 0 ? 0 : seq_a, ns = part == 0 ? seq_a : n_seq - seq_a;
+        if (stream) return loss_streamed(s, s0, ns);
         if (part_loaded != part) {
           x_part.resize_for_overwrite(ns * T, x.cols);
           std::copy(x.row(s0 * T), x.row(s0 * T) + ns * T * x.cols, x_part.row(0));

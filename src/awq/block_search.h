@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "awq/search_result.h"
+#include "base/row_source.h"
 #include "model/block.h"
 #include "quant/clip_search.h"
 #include "quant/quant_spec.h"
@@ -58,6 +59,10 @@ struct ScaleSearchOptions {
   // The searched group's per-channel mean |x| when computed elsewhere: from the f32 input before
   // it was rounded to 16 bits (kept_capture.h). Null: from the captured input.
   const std::vector<float>* x_mean = nullptr;
+  // The searched group's input when the capture does not hold it in f32 (kept_capture.h): read a
+  // few sequences at a time, never whole. Needs x_mean; only for a call that searches one group.
+  const RowSource* input = nullptr;
+  int64_t stream_chunk_bytes = int64_t(256) << 20;  // f32 bytes of it read at a time
 };
 
 // Searches the scales of every group of `arch` on the unmodified block `w` with the captured
@@ -99,6 +104,11 @@ Linear scaled_fake_quant(const Linear& orig, const std::vector<float>& s, const 
                          const std::string& name, const ClipInputs* xs, const ClipOptions& copt);
 // Every stride-th row of x (stride max(1, rows / n_tokens)); x itself when the stride is 1.
 const Mat& sample_rows(const Mat& x, int64_t n_tokens, Mat& storage);
+// The clip objective's matrices of the rows sample_rows would take, read from `x` without
+// holding it whole in f32 (sampled rows go to `storage`; all of them: the per-group Gram matrices
+// are summed a chunk of rows at a time).
+ClipInputs prepare_clip_rows(const RowSource& x, int64_t n_tokens, const QuantSpec& spec,
+                             const std::string& tensor, Mat& storage);
 // How many tokens the clip search samples for groups of `group` inputs (see clip_tokens).
 int64_t clip_sample_tokens(int64_t requested, int64_t group);
 // The clip search of one linear on prepared inputs, as a table of shrink indices (role unset).

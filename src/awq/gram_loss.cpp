@@ -13,16 +13,20 @@ namespace {
 constexpr int64_t kGramTokens = 2048;
 }  // namespace
 
-std::vector<double> input_gram_f64(const Mat& x) {
-  const int64_t in = x.cols;
+namespace {
+
+// G's sums; rows(t0, n) gives rows [t0, t0 + n) of x [tokens, in] (n <= kGramTokens).
+template <class Rows>
+std::vector<double> gram_sums(int64_t tokens, int64_t in, Rows rows) {
   std::vector<double> acc(size_t(in * in), 0.0);
   Mat xt, part;
-  for (int64_t t0 = 0; t0 < x.rows; t0 += kGramTokens) {
-    const int64_t n = std::min(kGramTokens, x.rows - t0);
+  for (int64_t t0 = 0; t0 < tokens; t0 += kGramTokens) {
+    const int64_t n = std::min(kGramTokens, tokens - t0);
+    const float* x = rows(t0, n);
     xt.resize_for_overwrite(in, n);  // the chunk transposed: rows are input channels
     parallel_for(in, 16, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c)
-        for (int64_t t = 0; t < n; ++t) xt.at(c, t) = x.at(t0 + t, c);
+        for (int64_t t = 0; t < n; ++t) xt.at(c, t) = x[t * in + c];
     });
     part.resize_for_overwrite(in, in);
     kernels::gemm_f32(xt.data.data(), in, xt.data.data(), in, n, nullptr, part.data.data());
@@ -31,14 +35,33 @@ std::vector<double> input_gram_f64(const Mat& x) {
   return acc;
 }
 
-InputGram input_gram(const Mat& x) {
+InputGram rounded(std::vector<double> acc, int64_t in, int64_t tokens) {
   InputGram r;
-  r.in = x.cols;
-  r.tokens = x.rows;
-  const std::vector<double> acc = input_gram_f64(x);
+  r.in = in;
+  r.tokens = tokens;
   r.g.resize(acc.size());
   for (size_t i = 0; i < acc.size(); ++i) r.g[i] = float(acc[i]);
   return r;
+}
+
+}  // namespace
+
+std::vector<double> input_gram_f64(const Mat& x) {
+  return gram_sums(x.rows, x.cols, [&](int64_t t0, int64_t /*n*/) { return x.row(t0); });
+}
+
+InputGram input_gram(const Mat& x) {
+  return rounded(input_gram_f64(x), x.cols, x.rows);
+}
+
+InputGram input_gram(const RowSource& x) {
+  Mat buf;
+  return rounded(gram_sums(x.rows, x.cols,
+                           [&](int64_t t0, int64_t n) {
+                             x.read_into(t0, n, buf);
+                             return static_cast<const float*>(buf.data.data());
+                           }),
+                 x.cols, x.rows);
 }
 
 double gram_loss(const InputGram& g, const Mat& d) {

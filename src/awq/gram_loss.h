@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/mat.h"
+#include "base/row_source.h"
 
 namespace awq {
 
@@ -23,6 +24,8 @@ struct InputGram {
 // of <= 1024 channels; here `in` is a whole layer width (2048 for TinyLlama's o_proj), where the
 // panel sgemm on both cores is ~50x faster.
 InputGram input_gram(const Mat& x);
+// The same from rows read a chunk at a time (x never whole in f32): the same bits.
+InputGram input_gram(const RowSource& x);
 
 // The same sums kept in double ([in, in], both triangles): GPTQ's Hessian (quant/gptq.h).
 std::vector<double> input_gram_f64(const Mat& x);

@@ -7,6 +7,7 @@
 #include "awq/fold.h"
 #include "awq/scales.h"
 #include "base/error.h"
+#include "base/interrupt.h"
 
 namespace awq {
 
@@ -80,14 +81,12 @@ std::vector<GroupResult> search_kept_scales(const ModelConfig& cfg, const Archit
       if (other.name != g.name) one.skip_groups.push_back(other.name);
     const bool skipped =
         std::find(opt.skip_groups.begin(), opt.skip_groups.end(), g.name) != opt.skip_groups.end();
-    ActMat& src = kept.input(g.layers[0]);
-    BlockCapture cap;
-    if (!skipped && group_applies(g, w)) capture_input(cap, g.layers[0]) = src.take();
-    std::vector<GroupResult> r = search_block_scales(cfg, arch, layer, w, cap, n_seq, T, one);
+    // The input is read from its 16 bits a few sequences at a time (ScaleSearchOptions::input).
+    const RowSource rows = kept.input(g.layers[0]).rows_source();
+    if (!skipped && group_applies(g, w)) one.input = &rows;
+    const BlockCapture none;
+    std::vector<GroupResult> r = search_block_scales(cfg, arch, layer, w, none, n_seq, T, one);
     results[i] = std::move(r[i]);
-    Mat& x = capture_input(cap, g.layers[0]);
-    // Back to 16 bits: exact, the values came from there.
-    if (!x.empty()) src.put(std::move(x), fmt::format("layer {} group {} input", layer, g.name));
   }
   return results;
 }
@@ -97,10 +96,8 @@ void apply_kept_scales(const Architecture& arch, int64_t layer, BlockWeights& w,
   apply_block_scales(arch, layer, w, nullptr, groups);
   for (const GroupResult& r : groups) {
     if (!r.applied) continue;
-    ActMat& src = kept.input(r.layers[0]);
-    Mat x = src.take();
-    divide_columns(x, r.scales);
-    src.put(std::move(x), fmt::format("layer {} group {} input / scales", layer, r.name));
+    kept.input(r.layers[0])
+        .divide_columns(r.scales, fmt::format("layer {} group {} input / scales", layer, r.name));
   }
 }
 
@@ -110,14 +107,30 @@ std::vector<ClipResult> search_kept_clips(const Architecture& arch, int64_t laye
                                           int64_t n_tokens) {
   std::vector<ClipResult> out;
   for (LinearRole owner : kInputOwners) {
-    // The block's clip search restricted to the linears that read this input.
-    Architecture one = arch;
-    for (LinearRole r : kAllLinearRoles)
-      if (input_owner(r) != owner) one.clip_skip.push_back(r);
-    BlockCapture cap;
-    capture_input(cap, owner) = kept.input(owner).take();
-    for (ClipResult& c : search_block_clips(one, layer, w, cap, spec, copt, n_tokens))
+    // search_block_clips for the linears that read this input, which is read from its 16 bits a
+    // chunk of rows at a time, then released (nothing reads the captures after the clip search).
+    ActMat& src = kept.input(owner);
+    Mat storage;
+    ClipInputs in;
+    bool prepared = false;
+    for (LinearRole role : kAllLinearRoles) {
+      if (input_owner(role) != owner ||
+          std::find(arch.clip_skip.begin(), arch.clip_skip.end(), role) != arch.clip_skip.end())
+        continue;
+      throw_if_interrupted();
+      const Linear& l = w[role];
+      if (l.out == 0) continue;
+      const std::string name = arch.linear_name(layer, role);
+      if (!prepared) {
+        const int64_t nt = clip_sample_tokens(n_tokens, spec.group_for(src.cols()));
+        in = prepare_clip_rows(src.rows_source(), nt, spec, name, storage);
+        prepared = true;
+      }
+      ClipResult c = search_linear_clip(l, in, spec, copt, name);
+      c.role = role;
       out.push_back(std::move(c));
+    }
+    src = ActMat(src.dtype());
   }
   // In kAllLinearRoles order, as search_block_clips lists them.
   std::stable_sort(out.begin(), out.end(), [](const ClipResult& a, const ClipResult& b) {

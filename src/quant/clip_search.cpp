@@ -74,7 +74,7 @@ ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const Quan
   c.group = spec.group_for(in);
   const int g = c.group;
   const int64_t ng = in / g;
-  c.triangular = t > 0 && int64_t(g) < 2 * t && g <= kClipMaxFactoredGroup;
+  c.triangular = clip_inputs_factored(t, in, spec);
   if (!c.triangular) {
     c.x = x;
     return c;
@@ -116,6 +116,58 @@ ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const Quan
     }
     cholesky_upper(gm.data(), g, c.u.data() + size_t(k) * g * g);
   }
+  return c;
+}
+
+bool clip_inputs_factored(int64_t t, int64_t in, const QuantSpec& spec) {
+  const int g = spec.group_for(in);
+  return t > 0 && int64_t(g) < 2 * t && g <= kClipMaxFactoredGroup;
+}
+
+ClipInputs prepare_clip_inputs(const RowSource& x, const QuantSpec& spec, const std::string& tensor,
+                               int64_t read_bytes) {
+  const int64_t t = x.rows, in = x.cols;
+  spec.validate(in, tensor);
+  AWQ_CHECK(clip_inputs_factored(t, in, spec),
+            "tensor '{}': {} tokens of width {} need the clip objective's unfactored form", tensor,
+            t, in);
+  ClipInputs c;
+  c.in = in;
+  c.t = t;
+  c.group = spec.group_for(in);
+  c.triangular = true;
+  const int g = c.group;
+  const int64_t ng = in / g, gg = int64_t(g) * g;
+  const qk::KernelTable& kern = qk::kernels();
+  std::vector<double> gm(size_t(ng * gg), 0.0);
+  // Whole Gram chunks per read.
+  const int64_t chunk = qk::kGramChunkTokens;
+  const int64_t per = std::max<int64_t>(1, read_bytes / (4 * in * chunk)) * chunk;
+  Mat buf;
+  for (int64_t r0 = 0; r0 < t; r0 += per) {
+    const int64_t n = std::min(per, t - r0);
+    x.read_into(r0, n, buf);
+    if (const int64_t i = first_nonfinite(buf.data.data(), n * in); i >= 0)
+      fail("tensor '{}': calibration input at (token {}, channel {}) is {}", tensor, r0 + i / in,
+           i % in, buf.data[size_t(i)]);
+    parallel_for(ng, 1, [&](int64_t k0, int64_t k1) {
+      std::vector<double> scratch(kern.gram_scratch_doubles(chunk, g));
+      std::vector<double> part(static_cast<size_t>(gg));
+      for (int64_t k = k0; k < k1; ++k) {
+        double* gk = gm.data() + k * gg;
+        for (int64_t q0 = 0; q0 < n; q0 += chunk) {
+          kern.gram(buf.data.data() + q0 * in + k * g, std::min(chunk, n - q0), in, g,
+                    scratch.data(), part.data());
+          for (int64_t e = 0; e < gg; ++e) gk[e] += part[size_t(e)];
+        }
+      }
+    });
+  }
+  c.u.resize(size_t(ng * gg));
+  parallel_for(ng, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      cholesky_upper(gm.data() + k * gg, g, c.u.data() + size_t(k * gg));
+  });
   return c;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/row_source.h"
 #include "quant/quant_spec.h"
 
 namespace awq {
@@ -60,6 +61,14 @@ struct ClipInputs {
 // spec.group_for(in); x must outlive the result when it is not triangular.
 ClipInputs prepare_clip_inputs(const float* x, int64_t t, int64_t in, const QuantSpec& spec,
                                const std::string& tensor = "clip search");
+// Whether prepare_clip_inputs takes the factored (triangular) form for t tokens of width `in`.
+bool clip_inputs_factored(int64_t t, int64_t in, const QuantSpec& spec);
+// The factored form from rows read a chunk at a time (x is never whole in f32): the per-group Gram
+// sums in the same order as the pointer version's chunked branch. Needs clip_inputs_factored.
+// `read_bytes`: f32 bytes read at a time (rounded to whole Gram chunks).
+ClipInputs prepare_clip_inputs(const RowSource& x, const QuantSpec& spec,
+                               const std::string& tensor = "clip search",
+                               int64_t read_bytes = int64_t(64) << 20);
 
 // w [out, in] and its inputs. Returns the chosen candidates [out, n_groups]. Results are
 // bit-identical for any thread count.

@@ -8,6 +8,8 @@
 
 #include "awq/act_store.h"
 #include "awq/block_search.h"
+#include "awq/fold.h"
+#include "awq/gram_loss.h"
 #include "awq/kept_capture.h"
 #include "awq/pipeline.h"
 #include "base/error.h"
@@ -92,6 +94,80 @@ TEST(ActMat, F16OverflowNamesTheMatrix) {
   EXPECT_EQ(b.take().at(2, 3), 70144.0f);
 }
 
+// Reading rows and dividing columns in place: exactly what take / copy / divide / put give, in
+// every dtype, without the whole matrix ever in f32.
+TEST(ActMat, ReadRowsAndDivideColumnsInPlaceAreTakeAndPut) {
+  const Mat x = random_mat(37, 70, 9, 30.0f);
+  std::vector<float> s(70);
+  for (size_t j = 0; j < s.size(); ++j) s[j] = 0.3f + 0.05f * float(j);
+  for (ActDtype d : {ActDtype::F32, ActDtype::Bf16, ActDtype::F16}) {
+    ActMat a(d);
+    a.put(Mat(x), "x");
+    ActMat b(d);
+    b.put(Mat(x), "x");
+    const Mat whole = b.take();
+    const RowSource rows = a.rows_source();
+    EXPECT_EQ(rows.rows, 37);
+    EXPECT_EQ(rows.cols, 70);
+    Mat part;
+    rows.read_into(5, 11, part);
+    ASSERT_EQ(part.rows, 11);
+    for (int64_t i = 0; i < part.size(); ++i)
+      ASSERT_EQ(part.data[size_t(i)], whole.data[size_t(5 * 70 + i)]) << act_dtype_name(d) << i;
+    a.divide_columns(s, "x");
+    Mat divided = whole;
+    divide_columns(divided, s);
+    b.put(std::move(divided), "x / s");
+    EXPECT_EQ(a.take().data, b.take().data) << act_dtype_name(d);
+  }
+  ActMat h(ActDtype::F16);
+  h.put(Mat(x), "x");
+  std::vector<float> tiny(70, 1e-4f);
+  const std::string e = error_of([&] { h.divide_columns(tiny, "layer 2 o_proj input / s"); });
+  EXPECT_NE(e.find("layer 2 o_proj input / s"), std::string::npos) << e;
+}
+
+// The Gram matrices from rows read in chunks equal those of the whole matrix: the scale search's
+// (input_gram, bit for bit) and the clip objective's factors (bit for bit where the whole-matrix
+// version sums chunks too: few groups; to rounding where it sums each group in one call).
+TEST(RowSource, ChunkedGramsEqualTheWholeMatrixs) {
+  // Ragged: the scale search's Gram reads 2048 rows, then 773; the clip factors' 256 at a time,
+  // the last 5.
+  const Mat x = random_mat(2048 + 3 * 256 + 5, 512, 11, 1.0f);
+  RowSource src;
+  src.rows = x.rows;
+  src.cols = x.cols;
+  int reads = 0;
+  src.read = [&](int64_t r0, int64_t n, float* dst) {
+    ++reads;
+    std::copy(x.row(r0), x.row(r0) + n * x.cols, dst);
+  };
+  EXPECT_EQ(input_gram(src).g, input_gram(x).g);
+  EXPECT_EQ(reads, 2);
+  for (int group : {256, 32}) {  // 2 groups (the chunked branch), 16 groups (one call per group)
+    const QuantSpec spec{4, group, true};
+    reads = 0;
+    const ClipInputs a = prepare_clip_inputs(src, spec, "x", /*read_bytes=*/1);
+    EXPECT_EQ(reads, 12);  // one Gram chunk (256 rows) per read
+    const ClipInputs b = prepare_clip_inputs(x.data.data(), x.rows, x.cols, spec, "x");
+    ASSERT_TRUE(a.triangular && b.triangular);
+    ASSERT_EQ(a.u.size(), b.u.size());
+    if (group == 256) {
+      EXPECT_EQ(a.u, b.u);
+    } else {
+      for (size_t i = 0; i < a.u.size(); ++i)
+        ASSERT_NEAR(a.u[i], b.u[i], 1e-5f * (1.0f + std::abs(b.u[i]))) << i;
+    }
+  }
+  Mat bad = x;
+  bad.at(600, 7) = std::numeric_limits<float>::quiet_NaN();
+  src.read = [&](int64_t r0, int64_t n, float* dst) {
+    std::copy(bad.row(r0), bad.row(r0) + n * bad.cols, dst);
+  };
+  const std::string e = error_of([&] { prepare_clip_inputs(src, QuantSpec{4, 32, true}, "t"); });
+  EXPECT_NE(e.find("token 600, channel 7"), std::string::npos) << e;
+}
+
 // The kept path with f32 storage computes what the block search computes, bit for bit: each
 // group searched alone, its reference recomputed, the clips merged back in role order.
 TEST(KeptCapture, F32StorageReproducesTheBlockSearch) {
@@ -147,6 +223,47 @@ TEST(KeptCapture, F32StorageReproducesTheBlockSearch) {
     EXPECT_EQ(kclips[i].choice.lo, clips[i].choice.lo);
   }
   EXPECT_TRUE(kept.down_in.empty());  // released after its linear's clip search
+}
+
+// Streamed one sequence at a time (what a 70B block's 16-bit inputs need), the search chooses what
+// the whole-matrix search chooses: the same scales, the losses to rounding (the chunks' squared
+// errors are summed in another order).
+TEST(KeptCapture, StreamedOneSequenceAtATimeChoosesTheSame) {
+  const std::string dir = (test::scratch_dir("kept-stream") / "model").string();
+  test::write_tiny_model(dir, {});
+  const Checkpoint ck = Checkpoint::open(dir);
+  const ModelConfig cfg = ModelConfig::load(dir);
+  const Architecture& arch = *find_architecture(cfg.model_type);
+  const int64_t n_seq = 8, T = 16;
+  const Mat x = random_mat(n_seq * T, cfg.hidden_size, 7, 2.0f);
+  ScaleSearchOptions opt;
+  opt.spec = QuantSpec{4, 16, true};
+  opt.clip_aware = true;
+  opt.screen_seqs = 4;
+  opt.keep = 1;  // finalists in two halves: both stream from the middle of the data
+
+  const BlockWeights w = load_block_f32(ck, cfg, arch, 0);
+  BlockCapture cap;
+  Mat y;
+  block_forward(cfg, w, x, n_seq, T, y, &cap);
+  const std::vector<GroupResult> groups = search_block_scales(cfg, arch, 0, w, cap, n_seq, T, opt);
+
+  BlockCapture kcap;
+  KeptCapture kept(ActDtype::F32);
+  keep_capture(kcap, kept, 0);
+  block_forward(cfg, w, x, n_seq, T, y, &kcap);
+  opt.stream_chunk_bytes = 1;  // one sequence per chunk
+  const std::vector<GroupResult> streamed =
+      search_kept_scales(cfg, arch, 0, w, kept, n_seq, T, opt);
+  ASSERT_EQ(streamed.size(), groups.size());
+  for (size_t i = 0; i < groups.size(); ++i) {
+    EXPECT_EQ(streamed[i].choice.label(), groups[i].choice.label()) << groups[i].name;
+    EXPECT_EQ(streamed[i].scales, groups[i].scales) << groups[i].name;
+    EXPECT_NEAR(streamed[i].loss, groups[i].loss, 1e-12 * groups[i].loss) << groups[i].name;
+    EXPECT_NEAR(streamed[i].rtn_loss, groups[i].rtn_loss, 1e-12 * groups[i].rtn_loss)
+        << groups[i].name;
+  }
+  EXPECT_EQ(kept.down_in.rows(), n_seq * T);  // read, never taken
 }
 
 struct Fixture {
