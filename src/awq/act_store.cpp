@@ -87,6 +87,44 @@ Mat ActMat::take() {
   return m;
 }
 
+void ActMat::begin(int64_t rows, int64_t cols) {
+  rows_ = rows;
+  cols_ = cols;
+  if (dtype_ == ActDtype::F32) {
+    f32_.resize_for_overwrite(rows, cols);
+  } else {
+    half_ = std::vector<uint16_t>(size_t(rows * cols));
+  }
+}
+
+void ActMat::put_rows(int64_t r0, const Mat& m, const std::string& what) {
+  AWQ_CHECK(m.cols == cols_ && r0 >= 0 && r0 + m.rows <= rows_,
+            "{}: rows [{}, {}) of width {} into [{} x {}]", what, r0, r0 + m.rows, m.cols, rows_,
+            cols_);
+  const int64_t off = r0 * cols_;
+  if (dtype_ == ActDtype::F32) {
+    std::copy(m.data.begin(), m.data.end(), f32_.data.begin() + off);
+    return;
+  }
+  std::atomic<bool> overflow{false};
+  const float* src = m.data.data();
+  uint16_t* dst = half_.data() + off;
+  const bool bf16 = dtype_ == ActDtype::Bf16;
+  parallel_for(m.size(), kConvertChunk, [&](int64_t i0, int64_t i1) {
+    bool over = false;
+    for (int64_t i = i0; i < i1; ++i) {
+      dst[i] = bf16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+      over |= !bf16 && (dst[i] & 0x7fff) == 0x7c00 &&
+              std::abs(src[i]) <= std::numeric_limits<float>::max();
+    }
+    if (over) overflow.store(true, std::memory_order_relaxed);
+  });
+  if (overflow.load()) {
+    *this = ActMat(dtype_);
+    fail("{}: an activation exceeds f16's range (65504); use --act-dtype bf16 or f32", what);
+  }
+}
+
 void ActMat::read_rows(int64_t r0, int64_t n, float* dst) const {
   AWQ_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows_, "activation rows [{}, {}) of {}", r0, r0 + n,
             rows_);

@@ -32,6 +32,10 @@ class ActMat {
   void put(Mat&& m, const std::string& what);
   // The f32 form, handed out (this is empty afterwards): moved in f32, converted otherwise.
   Mat take();
+  // Filled a chunk of rows at a time (no whole f32 copy): begin sizes it (contents unspecified),
+  // put_rows stores rows.rows rows from r0 as put would. An f16 overflow names `what`.
+  void begin(int64_t rows, int64_t cols);
+  void put_rows(int64_t r0, const Mat& rows, const std::string& what);
   // Rows [r0, r0 + n) in f32 into dst ([n, cols]), the matrix staying as it is.
   void read_rows(int64_t r0, int64_t n, float* dst) const;
   // A RowSource over this matrix (which must outlive it and stay unchanged while it is read).

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "awq/fold.h"
 #include "awq/scales.h"
@@ -40,10 +41,21 @@ void keep_capture(BlockCapture& cap, KeptCapture& kept, int64_t layer) {
       keep(LinearRole::O, "o_proj input");
     } else if (&m == &cap.mlp_in) {
       keep(LinearRole::Gate, "MLP input (gate/up_proj's)");
-    } else if (&m == &cap.down_in) {
-      keep(LinearRole::Down, "down_proj input");
     }
     m = Mat();  // the outputs are dropped; a kept input's buffer is released
+  };
+  // down_proj's input, the widest, goes into 16 bits a chunk of rows at a time as the MLP
+  // computes it: never whole in f32.
+  auto mean = std::make_shared<ColumnAbsMean>();
+  cap.down_in_rows = [&kept, layer, mean](int64_t r0, int64_t total, const Mat& rows) {
+    ActMat& d = kept.down_in;
+    if (r0 == 0) {
+      d.begin(total, rows.cols);
+      *mean = ColumnAbsMean();
+    }
+    mean->add(rows);
+    d.put_rows(r0, rows, fmt::format("layer {} down_proj input", layer));
+    if (r0 + rows.rows == total) kept.mean[int(LinearRole::Down)] = mean->mean();
   };
 }
 

@@ -51,18 +51,30 @@ std::vector<ScaleCandidate> scale_grid(ScaleMode mode, int n_grid) {
 }
 
 std::vector<float> mean_abs_columns(const Mat& x) {
-  const int64_t c = x.cols;
-  std::vector<float> out(size_t(c), 0.0f);
-  if (x.rows == 0) return out;
-  // Each chunk of channels sums all rows in row order: fixed order, independent of threads.
-  parallel_for(c, 64, [&](int64_t b, int64_t e) {
-    std::vector<double> acc(size_t(e - b), 0.0);
+  if (x.rows == 0) return std::vector<float>(size_t(x.cols), 0.0f);
+  ColumnAbsMean m;
+  m.add(x);
+  return m.mean();
+}
+
+void ColumnAbsMean::add(const Mat& x) {
+  if (acc_.empty()) acc_.assign(size_t(x.cols), 0.0);
+  AWQ_CHECK(int64_t(acc_.size()) == x.cols, "mean |x|: rows of {} columns after {}", x.cols,
+            acc_.size());
+  // Each chunk of channels sums the rows in row order: fixed order, independent of threads.
+  parallel_for(x.cols, 64, [&](int64_t b, int64_t e) {
     for (int64_t r = 0; r < x.rows; ++r) {
       const float* row = x.row(r);
-      for (int64_t j = b; j < e; ++j) acc[size_t(j - b)] += std::fabs(row[j]);
+      for (int64_t j = b; j < e; ++j) acc_[size_t(j)] += std::fabs(row[j]);
     }
-    for (int64_t j = b; j < e; ++j) out[size_t(j)] = float(acc[size_t(j - b)] / double(x.rows));
   });
+  rows_ += x.rows;
+}
+
+std::vector<float> ColumnAbsMean::mean() const {
+  std::vector<float> out(acc_.size(), 0.0f);
+  if (rows_ == 0) return out;
+  for (size_t j = 0; j < acc_.size(); ++j) out[j] = float(acc_[j] / double(rows_));
   return out;
 }
 

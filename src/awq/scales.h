@@ -31,6 +31,17 @@ std::vector<ScaleCandidate> scale_grid(ScaleMode mode, int n_grid = 20);
 
 // x̄_j = mean over rows of |x_j| (f32 result, accumulated in double in a fixed order).
 std::vector<float> mean_abs_columns(const Mat& x);
+// The same statistic of a matrix seen a chunk of rows at a time, in row order: the same sums in
+// the same order, so the same bits as mean_abs_columns of the whole.
+class ColumnAbsMean {
+ public:
+  void add(const Mat& rows);
+  std::vector<float> mean() const;
+
+ private:
+  std::vector<double> acc_;
+  int64_t rows_ = 0;
+};
 
 // w̄ (duo): the group's weights stacked along the output dim, each run of `group_size` consecutive
 // input elements of a row divided by its abs-max (+1e-6), then averaged over all rows. group_size

@@ -399,8 +399,10 @@ void block_impl(const ModelConfig& c, const BlockWeights& w, const Mat& x, Mat& 
   if (w.is_moe()) {
     moe_forward(c, w.moe, hn, m, cap ? &cap->moe : nullptr);
   } else {
-    mlp_forward(c, w, hn, m, cap ? &cap->down_in : nullptr);
-    if (cap) cap->captured(cap->down_in);
+    const bool sink = cap && cap->down_in_rows;
+    mlp_forward(c, w, hn, m, cap && !sink ? &cap->down_in : nullptr,
+                sink ? &cap->down_in_rows : nullptr);
+    if (cap && !sink) cap->captured(cap->down_in);
   }
   if (cap) {
     cap->mlp_in = std::move(hn);
@@ -465,17 +467,20 @@ void mlp_rows(const ModelConfig& c, const Linear& gate_w, const Linear& up_w, co
 }  // namespace
 
 void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
-                 Mat* down_in) {
-  ffn_forward(cfg, w[LinearRole::Gate], w[LinearRole::Up], w[LinearRole::Down], xn, out, down_in);
+                 Mat* down_in, const RowSink* down_in_rows) {
+  ffn_forward(cfg, w[LinearRole::Gate], w[LinearRole::Up], w[LinearRole::Down], xn, out, down_in,
+              down_in_rows);
 }
 
 void ffn_forward(const ModelConfig& cfg, const Linear& gate_w, const Linear& up_w,
-                 const Linear& down_w, const Mat& xn, Mat& out, Mat* down_in) {
+                 const Linear& down_w, const Mat& xn, Mat& out, Mat* down_in,
+                 const RowSink* down_in_rows) {
   AWQ_CHECK(xn.cols == cfg.hidden_size, "mlp: input has {} columns, expected {}", xn.cols,
             cfg.hidden_size);
   Mat gate, up;
   if (xn.rows <= kMlpChunkRows) {
     mlp_rows(cfg, gate_w, up_w, down_w, xn, out, gate, up);
+    if (down_in_rows) (*down_in_rows)(0, xn.rows, gate);
     if (down_in) *down_in = std::move(gate);
     return;
   }
@@ -490,6 +495,7 @@ void ffn_forward(const ModelConfig& cfg, const Linear& gate_w, const Linear& up_
     mlp_rows(cfg, gate_w, up_w, down_w, xc, oc, gate, up);
     std::copy(oc.data.begin(), oc.data.end(), out.row(r0));
     if (down_in) std::copy(gate.data.begin(), gate.data.end(), down_in->row(r0));
+    if (down_in_rows) (*down_in_rows)(r0, n, gate);
   }
 }
 

@@ -93,6 +93,9 @@ BlockWeights load_block(const Checkpoint& ck, const ModelConfig& cfg, const Arch
 // The inputs of each linear, [n_tokens, in]: q/k/v (normed), o, gate/up (normed), down. In a
 // sparse layer mlp_in is the MoE input (router, experts' gate/up, shared expert), down_in stays
 // empty and moe holds the routing and the experts' down inputs.
+// Receives rows [r0, r0 + rows.rows) of a [total, rows.cols] matrix as they are computed.
+using RowSink = std::function<void(int64_t r0, int64_t total, const Mat& rows)>;
+
 struct BlockCapture {
   Mat attn_in, o_in, mlp_in, down_in;  // every linear's input
   MoeCapture moe;
@@ -103,6 +106,10 @@ struct BlockCapture {
   // (dense blocks), so that a caller can keep it in a compact form and release it while the rest
   // of the block runs (awq/kept_capture.h: 16-bit captures of a 70B-shaped block).
   std::function<void(Mat&)> on_captured;
+  // Optional: down_proj's input handed over a chunk of rows at a time as the MLP computes it
+  // (row r0 of `total`), instead of stored in down_in, which then stays empty: at a 70B block's
+  // width and 128 x 512 tokens it is 7 GiB in f32.
+  RowSink down_in_rows;
   void captured(Mat& m) const {
     if (on_captured) on_captured(m);
   }
@@ -121,11 +128,13 @@ void attention_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat&
 
 // SwiGLU MLP on normed input xn -> out; down_in, if set, receives silu(gate)*up. Dense layers
 // only (a sparse layer's feed-forward is moe_forward, model/moe.h).
+// With `down_in_rows` set, down_in's rows go there a chunk at a time instead (BlockCapture).
 void mlp_forward(const ModelConfig& cfg, const BlockWeights& w, const Mat& xn, Mat& out,
-                 Mat* down_in = nullptr);
+                 Mat* down_in = nullptr, const RowSink* down_in_rows = nullptr);
 // The same gated feed-forward for any three linears (an MoE expert): down(act(gate x) ⊙ up x).
 void ffn_forward(const ModelConfig& cfg, const Linear& gate, const Linear& up, const Linear& down,
-                 const Mat& xn, Mat& out, Mat* down_in = nullptr);
+                 const Mat& xn, Mat& out, Mat* down_in = nullptr,
+                 const RowSink* down_in_rows = nullptr);
 
 // The block on x [n, hidden]: n consecutive tokens of one sequence at positions pos..pos+n-1, whose
 // earlier keys/values are in cache rows 0..pos-1; this call stores rows pos..pos+n-1.

@@ -12,6 +12,7 @@
 #include "awq/gram_loss.h"
 #include "awq/kept_capture.h"
 #include "awq/pipeline.h"
+#include "awq/scales.h"
 #include "base/error.h"
 #include "base/half.h"
 #include "base/interrupt.h"
@@ -223,6 +224,39 @@ TEST(KeptCapture, F32StorageReproducesTheBlockSearch) {
     EXPECT_EQ(kclips[i].choice.lo, clips[i].choice.lo);
   }
   EXPECT_TRUE(kept.down_in.empty());  // released after its linear's clip search
+}
+
+// down_proj's input reaches the kept store a chunk of MLP rows at a time (2304 rows: the MLP's
+// chunks of 2048 and 256), never whole in f32: the same values and mean |x| as the whole capture.
+TEST(KeptCapture, DownInputArrivesInChunksWithTheWholeCapturesValues) {
+  const std::string dir = (test::scratch_dir("kept-chunks") / "model").string();
+  test::write_tiny_model(dir, {});
+  const Checkpoint ck = Checkpoint::open(dir);
+  const ModelConfig cfg = ModelConfig::load(dir);
+  const Architecture& arch = *find_architecture(cfg.model_type);
+  const int64_t n_seq = 9, T = 256;
+  const Mat x = random_mat(n_seq * T, cfg.hidden_size, 3, 2.0f);
+  const BlockWeights w = load_block_f32(ck, cfg, arch, 0);
+  BlockCapture cap;
+  Mat y;
+  block_forward(cfg, w, x, n_seq, T, y, &cap);
+  ASSERT_EQ(cap.down_in.rows, 2304);
+  for (ActDtype d : {ActDtype::F32, ActDtype::Bf16}) {
+    BlockCapture kcap;
+    KeptCapture kept(d);
+    keep_capture(kcap, kept, 0);
+    Mat yk;
+    block_forward(cfg, w, x, n_seq, T, yk, &kcap);
+    EXPECT_EQ(yk.data, y.data);
+    EXPECT_TRUE(kcap.down_in.empty());
+    EXPECT_EQ(kept.mean[int(LinearRole::Down)], mean_abs_columns(cap.down_in));
+    const Mat kd = kept.down_in.take();
+    ASSERT_EQ(kd.rows, cap.down_in.rows);
+    for (int64_t i = 0; i < kd.size(); ++i) {
+      const float v = cap.down_in.data[size_t(i)];
+      ASSERT_EQ(kd.data[size_t(i)], d == ActDtype::F32 ? v : bf16_to_f32(f32_to_bf16(v))) << i;
+    }
+  }
 }
 
 // Streamed one sequence at a time (what a 70B block's 16-bit inputs need), the search chooses what
