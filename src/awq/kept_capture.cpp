@@ -32,7 +32,7 @@ ActMat& KeptCapture::input(LinearRole r) {
 void keep_capture(BlockCapture& cap, KeptCapture& kept, int64_t layer) {
   cap.on_captured = [&cap, &kept, layer](Mat& m) {
     const auto keep = [&](LinearRole owner, const char* what) {
-      kept.mean[int(owner)] = mean_abs_columns(m);
+      kept.mean[size_t(owner)] = mean_abs_columns(m);
       kept.input(owner).put(std::move(m), fmt::format("layer {} {}", layer, what));
     };
     if (&m == &cap.attn_in) {
@@ -55,7 +55,7 @@ void keep_capture(BlockCapture& cap, KeptCapture& kept, int64_t layer) {
     }
     mean->add(rows);
     d.put_rows(r0, rows, fmt::format("layer {} down_proj input", layer));
-    if (r0 + rows.rows == total) kept.mean[int(LinearRole::Down)] = mean->mean();
+    if (r0 + rows.rows == total) kept.mean[size_t(LinearRole::Down)] = mean->mean();
   };
 }
 
@@ -87,7 +87,7 @@ std::vector<GroupResult> search_kept_scales(const ModelConfig& cfg, const Archit
     const ScalingGroup& g = arch.scaling_groups[i];
     // Every other group is skipped in this call: its result comes from its own.
     ScaleSearchOptions one = opt;
-    const std::vector<float>& mean = kept.mean[int(input_owner(g.layers[0]))];
+    const std::vector<float>& mean = kept.mean[size_t(input_owner(g.layers[0]))];
     if (!mean.empty()) one.x_mean = &mean;
     for (const ScalingGroup& other : arch.scaling_groups)
       if (other.name != g.name) one.skip_groups.push_back(other.name);

@@ -7,6 +7,7 @@
 // reference from the same rounded input its candidates read, so the loss measures the weights'
 // error only, not the rounding of the activations.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,7 +21,7 @@ struct KeptCapture {
   ActMat attn_in, o_in, mlp_in, down_in;
   // Each input's per-channel mean |x| (the scale search's statistic), taken from f32 before the
   // rounding: indexed by the input's first reader (Q, O, Gate, Down).
-  std::vector<float> mean[kNumLinearRoles];
+  std::array<std::vector<float>, kNumLinearRoles> mean;
 
   explicit KeptCapture(ActDtype d) : attn_in(d), o_in(d), mlp_in(d), down_in(d) {}
   ActMat& input(LinearRole r);

@@ -249,7 +249,7 @@ TEST(KeptCapture, DownInputArrivesInChunksWithTheWholeCapturesValues) {
     block_forward(cfg, w, x, n_seq, T, yk, &kcap);
     EXPECT_EQ(yk.data, y.data);
     EXPECT_TRUE(kcap.down_in.empty());
-    EXPECT_EQ(kept.mean[int(LinearRole::Down)], mean_abs_columns(cap.down_in));
+    EXPECT_EQ(kept.mean[size_t(LinearRole::Down)], mean_abs_columns(cap.down_in));
     const Mat kd = kept.down_in.take();
     ASSERT_EQ(kd.rows, cap.down_in.rows);
     for (int64_t i = 0; i < kd.size(); ++i) {
