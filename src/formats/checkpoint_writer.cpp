@@ -14,6 +14,8 @@ CheckpointWriter::CheckpointWriter(StagedDir& out, size_t max_shard_bytes)
     : out_(out), max_shard_bytes_(max_shard_bytes) {
   current_.set_metadata(
       "format", "pt");  // transformers rejects files whose metadata format is not pt/tf/flax/mlx
+  // A shard's tensors wait on disk, not in memory, until the shard is written.
+  current_.spill_to(out_.path("shard.spill").string());
 }
 
 void CheckpointWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,

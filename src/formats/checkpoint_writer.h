@@ -1,7 +1,8 @@
 // Writes a Hugging Face model directory's weights: one model.safetensors, or shards of at most
 // `max_shard_bytes` named model-0000i-of-0000n.safetensors plus model.safetensors.index.json, as
-// huggingface_hub's save_torch_state_dict does. Tensors are buffered one shard at a time, so memory
-// stays about one shard. Files go into a StagedDir (atomic as a whole).
+// huggingface_hub's save_torch_state_dict does. A shard's tensors are appended to a spill file in
+// the staged directory as they come and copied behind the header when the shard is written, so
+// memory stays one tensor, not one shard (5 GB). Files go into a StagedDir (atomic as a whole).
 #pragma once
 #include <cstdint>
 #include <map>

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -155,7 +158,31 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<in
   for (const auto& e : entries_)
     AWQ_CHECK(e.name != name, "writing tensor '{}': duplicate name", name);
   data_bytes_ += bytes.size();
-  entries_.push_back({name, dtype, std::move(shape), std::move(bytes)});
+  const size_t size = bytes.size();
+  if (!spill_path_.empty()) {
+    if (!spill_) {
+      spill_ = std::make_unique<std::ofstream>(spill_path_, std::ios::binary | std::ios::trunc);
+      AWQ_CHECK(spill_->good(), "{}: cannot open for writing", spill_path_);
+    }
+    spill_->write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(size));
+    AWQ_CHECK(spill_->good(), "{}: writing tensor '{}' ({} bytes) failed (disk full?)", spill_path_,
+              name, size);
+    bytes = std::vector<uint8_t>();
+  }
+  entries_.push_back({name, dtype, std::move(shape), std::move(bytes), size});
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (spill_) {
+    spill_.reset();
+    std::error_code ec;
+    std::filesystem::remove(spill_path_, ec);  // best effort: the staged directory goes too
+  }
+}
+
+void SafetensorsWriter::spill_to(const std::string& path) {
+  AWQ_CHECK(entries_.empty(), "{}: spilling must start before the first tensor", path);
+  spill_path_ = path;
 }
 
 void SafetensorsWriter::add_f32_as(const std::string& name, DType dtype, std::vector<int64_t> shape,
@@ -172,6 +199,10 @@ std::vector<std::string> SafetensorsWriter::names() const {
 void SafetensorsWriter::clear() {
   entries_.clear();
   data_bytes_ = 0;
+  if (spill_) {
+    spill_.reset();
+    std::filesystem::remove(spill_path_);
+  }
 }
 
 void SafetensorsWriter::write(const std::string& path) const {
@@ -182,8 +213,8 @@ void SafetensorsWriter::write(const std::string& path) const {
   for (const auto& e : entries_) {
     header[e.name] = {{"dtype", dtype_name(e.dtype)},
                       {"shape", e.shape},
-                      {"data_offsets", {offset, offset + e.bytes.size()}}};
-    offset += e.bytes.size();
+                      {"data_offsets", {offset, offset + e.size}}};
+    offset += e.size;
   }
   std::string h = header.dump();
   h.append((8 - h.size() % 8) % 8, ' ');
@@ -191,8 +222,22 @@ void SafetensorsWriter::write(const std::string& path) const {
     const uint64_t n = h.size();
     out.write(reinterpret_cast<const char*>(&n), 8);
     out.write(h.data(), std::streamsize(h.size()));
-    for (const auto& e : entries_) {
-      out.write(reinterpret_cast<const char*>(e.bytes.data()), std::streamsize(e.bytes.size()));
+    if (!spill_) {
+      for (const auto& e : entries_)
+        out.write(reinterpret_cast<const char*>(e.bytes.data()), std::streamsize(e.bytes.size()));
+      return;
+    }
+    spill_->flush();
+    AWQ_CHECK(spill_->good(), "{}: writing failed (disk full?)", spill_path_);
+    std::ifstream in(spill_path_, std::ios::binary);
+    std::vector<char> buf(size_t(64) << 20);
+    for (size_t left = data_bytes_; left > 0;) {
+      const size_t n = std::min(left, buf.size());
+      in.read(buf.data(), std::streamsize(n));
+      AWQ_CHECK(size_t(in.gcount()) == n, "{}: {} bytes short of the {} written", spill_path_, left,
+                data_bytes_);
+      out.write(buf.data(), std::streamsize(n));
+      left -= n;
     }
   });
 }

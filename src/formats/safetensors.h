@@ -3,6 +3,7 @@
 // [begin, end]}, "__metadata__": {str: str}}, then the data buffer; offsets are relative to it.
 #pragma once
 #include <cstdint>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <span>
@@ -50,6 +51,16 @@ class SafetensorsFile {
 // space-padded so that the data buffer starts 8-aligned, as the reference writer does.
 class SafetensorsWriter {
  public:
+  SafetensorsWriter() = default;
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+  SafetensorsWriter(SafetensorsWriter&&) = default;
+  SafetensorsWriter& operator=(SafetensorsWriter&&) = default;
+  ~SafetensorsWriter();
+  // From now on each added tensor's bytes are appended to this file instead of kept in memory,
+  // and write() copies them after the header: memory stays one tensor, not the whole file (a 5 GB
+  // output shard). The file is removed by clear() and by the destructor.
+  void spill_to(const std::string& path);
   void add(const std::string& name, DType dtype, std::vector<int64_t> shape,
            std::vector<uint8_t> bytes);
   void add_f32_as(const std::string& name, DType dtype, std::vector<int64_t> shape,
@@ -66,9 +77,12 @@ class SafetensorsWriter {
     std::string name;
     DType dtype;
     std::vector<int64_t> shape;
-    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> bytes;  // empty when spilled
+    size_t size = 0;
   };
   std::vector<Entry> entries_;
+  std::string spill_path_;
+  std::unique_ptr<std::ofstream> spill_;  // open while tensors are being spilled
   std::map<std::string, std::string> metadata_;
   size_t data_bytes_ = 0;
 };

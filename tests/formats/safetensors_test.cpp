@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -170,6 +171,47 @@ TEST(Checkpoint, ShardedWriteAndRead) {
     EXPECT_NE(std::string(e.what()).find("'missing.weight' not found"), std::string::npos)
         << e.what();
   }
+}
+
+// A shard's tensors wait in a spill file, not in memory: the file grows as tensors come, is gone
+// once the shard is written, and the shards are the bytes SafetensorsWriter writes from memory.
+TEST(CheckpointWriter, SpillsEachShardToDiskAndWritesTheSameBytes) {
+  const auto dir = test::scratch_dir("ckpt_spill");
+  std::vector<float> v(1000);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i) * 0.25f;
+  const std::vector<int64_t> shape{10, 100};
+  {
+    StagedDir staged((dir / "model").string());
+    CheckpointWriter w(staged, 9000);  // two 4000-byte tensors a shard
+    const auto spill = staged.path("shard.spill");
+    w.add_f32_as("a", DType::F32, shape, v);
+    w.add_f32_as("b", DType::F16, shape, v);
+    ASSERT_TRUE(std::filesystem::exists(spill));
+    EXPECT_EQ(std::filesystem::file_size(spill), 4000u + 2000u);
+    w.add_f32_as("c", DType::F32, shape, v);  // shard 0 (a, b) is written; c starts shard 1
+    EXPECT_EQ(std::filesystem::file_size(spill), 4000u);
+    w.finish();
+    EXPECT_FALSE(std::filesystem::exists(spill));
+    staged.commit();
+  }
+  const auto expect_same = [&](const std::vector<std::pair<std::string, DType>>& ts,
+                               const std::string& file) {
+    SafetensorsWriter m;
+    m.set_metadata("format", "pt");
+    for (const auto& [name, dt] : ts) m.add_f32_as(name, dt, shape, v);
+    m.write((dir / "mem.safetensors").string());
+    EXPECT_EQ(test::file_bytes(dir / "mem.safetensors"), test::file_bytes(dir / "model" / file))
+        << file;
+  };
+  expect_same({{"a", DType::F32}, {"b", DType::F16}}, "model-00001-of-00002.safetensors");
+  expect_same({{"c", DType::F32}}, "model-00002-of-00002.safetensors");
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "model"))
+    files.push_back(e.path().filename().string());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"model-00001-of-00002.safetensors",
+                                             "model-00002-of-00002.safetensors",
+                                             "model.safetensors.index.json"}));
 }
 
 TEST(Checkpoint, IndexNamesMissingShard) {
