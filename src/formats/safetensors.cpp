@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -162,11 +163,11 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<in
   if (!spill_path_.empty()) {
     if (!spill_) {
       spill_ = std::make_unique<std::ofstream>(spill_path_, std::ios::binary | std::ios::trunc);
-      AWQ_CHECK(spill_->good(), "{}: cannot open for writing", spill_path_);
+      AWQ_CHECK(spill_->good(), "{}: cannot create: {}", spill_path_, std::strerror(errno));
     }
     spill_->write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(size));
-    AWQ_CHECK(spill_->good(), "{}: writing tensor '{}' ({} bytes) failed (disk full?)", spill_path_,
-              name, size);
+    AWQ_CHECK(spill_->good(), "{}: writing tensor '{}' ({} bytes) failed: {}", spill_path_, name,
+              size, errno ? std::strerror(errno) : "stream error");
     bytes = std::vector<uint8_t>();
   }
   entries_.push_back({name, dtype, std::move(shape), std::move(bytes), size});
@@ -228,7 +229,8 @@ void SafetensorsWriter::write(const std::string& path) const {
       return;
     }
     spill_->flush();
-    AWQ_CHECK(spill_->good(), "{}: writing failed (disk full?)", spill_path_);
+    AWQ_CHECK(spill_->good(), "{}: writing failed: {}", spill_path_,
+              errno ? std::strerror(errno) : "stream error");
     std::ifstream in(spill_path_, std::ios::binary);
     std::vector<char> buf(size_t(64) << 20);
     for (size_t left = data_bytes_; left > 0;) {
